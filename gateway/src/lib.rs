@@ -8,4 +8,5 @@
 //! Only the socket layer touches the network, the clock or threads; the
 //! cores are fed bytes and `now` and return what to send.
 
+pub mod relay;
 pub mod srtp;

@@ -2,3 +2,4 @@
 //! for the real peers the tests run against.
 
 pub mod libsrtp;
+pub mod rtpengine;

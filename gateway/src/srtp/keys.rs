@@ -55,6 +55,9 @@ fn ctr_key(key: &[u8]) -> Result<EncryptingKey, Error> {
 }
 
 /// The keys of one of SRTP or SRTCP.
+// Kept inline, not boxed: it is read on every packet and lives once per
+// call direction, so the size difference costs nothing that matters.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Keys {
     /// AES counter mode with HMAC-SHA1 (RFC 3711 §4.1.1, §4.2.1).
     Cm {
@@ -172,5 +175,29 @@ impl SessionKeys {
                 Label::RtcpSalt,
             )?,
         })
+    }
+}
+
+#[cfg(test)]
+impl Keys {
+    /// Keys from given session keys (the RFC vectors give session keys).
+    pub(crate) fn cm_from_session(key: &[u8], auth: &[u8], salt: [u8; 14]) -> Keys {
+        Keys::Cm {
+            cipher: ctr_key(key).unwrap(),
+            mac: hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, auth),
+            salt,
+        }
+    }
+
+    pub(crate) fn gcm_from_session(key: &[u8], salt: [u8; 12]) -> Keys {
+        let alg = if key.len() == 32 {
+            &aead::AES_256_GCM
+        } else {
+            &aead::AES_128_GCM
+        };
+        Keys::Gcm {
+            aead: LessSafeKey::new(UnboundKey::new(alg, key).unwrap()),
+            salt,
+        }
     }
 }

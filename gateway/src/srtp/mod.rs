@@ -45,6 +45,8 @@ mod sdes;
 mod suite;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;
 
 use core::fmt;
 
@@ -595,4 +597,31 @@ fn rtcp_nonce(ssrc: u32, index: u32) -> [u8; 12] {
     n[2..6].copy_from_slice(&ssrc.to_be_bytes());
     n[8..12].copy_from_slice(&index.to_be_bytes());
     n
+}
+
+#[cfg(test)]
+impl Protector {
+    fn from_session(keys: SessionKeys) -> Protector {
+        Protector {
+            keys,
+            streams: Streams::new(),
+        }
+    }
+
+    /// Sets the next SRTCP index for `ssrc` (the RFC vectors start at 0x5d4).
+    fn set_next_rtcp_index(&mut self, ssrc: u32, index: u32) {
+        let mut s = self.streams.get(ssrc, 0);
+        s.rtcp_next = index;
+        self.streams.put(s);
+    }
+}
+
+#[cfg(test)]
+impl Unprotector {
+    fn from_session(keys: SessionKeys) -> Unprotector {
+        Unprotector {
+            keys,
+            streams: Streams::new(),
+        }
+    }
 }
