@@ -24,7 +24,8 @@ impl Endpoint {
         let sock = UdpSocket::bind((LO, 0)).unwrap();
         let rtcp = UdpSocket::bind((LO, 0)).unwrap();
         for s in [&sock, &rtcp] {
-            s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
         }
         Endpoint {
             sock,
@@ -55,7 +56,10 @@ impl Endpoint {
         let mut b = [0u8; 1500];
         let (n, _) = self.sock.recv_from(&mut b).ok()?;
         let wire = b[..n].to_vec();
-        let m = self.rx.unprotect_rtp(&mut b, n).expect("relay output authenticates");
+        let m = self
+            .rx
+            .unprotect_rtp(&mut b, n)
+            .expect("relay output authenticates");
         Some((wire, b[..m].to_vec()))
     }
 }
@@ -138,7 +142,11 @@ fn relays_and_reencrypts_over_udp() {
         let (wire, plain) = bridge.recv().expect("bridge receives");
         assert_eq!(plain[12..], [seq as u8; 160]);
         assert_ne!(wire[12..172], sent[12..172], "different key on each leg");
-        assert_ne!(wire[12..172], plain[12..172], "nothing in clear on the wire");
+        assert_ne!(
+            wire[12..172],
+            plain[12..172],
+            "nothing in clear on the wire"
+        );
         assert_eq!(wire.len(), 182, "GCM in, AES-CM-80 out");
 
         let sent = bridge.send(lb.rtp_addr, seq, 0x2222, 0x80 | seq as u8);
@@ -148,7 +156,10 @@ fn relays_and_reencrypts_over_udp() {
         assert_eq!(wire.len(), 188);
     }
     let [a, b] = relay.stats(id).unwrap().unwrap();
-    assert_eq!((a.rx_packets, b.tx_packets, b.rx_packets, a.tx_packets), (50, 50, 50, 50));
+    assert_eq!(
+        (a.rx_packets, b.tx_packets, b.rx_packets, a.tx_packets),
+        (50, 50, 50, 50)
+    );
     // The leg latched to the phone's real source address.
     let ev: Vec<Event> = relay.events().try_iter().collect();
     assert!(ev.contains(&Event::Latched {
@@ -187,9 +198,15 @@ fn drops_replays_forgeries_and_strangers_over_udp() {
     phone.send(la.rtp_addr, 3, 0x1111, 3);
     let (_, plain) = bridge.recv().expect("good packet relayed");
     assert_eq!(plain[12], 3);
-    bridge.sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    bridge
+        .sock
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut b = [0u8; 1500];
-    assert!(bridge.sock.recv_from(&mut b).is_err(), "nothing else relayed");
+    assert!(
+        bridge.sock.recv_from(&mut b).is_err(),
+        "nothing else relayed"
+    );
 
     let [a, _] = relay.stats(id).unwrap().unwrap();
     assert_eq!(
@@ -216,7 +233,10 @@ fn rtcp_on_its_own_port_over_udp() {
     let p = phone.tx.protect_rtcp(&mut b, 32).unwrap();
     phone.rtcp.send_to(p.as_bytes(), rtcp_addr).unwrap();
     let mut r = [0u8; 1500];
-    let (n, from) = bridge.rtcp.recv_from(&mut r).expect("bridge RTCP port receives");
+    let (n, from) = bridge
+        .rtcp
+        .recv_from(&mut r)
+        .expect("bridge RTCP port receives");
     assert_eq!(from.port(), _lb.rtcp.unwrap().1.port());
     let m = bridge.rx.unprotect_rtcp(&mut r, n).unwrap();
     assert_eq!(r[..m][8..], [0x42; 24]);

@@ -248,6 +248,8 @@ struct RelayIo {
     sockets: Vec<Option<(UdpSocket, u16)>>,
     free_ids: Vec<u32>,
     ready: VecDeque<u32>,
+    /// `queued[id]`: socket `id` is in `ready` (avoids a linear search).
+    queued: Vec<bool>,
     /// Sockets per call, to close them when it ends.
     call_legs: Vec<(CallId, [LocalLeg; 2])>,
     pending_event: Option<Event>,
@@ -271,6 +273,7 @@ impl RelayIo {
             sockets: Vec::new(),
             free_ids: Vec::new(),
             ready: VecDeque::new(),
+            queued: Vec::new(),
             call_legs: Vec::new(),
             pending_event: None,
             counters: NetCounters::default(),
@@ -299,9 +302,7 @@ impl RelayIo {
                         return Ok(());
                     }
                 } else if let Ok(id) = u32::try_from(ev.token().0) {
-                    if !self.ready.contains(&id) {
-                        self.ready.push_back(id);
-                    }
+                    self.mark_ready(id);
                 }
             }
             // One round over the sockets that were ready: each gets a batch.
@@ -311,11 +312,24 @@ impl RelayIo {
                 };
                 if self.serve(id, &mut buf) {
                     self.ready.push_back(id);
+                } else if let Some(q) = self.queued.get_mut(id as usize) {
+                    *q = false;
                 }
             }
             let now = Instant::now();
             self.relay.handle_timeout(now);
             self.forward_events();
+        }
+    }
+
+    fn mark_ready(&mut self, id: u32) {
+        let i = id as usize;
+        if self.queued.len() <= i {
+            self.queued.resize(i + 1, false);
+        }
+        if !self.queued[i] {
+            self.queued[i] = true;
+            self.ready.push_back(id);
         }
     }
 
@@ -509,7 +523,10 @@ impl RelayIo {
                 self.free_ids.push(id.0);
             }
         }
-        self.ready.retain(|r| *r != id.0);
+        if self.queued.get(id.0 as usize).copied().unwrap_or(false) {
+            self.ready.retain(|r| *r != id.0);
+            self.queued[id.0 as usize] = false;
+        }
     }
 
     fn close_leg(&mut self, leg: LocalLeg) {

@@ -1,0 +1,58 @@
+//! dialgate's benchmarks, each side by side with its reference in the same
+//! run on the same machine (see `docs/benchmarks.md` for results):
+//!
+//! - `bench srtp`: SRTP protect/unprotect cost per 172-byte packet, every
+//!   suite, dialgate vs libsrtp2.
+//! - `bench relay --calls 100,1000`: the relay under load over UDP on
+//!   loopback, dialgate vs rtpengine (userspace), with a direct (no relay)
+//!   baseline: CPU per million packets, loss, latency, memory.
+//! - `bench all`: both.
+//!
+//! `bench relay-server` is the child process the relay benchmark runs
+//! dialgate's relay in, so that its CPU and memory are measured alone.
+
+mod load;
+mod server;
+mod srtp_bench;
+
+use std::process::ExitCode;
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: bench srtp [--iterations N]\n       \
+         bench relay [--calls N[,N...]] [--seconds S] [--warmup S] [--targets direct,dialgate,rtpengine] [--no-pin]\n       \
+         bench all\n       \
+         bench relay-server --port-min P --port-max P"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        return usage();
+    };
+    let opts = &args[1..];
+    let result = match cmd.as_str() {
+        "srtp" => srtp_bench::run(opts),
+        "relay" => load::run(opts),
+        "relay-server" => server::run(opts),
+        "all" => srtp_bench::run(&[]).and_then(|()| load::run(&[])),
+        _ => return usage(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Looks up `--name VALUE` in `opts`.
+pub fn opt<'a>(opts: &'a [String], name: &str) -> Option<&'a str> {
+    opts.iter()
+        .position(|o| o == name)
+        .and_then(|i| opts.get(i + 1))
+        .map(String::as_str)
+}

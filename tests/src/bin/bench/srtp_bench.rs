@@ -1,0 +1,128 @@
+//! SRTP cost per packet, dialgate vs libsrtp2, measured the same way: a
+//! 172-byte RTP packet (12-byte header, 160-byte G.711 payload), batches of
+//! 256 packets each in its own 256-byte slot; protect time includes copying
+//! the template into the slot and writing the sequence number, unprotect
+//! time is the unprotect alone. Warm-up batches are not timed. libsrtp2 is
+//! driven through `srtp_tool bench` (tests/libsrtp/srtp_tool.c).
+
+use std::process::Command;
+use std::time::Instant;
+
+use dialgate::srtp::{MasterKey, Protector, Suite, Unprotector};
+use dialgate_tests::libsrtp::TOOL;
+
+const PKT_LEN: usize = 172;
+const BATCH: usize = 256;
+const SLOT: usize = 256;
+
+/// (protect ns, unprotect ns) per packet.
+fn ours(suite: Suite, iterations: usize) -> Result<(f64, f64), String> {
+    let keysalt: Vec<u8> = (0..suite.key_len() + suite.salt_len())
+        .map(|i| (0x11 * (i % 15) + i) as u8)
+        .collect();
+    let key = MasterKey::new(suite, &keysalt).map_err(|e| e.to_string())?;
+    let mut tx = Protector::new(&key).map_err(|e| e.to_string())?;
+    let mut rx = Unprotector::new(&key).map_err(|e| e.to_string())?;
+    let mut tmpl = [0u8; PKT_LEN];
+    tmpl[0] = 0x80;
+    tmpl[8..12].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+    for (i, b) in tmpl.iter_mut().enumerate().skip(12) {
+        *b = i as u8;
+    }
+    let mut slots = vec![0u8; BATCH * SLOT];
+    let mut lens = [0usize; BATCH];
+    let mut seq: u16 = 0;
+    let warmup = (iterations / 10).max(10_000);
+    let total = warmup + iterations;
+    let (mut done, mut measured) = (0usize, 0usize);
+    let (mut t_prot, mut t_unprot) = (0f64, 0f64);
+    while done < total {
+        let nb = (total - done).min(BATCH);
+        let t0 = Instant::now();
+        for (i, slot) in slots.chunks_exact_mut(SLOT).take(nb).enumerate() {
+            slot[..PKT_LEN].copy_from_slice(&tmpl);
+            slot[2..4].copy_from_slice(&seq.to_be_bytes());
+            seq = seq.wrapping_add(1);
+            lens[i] = tx
+                .protect_rtp(slot, PKT_LEN)
+                .map_err(|e| e.to_string())?
+                .len();
+        }
+        let t1 = Instant::now();
+        for (i, slot) in slots.chunks_exact_mut(SLOT).take(nb).enumerate() {
+            let n = rx.unprotect_rtp(slot, lens[i]).map_err(|e| e.to_string())?;
+            if n != PKT_LEN {
+                return Err("unprotect returned the wrong length".into());
+            }
+        }
+        let t2 = Instant::now();
+        if done >= warmup {
+            t_prot += (t1 - t0).as_nanos() as f64;
+            t_unprot += (t2 - t1).as_nanos() as f64;
+            measured += nb;
+        }
+        done += nb;
+    }
+    Ok((t_prot / measured as f64, t_unprot / measured as f64))
+}
+
+fn libsrtp(suite: Suite, iterations: usize) -> Result<(f64, f64), String> {
+    let out = Command::new(TOOL)
+        .args(["bench", suite.name(), &iterations.to_string()])
+        .output()
+        .map_err(|e| format!("running {TOOL}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "srtp_tool bench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |op: &str| -> Result<f64, String> {
+        text.lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 4 && f[2] == op)
+                    .then(|| f[3].parse().ok())
+                    .flatten()
+            })
+            .ok_or_else(|| format!("srtp_tool printed no {op} figure: {text}"))
+    };
+    Ok((field("protect")?, field("unprotect")?))
+}
+
+pub fn run(opts: &[String]) -> Result<(), String> {
+    let iterations: usize = super::opt(opts, "--iterations")
+        .map(|s| s.parse().map_err(|_| format!("bad --iterations {s}")))
+        .transpose()?
+        .unwrap_or(1_000_000);
+    println!("SRTP cost per 172-byte RTP packet (ns), {iterations} packets per figure, same machine, same run");
+    println!(
+        "{:<25} {:>10} {:>10} {:>7}   {:>10} {:>10} {:>7}",
+        "suite", "protect", "libsrtp2", "ratio", "unprotect", "libsrtp2", "ratio"
+    );
+    let mut worst: f64 = 0.0;
+    for suite in [
+        Suite::AesCm128HmacSha1_80,
+        Suite::AesCm128HmacSha1_32,
+        Suite::AesCm256HmacSha1_80,
+        Suite::AeadAes128Gcm,
+        Suite::AeadAes256Gcm,
+    ] {
+        let (op, ou) = ours(suite, iterations)?;
+        let (lp, lu) = libsrtp(suite, iterations)?;
+        worst = worst.max(op / lp).max(ou / lu);
+        println!(
+            "{:<25} {:>10.1} {:>10.1} {:>6.2}x   {:>10.1} {:>10.1} {:>6.2}x",
+            suite.name(),
+            op,
+            lp,
+            op / lp,
+            ou,
+            lu,
+            ou / lu
+        );
+    }
+    println!("worst ratio dialgate/libsrtp2: {worst:.2}x (target <= 1.20x)");
+    Ok(())
+}

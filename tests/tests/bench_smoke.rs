@@ -1,0 +1,67 @@
+//! Keeps the benchmark harness honest: a short run of `bench relay` and
+//! `bench srtp` must complete against the real references (rtpengine over
+//! ng with re-keying verified, libsrtp2) and report every target. This is
+//! not a performance test; the figures are not asserted.
+
+use std::process::Command;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_bench");
+
+#[test]
+fn relay_benchmark_runs_against_rtpengine_and_dialgate() {
+    let out = Command::new(BENCH)
+        .args(["relay", "--calls", "5", "--seconds", "1", "--warmup", "1"])
+        .output()
+        .expect("bench runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench relay failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for target in ["direct (no relay)", "dialgate", "rtpengine"] {
+        let row = text
+            .lines()
+            .find(|l| l.contains(target))
+            .unwrap_or_else(|| panic!("no row for {target}:\n{text}"));
+        let relayed: u64 = row
+            .split_whitespace()
+            .find_map(|f| f.parse().ok())
+            .unwrap_or_else(|| panic!("no figures in row {row}"));
+        // 5 calls x 2 directions x 50 packets/s x 1 s, give or take pacing.
+        assert!(relayed >= 400, "{target} relayed only {relayed}:\n{text}");
+        assert!(!row.contains("failed to authenticate"), "{text}");
+    }
+}
+
+#[test]
+fn srtp_benchmark_runs_against_libsrtp2() {
+    let out = Command::new(BENCH)
+        .args(["srtp", "--iterations", "20000"])
+        .output()
+        .expect("bench runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for suite in [
+        "AES_CM_128_HMAC_SHA1_80",
+        "AES_CM_128_HMAC_SHA1_32",
+        "AES_256_CM_HMAC_SHA1_80",
+        "AEAD_AES_128_GCM",
+        "AEAD_AES_256_GCM",
+    ] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(suite))
+            .unwrap_or_else(|| panic!("no row for {suite}:\n{text}"));
+        let nums: Vec<f64> = row
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        assert_eq!(
+            nums.len(),
+            4,
+            "protect, libsrtp2, unprotect, libsrtp2 in {row}"
+        );
+        assert!(nums.iter().all(|&n| n > 0.0), "{row}");
+    }
+}
