@@ -6,6 +6,8 @@
 //! - `direct`: no relay, the endpoints send to each other (the baseline
 //!   that "added latency" is measured against);
 //! - `dialgate`: dialgate's relay in a child process (`bench relay-server`);
+//! - `dialgate-tokio` (on request): the same relay core under a tokio
+//!   current-thread runtime, to measure the I/O model choice;
 //! - `rtpengine`: Debian's rtpengine in userspace mode (`--table=-1`), set
 //!   up over its ng control protocol so that it decrypts and re-encrypts
 //!   with different keys on each side.
@@ -49,6 +51,7 @@ const HIST_BUCKETS: usize = 1_000_000;
 enum Target {
     Direct,
     Dialgate,
+    DialgateTokio,
     Rtpengine,
 }
 
@@ -57,6 +60,7 @@ impl Target {
         match self {
             Target::Direct => "direct (no relay)",
             Target::Dialgate => "dialgate",
+            Target::DialgateTokio => "dialgate (tokio)",
             Target::Rtpengine => "rtpengine",
         }
     }
@@ -130,10 +134,23 @@ fn start_unpinned(target: Target) -> Result<Relay, String> {
             stdout: None,
             ng: None,
         }),
-        Target::Dialgate => {
+        Target::Dialgate | Target::DialgateTokio => {
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let io = if target == Target::Dialgate {
+                "mio"
+            } else {
+                "tokio"
+            };
             let mut child = Command::new(exe)
-                .args(["relay-server", "--port-min", "20000", "--port-max", "29999"])
+                .args([
+                    "relay-server",
+                    "--port-min",
+                    "20000",
+                    "--port-max",
+                    "29999",
+                    "--io",
+                    io,
+                ])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -233,7 +250,7 @@ fn setup_call(relay: &mut Relay, target: Target, i: usize) -> Result<CallEnds, S
                 phone_recv: k_bp,
             })
         }
-        Target::Dialgate => {
+        Target::Dialgate | Target::DialgateTokio => {
             let (a_in, a_out, b_in, b_out) =
                 (gen(A_SUITE)?, gen(A_SUITE)?, gen(B_SUITE)?, gen(B_SUITE)?);
             let line = format!(
@@ -554,11 +571,12 @@ pub fn run(opts: &[String]) -> Result<(), String> {
         pin(std::process::id(), 0)?;
     }
     let targets: Vec<Target> = super::opt(opts, "--targets")
-        .unwrap_or("direct,dialgate,rtpengine")
+        .unwrap_or("direct,dialgate,dialgate-tokio,rtpengine")
         .split(',')
         .map(|t| match t {
             "direct" => Ok(Target::Direct),
             "dialgate" => Ok(Target::Dialgate),
+            "dialgate-tokio" => Ok(Target::DialgateTokio),
             "rtpengine" => Ok(Target::Rtpengine),
             _ => Err(format!("unknown target {t}")),
         })

@@ -13,6 +13,7 @@
 
 mod load;
 mod server;
+mod server_tokio;
 mod srtp_bench;
 
 use std::process::ExitCode;
@@ -20,9 +21,9 @@ use std::process::ExitCode;
 fn usage() -> ExitCode {
     eprintln!(
         "usage: bench srtp [--iterations N]\n       \
-         bench relay [--calls N[,N...]] [--seconds S] [--warmup S] [--targets direct,dialgate,rtpengine] [--no-pin]\n       \
+         bench relay [--calls N[,N...]] [--seconds S] [--warmup S] [--targets direct,dialgate,dialgate-tokio,rtpengine] [--no-pin]\n       \
          bench all\n       \
-         bench relay-server --port-min P --port-max P"
+         bench relay-server --port-min P --port-max P [--io mio|tokio]"
     );
     ExitCode::from(2)
 }

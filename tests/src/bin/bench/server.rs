@@ -28,6 +28,9 @@ pub fn run(opts: &[String]) -> Result<(), String> {
             .transpose()
             .map(|p| p.unwrap_or(default))
     };
+    if super::opt(opts, "--io") == Some("tokio") {
+        return super::server_tokio::run(port("--port-min", 20000)?);
+    }
     let relay = RelayHandle::spawn(NetConfig {
         relay: RelayConfig {
             max_calls: 10_000,
