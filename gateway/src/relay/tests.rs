@@ -385,3 +385,39 @@ fn unknown_destination_is_counted_not_sent() {
         .is_none());
     assert_eq!(relay.stats(call).unwrap()[1].unroutable, 1);
 }
+
+#[test]
+fn arbitrary_datagrams_never_panic_or_leave_the_relay() {
+    let mut relay = Relay::new(RelayConfig::default());
+    let t0 = Instant::now();
+    let e = ends();
+    let call = setup(&mut relay, t0, &e, false);
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    for i in 0..20_000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = (x % 400) as usize;
+        let mut b = [0u8; 1500];
+        for (j, v) in b[..len].iter_mut().enumerate() {
+            *v = (x >> (j % 8 * 8)) as u8 ^ j as u8;
+        }
+        if i % 3 == 0 && len > 1 {
+            b[0] = 0x80;
+            b[1] = if i % 2 == 0 { 0 } else { 200 };
+        }
+        let socket = SocketId(i % 6); // includes sockets of no call
+        assert!(relay
+            .handle_datagram(t0, socket, addr(PHONE), &mut b, len)
+            .is_none());
+        // A length larger than the buffer is not a panic either.
+        let mut small = [0u8; 16];
+        assert!(relay
+            .handle_datagram(t0, SocketId(0), addr(PHONE), &mut small, 64)
+            .is_none());
+    }
+    let [a, b] = relay.stats(call).unwrap();
+    assert_eq!(a.tx_packets + b.tx_packets, 0);
+    assert!(a.dropped() > 0 && b.dropped() > 0);
+    assert!(relay.stray_packets > 0);
+}

@@ -385,3 +385,59 @@ fn rtcp_mux_classification() {
     assert!(is_rtcp(&c));
     assert!(!is_rtcp(&[0x80]));
 }
+
+/// A small deterministic PRNG (xorshift64*) for the mutation tests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+#[test]
+fn arbitrary_and_mutated_input_never_panics_and_never_authenticates() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for suite in Suite::ALL {
+        let (mut tx, mut rx) = pair(suite);
+        for round in 0..4000u32 {
+            // Random bytes of random length, sometimes with a valid-looking
+            // first octet so that parsing goes deeper.
+            let len = (rng.next() % 300) as usize;
+            let mut b = [0u8; 512];
+            for x in b[..len].iter_mut() {
+                *x = rng.next() as u8;
+            }
+            if round % 2 == 0 && len > 0 {
+                b[0] = 0x80 | (b[0] & 0x3f);
+            }
+            let mut c = b;
+            assert!(
+                rx.unprotect_rtp(&mut b, len).is_err(),
+                "{suite}: random RTP accepted"
+            );
+            assert!(
+                rx.unprotect_rtcp(&mut c, len).is_err(),
+                "{suite}: random RTCP accepted"
+            );
+
+            // A genuine packet with 1..4 random bit flips is always refused.
+            let (mut p, plen) = rtp(round as u16, 0x77, round as u8);
+            let n = tx.protect_rtp(&mut p, plen).unwrap().len();
+            let orig = p;
+            let flips = 1 + rng.next() % 4;
+            for _ in 0..flips {
+                let bit = (rng.next() % (n as u64 * 8)) as usize;
+                p[bit / 8] ^= 1 << (bit % 8);
+            }
+            // Flips can cancel out (the same bit twice): then the packet is
+            // the genuine one and must pass; any real change must fail.
+            let changed = p[..n] != orig[..n];
+            let r = rx.unprotect_rtp(&mut p, n);
+            assert_eq!(r.is_err(), changed, "{suite}: round {round}: {r:?}");
+        }
+    }
+}
