@@ -1,0 +1,229 @@
+//! A small X.509 PKI for the demo kit and the tests: a CA that issues
+//! server certificates (the gateway, a test bridge) and client certificates
+//! (phone tokens), P-256 keys throughout (fast on small ARM cores).
+//!
+//! Production tokens hold their keys in hardware and are enrolled through
+//! PKCS#11 by `dialgatectl` at home; this module is for software keys that
+//! are marked as such.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
+};
+use rustls::pki_types::CertificateDer;
+use zeroize::Zeroizing;
+
+/// Errors issuing certificates or writing them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// rcgen refused the parameters.
+    #[error("certificate generation: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A validity time is not representable.
+    #[error("validity period out of range")]
+    BadValidity,
+    /// A name is neither an IP address nor a DNS name.
+    #[error("invalid subject alternative name {0:?}")]
+    BadName(String),
+    /// Writing a file failed (existing files are never overwritten).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A validity period.
+#[derive(Clone, Copy, Debug)]
+pub struct Validity {
+    /// Not valid before.
+    pub not_before: SystemTime,
+    /// Not valid after.
+    pub not_after: SystemTime,
+}
+
+impl Validity {
+    /// From an hour ago (tolerating small clock skew) for `days` days.
+    pub fn days_from_now(days: u64) -> Validity {
+        let now = SystemTime::now();
+        Validity {
+            not_before: now - Duration::from_secs(3600),
+            not_after: now + Duration::from_secs(days * 86_400),
+        }
+    }
+
+    /// A period that ended yesterday (for tests of expiry).
+    pub fn expired() -> Validity {
+        let now = SystemTime::now();
+        Validity {
+            not_before: now - Duration::from_secs(30 * 86_400),
+            not_after: now - Duration::from_secs(86_400),
+        }
+    }
+
+    fn apply(&self, params: &mut CertificateParams) -> Result<(), PkiError> {
+        let t = |s: SystemTime| -> Result<time::OffsetDateTime, PkiError> {
+            let secs = s
+                .duration_since(UNIX_EPOCH)
+                .map_err(|_| PkiError::BadValidity)?
+                .as_secs();
+            time::OffsetDateTime::from_unix_timestamp(
+                i64::try_from(secs).map_err(|_| PkiError::BadValidity)?,
+            )
+            .map_err(|_| PkiError::BadValidity)
+        };
+        params.not_before = t(self.not_before)?;
+        params.not_after = t(self.not_after)?;
+        Ok(())
+    }
+}
+
+/// A certificate and its private key, PEM encoded. The key is zeroized on
+/// drop and not shown by `Debug`.
+pub struct Issued {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The private key (PKCS#8), PEM. Secret.
+    pub key_pem: Zeroizing<String>,
+    /// The certificate, DER.
+    pub der: CertificateDer<'static>,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued").finish_non_exhaustive()
+    }
+}
+
+impl Issued {
+    /// Writes `cert.pem` (0644) and `key.pem` (0600) into `dir`; refuses to
+    /// overwrite either.
+    pub fn write_to(&self, dir: &Path) -> Result<(), PkiError> {
+        write_file(&dir.join("cert.pem"), self.cert_pem.as_bytes(), 0o644)?;
+        write_file(&dir.join("key.pem"), self.key_pem.as_bytes(), 0o600)
+    }
+}
+
+/// A certificate authority held in memory.
+pub struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca").finish_non_exhaustive()
+    }
+}
+
+fn base_params(common_name: &str, validity: Validity) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "dialgate");
+    validity.apply(&mut params)?;
+    // A random serial: rcgen's default is derived from the key, which is
+    // fine, but explicit randomness makes re-issued certificates distinct.
+    let mut serial = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut serial).map_err(|_| PkiError::BadValidity)?;
+    serial[0] &= 0x7f;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    Ok(params)
+}
+
+impl Ca {
+    /// A new self-signed CA with a fresh P-256 key.
+    pub fn new(common_name: &str, validity: Validity) -> Result<Ca, PkiError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut params = base_params(common_name, validity)?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key)?;
+        Ok(Ca { cert, key })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// The CA certificate, DER.
+    pub fn der(&self) -> CertificateDer<'static> {
+        self.cert.der().clone()
+    }
+
+    /// The CA's private key, PEM. Secret.
+    pub fn key_pem(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.key.serialize_pem())
+    }
+
+    fn issue(&self, mut params: CertificateParams) -> Result<Issued, PkiError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: Zeroizing::new(key.serialize_pem()),
+            der: cert.der().clone(),
+        })
+    }
+
+    /// A TLS server certificate for `names` (IP addresses or DNS names).
+    pub fn issue_server(
+        &self,
+        common_name: &str,
+        names: &[&str],
+        validity: Validity,
+    ) -> Result<Issued, PkiError> {
+        let mut params = base_params(common_name, validity)?;
+        for n in names {
+            let san = match n.parse::<IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(
+                    (*n).try_into()
+                        .map_err(|_| PkiError::BadName((*n).to_string()))?,
+                ),
+            };
+            params.subject_alt_names.push(san);
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.issue(params)
+    }
+
+    /// A TLS client certificate (a phone token) named `common_name`.
+    pub fn issue_client(&self, common_name: &str, validity: Validity) -> Result<Issued, PkiError> {
+        let mut params = base_params(common_name, validity)?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(params)
+    }
+}
+
+/// Creates `path` with `mode` and writes `data`; never overwrites.
+pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| PkiError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(data).map_err(io)?;
+    f.sync_all().map_err(io)
+}

@@ -1,0 +1,470 @@
+//! TLS for both sides of the gateway, on rustls with the aws-lc-rs provider
+//! (the same crypto library as SRTP).
+//!
+//! **Phone side** ([`phone_server_config`]): TLS 1.3 only; a client
+//! certificate is required, must chain to the kit's token CA and its public
+//! key must be an active entry of the token [`Registry`], or the handshake
+//! fails and no SIP is ever read. Key exchange prefers the hybrid
+//! X25519MLKEM768 group; [`PqPolicy::Require`] refuses clients without it.
+//!
+//! **Bridge side** ([`trunk_client_config`]): TLS 1.3, or 1.2 where a trunk
+//! is configured for it; the bridge's certificate is verified against that
+//! trunk's CA, or against a pinned public key plus the host name.
+//!
+//! Identities are never taken from certificate names: a token is known by
+//! the SHA-256 of its SubjectPublicKeyInfo ([`KeyHash`]), looked up in the
+//! registry, which names it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::digest;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{aws_lc_rs as provider, CryptoProvider, SupportedKxGroup};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore,
+    ServerConfig, SignatureScheme,
+};
+
+/// SHA-256 of a certificate's SubjectPublicKeyInfo: how a token (or a
+/// pinned bridge key) is named. `Display` shows the first 8 octets, enough
+/// for logs and audit lines.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyHash(pub [u8; 32]);
+
+impl KeyHash {
+    /// The hash of the public key in `cert`.
+    pub fn of_certificate(cert: &CertificateDer<'_>) -> Result<KeyHash, TlsError> {
+        let ee = webpki::EndEntityCert::try_from(cert).map_err(|_| TlsError::BadCertificate)?;
+        let spki = ee.subject_public_key_info();
+        let d = digest::digest(&digest::SHA256, spki.as_ref());
+        let mut h = [0u8; 32];
+        h.copy_from_slice(d.as_ref());
+        Ok(KeyHash(h))
+    }
+
+    /// Full lower-case hex, for configuration files.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(s: &str) -> Result<KeyHash, TlsError> {
+        let s = s.trim();
+        if s.len() != 64 || !s.is_ascii() {
+            return Err(TlsError::BadKeyHash);
+        }
+        let mut h = [0u8; 32];
+        for (i, b) in h.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| TlsError::BadKeyHash)?;
+        }
+        Ok(KeyHash(h))
+    }
+}
+
+impl fmt::Display for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in &self.0[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyHash({self})")
+    }
+}
+
+/// One registered token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenEntry {
+    /// The token's name, the identity its calls must carry.
+    pub name: String,
+    /// Revoked tokens are refused at the handshake.
+    pub revoked: bool,
+}
+
+/// The token registry: which token keys may connect. Shared by the TLS
+/// verifier and the call layer; replaced as a whole when a new policy is
+/// applied.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    entries: HashMap<KeyHash, TokenEntry>,
+}
+
+impl Registry {
+    /// Adds or replaces an entry.
+    pub fn insert(&mut self, key: KeyHash, entry: TokenEntry) {
+        self.entries.insert(key, entry);
+    }
+
+    /// The active (registered, not revoked) token with this key.
+    pub fn active(&self, key: &KeyHash) -> Option<&TokenEntry> {
+        self.entries.get(key).filter(|e| !e.revoked)
+    }
+
+    /// Why a key is not admitted, for logs and audit.
+    pub fn refusal(&self, key: &KeyHash) -> Option<Refusal> {
+        match self.entries.get(key) {
+            None => Some(Refusal::NotRegistered),
+            Some(e) if e.revoked => Some(Refusal::Revoked),
+            Some(_) => None,
+        }
+    }
+
+    /// Number of entries, revoked included.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the registry is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Why a token key was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The key is not in the registry.
+    NotRegistered,
+    /// The key was registered and has been revoked.
+    Revoked,
+}
+
+/// The registry as the handshake sees it.
+pub type SharedRegistry = Arc<RwLock<Registry>>;
+
+/// Whether the phone side insists on post-quantum key exchange.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PqPolicy {
+    /// Rank X25519MLKEM768 first, accept X25519 and P-256 from clients
+    /// that lack it (stock OpenSSL 3.0 clients such as baresip). A client
+    /// that sends a hybrid key share gets the hybrid group; one that lists
+    /// the hybrid group but sends only a classic share keeps the classic
+    /// group (no extra round trip). Use `Require` to insist.
+    #[default]
+    Prefer,
+    /// Only X25519MLKEM768: clients without it fail the handshake.
+    Require,
+}
+
+/// Errors building TLS configurations or reading their files.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A PEM file could not be read or holds no usable object.
+    #[error("{what}: {reason}")]
+    Pem {
+        /// Which file or object.
+        what: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A certificate could not be parsed.
+    #[error("malformed certificate")]
+    BadCertificate,
+    /// A key hash is not 64 hex digits.
+    #[error("key hash must be 64 hex digits")]
+    BadKeyHash,
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client verifier could not be built (e.g. no CA).
+    #[error("client verifier: {0}")]
+    ClientVerifier(#[from] rustls::server::VerifierBuilderError),
+    /// No trust anchor was given for a trunk or the token CA.
+    #[error("no trust anchor configured")]
+    NoTrustAnchor,
+}
+
+/// Reads every certificate of a PEM file.
+pub fn load_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = |reason: String| TlsError::Pem {
+        what: path.display().to_string(),
+        reason,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(pem("no certificate in file".into()));
+    }
+    Ok(certs)
+}
+
+/// Reads the private key of a PEM file.
+pub fn load_key(path: &std::path::Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Pem {
+        what: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn roots(certs: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsError> {
+    if certs.is_empty() {
+        return Err(TlsError::NoTrustAnchor);
+    }
+    let mut store = RootCertStore::empty();
+    for c in certs {
+        store.add(c.clone())?;
+    }
+    Ok(Arc::new(store))
+}
+
+fn provider_with(groups: Vec<&'static dyn SupportedKxGroup>) -> Arc<CryptoProvider> {
+    Arc::new(CryptoProvider {
+        kx_groups: groups,
+        ..provider::default_provider()
+    })
+}
+
+/// The key exchange groups of the phone side, most preferred first.
+pub fn phone_kx_groups(pq: PqPolicy) -> Vec<&'static dyn SupportedKxGroup> {
+    match pq {
+        PqPolicy::Require => vec![provider::kx_group::X25519MLKEM768],
+        PqPolicy::Prefer => vec![
+            provider::kx_group::X25519MLKEM768,
+            provider::kx_group::X25519,
+            provider::kx_group::SECP256R1,
+        ],
+    }
+}
+
+/// Verifies phone certificates: the chain must reach the token CA (webpki,
+/// including validity dates), and the key must be an active registry entry.
+struct TokenVerifier {
+    chain: Arc<dyn ClientCertVerifier>,
+    registry: SharedRegistry,
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenVerifier").finish_non_exhaustive()
+    }
+}
+
+impl ClientCertVerifier for TokenVerifier {
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.chain.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.chain
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let key = KeyHash::of_certificate(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let registry = self
+            .registry
+            .read()
+            .map_err(|_| rustls::Error::General("token registry unavailable".into()))?;
+        match registry.refusal(&key) {
+            None => Ok(ClientCertVerified::assertion()),
+            Some(Refusal::Revoked) => {
+                tracing::warn!(key = %key, reason = "revoked", "token refused at TLS handshake");
+                Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
+            }
+            Some(_) => {
+                tracing::warn!(key = %key, reason = "not registered", "token refused at TLS handshake");
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ))
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.chain.supported_verify_schemes()
+    }
+}
+
+/// The phone-side server configuration. See the module documentation.
+pub fn phone_server_config(
+    server_chain: Vec<CertificateDer<'static>>,
+    server_key: PrivateKeyDer<'static>,
+    token_ca: &[CertificateDer<'static>],
+    registry: SharedRegistry,
+    pq: PqPolicy,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider_with(phone_kx_groups(pq));
+    let chain =
+        WebPkiClientVerifier::builder_with_provider(roots(token_ca)?, Arc::clone(&provider))
+            .build()?;
+    let verifier = Arc::new(TokenVerifier { chain, registry });
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(server_chain, server_key)?;
+    Ok(Arc::new(config))
+}
+
+/// How a trunk's bridge certificate is trusted.
+#[derive(Clone, Debug)]
+pub enum TrunkTrust {
+    /// Chains to one of these CAs and is valid for the host name.
+    Ca(Vec<CertificateDer<'static>>),
+    /// Carries exactly this public key and is valid for the host name.
+    PinnedKey(KeyHash),
+}
+
+/// TLS versions a trunk may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrunkTls {
+    /// TLS 1.3 only (the default).
+    #[default]
+    Tls13,
+    /// TLS 1.3 preferred, 1.2 allowed (Webex-class trunks).
+    Tls12Allowed,
+}
+
+/// Verifies a bridge by its pinned key: the end-entity key must match the
+/// pin and the certificate must name the host; the handshake signature is
+/// checked with the provider's algorithms.
+#[derive(Debug)]
+struct PinnedVerifier {
+    pin: KeyHash,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let key = KeyHash::of_certificate(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        if key != self.pin {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
+        }
+        let ee = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        ee.verify_is_valid_for_subject_name(server_name)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::NotValidForName))?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The bridge-side client configuration for one trunk. `client_identity`
+/// is the kit's device certificate and key, presented where the bridge asks.
+pub fn trunk_client_config(
+    trust: &TrunkTrust,
+    versions: TrunkTls,
+    client_identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = provider_with(phone_kx_groups(PqPolicy::Prefer));
+    let versions: &[&rustls::SupportedProtocolVersion] = match versions {
+        TrunkTls::Tls13 => &[&rustls::version::TLS13],
+        TrunkTls::Tls12Allowed => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)?;
+    let verifier: Arc<dyn ServerCertVerifier> = match trust {
+        TrunkTrust::Ca(cas) => {
+            WebPkiServerVerifier::builder_with_provider(roots(cas)?, Arc::clone(&provider))
+                .build()
+                .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?
+        }
+        TrunkTrust::PinnedKey(pin) => Arc::new(PinnedVerifier {
+            pin: *pin,
+            provider: Arc::clone(&provider),
+        }),
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let config = match client_identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// The token a phone connection belongs to, from its verified certificate.
+/// Call after the handshake: the verifier has already refused unknown keys,
+/// this re-checks against the registry as it is now (it may have changed).
+pub fn identify(
+    registry: &SharedRegistry,
+    peer_certs: Option<&[CertificateDer<'_>]>,
+) -> Option<(KeyHash, TokenEntry)> {
+    let cert = peer_certs?.first()?;
+    let key = KeyHash::of_certificate(cert).ok()?;
+    let entry = registry.read().ok()?.active(&key)?.clone();
+    Some((key, entry))
+}

@@ -1,0 +1,463 @@
+//! TLS on both sides of the gateway over real TCP on loopback.
+//!
+//! Phone side: only a certificate from the token CA whose key is an active
+//! registry entry completes the handshake; revoked, unregistered, foreign,
+//! expired and missing certificates, and TLS 1.2, are refused before any
+//! application byte is read; the hybrid post-quantum group is preferred and
+//! can be required.
+//!
+//! Bridge side: the bridge certificate is verified against the trunk's CA
+//! or pinned key and the host name; TLS 1.2 only where the trunk allows it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use dialgate::pki::{Ca, Issued, Validity};
+use dialgate::tls::{
+    identify, phone_server_config, trunk_client_config, KeyHash, PqPolicy, Registry,
+    SharedRegistry, TokenEntry, TrunkTls, TrunkTrust,
+};
+use rustls::crypto::aws_lc_rs as provider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, NamedGroup, ProtocolVersion, RootCertStore, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+struct Kit {
+    server_ca: Ca,
+    server: Issued,
+    token_ca: Ca,
+    registry: SharedRegistry,
+    alice: Issued,
+    mallory: Issued,
+    eve: Issued,
+    foreign: Issued,
+    expired: Issued,
+}
+
+fn key_of(i: &Issued) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::from_pem_slice(i.key_pem.as_bytes()).unwrap()
+}
+
+fn kit() -> Kit {
+    let v = Validity::days_from_now(30);
+    let server_ca = Ca::new("kit CA", v).unwrap();
+    let server = server_ca
+        .issue_server("gateway", &["127.0.0.1", "localhost"], v)
+        .unwrap();
+    let token_ca = Ca::new("token CA", v).unwrap();
+    let alice = token_ca.issue_client("alice", v).unwrap();
+    let mallory = token_ca.issue_client("mallory", v).unwrap();
+    let eve = token_ca.issue_client("eve", v).unwrap();
+    let expired = token_ca.issue_client("old", Validity::expired()).unwrap();
+    let foreign = Ca::new("someone else's CA", v)
+        .unwrap()
+        .issue_client("alice", v)
+        .unwrap();
+    // The foreign certificate's key is registered on purpose: the chain
+    // check alone must refuse it. The expired one is registered too.
+    let mut reg = Registry::default();
+    for (who, name, revoked) in [
+        (&alice, "alice", false),
+        (&mallory, "mallory", true),
+        (&expired, "old", false),
+        (&foreign, "alice", false),
+    ] {
+        let entry = TokenEntry {
+            name: name.into(),
+            revoked,
+        };
+        reg.insert(KeyHash::of_certificate(&who.der).unwrap(), entry);
+    }
+    Kit {
+        server_ca,
+        server,
+        token_ca,
+        registry: Arc::new(RwLock::new(reg)),
+        alice,
+        mallory,
+        eve,
+        foreign,
+        expired,
+    }
+}
+
+fn phone_config(k: &Kit, pq: PqPolicy) -> Arc<ServerConfig> {
+    phone_server_config(
+        vec![k.server.der.clone()],
+        key_of(&k.server),
+        &[k.token_ca.der()],
+        Arc::clone(&k.registry),
+        pq,
+    )
+    .unwrap()
+}
+
+/// A phone's client config: trusts the kit CA, presents `cert` if given.
+fn phone_client(
+    k: &Kit,
+    cert: Option<&Issued>,
+    groups: Option<Vec<&'static dyn rustls::crypto::SupportedKxGroup>>,
+    tls12_only: bool,
+) -> Arc<ClientConfig> {
+    let mut p = provider::default_provider();
+    if let Some(g) = groups {
+        p.kx_groups = g;
+    }
+    let mut roots = RootCertStore::empty();
+    roots.add(k.server_ca.der()).unwrap();
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13]
+    };
+    let b = ClientConfig::builder_with_provider(Arc::new(p))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+    Arc::new(match cert {
+        Some(c) => b
+            .with_client_auth_cert(vec![c.der.clone()], key_of(c))
+            .unwrap(),
+        None => b.with_no_client_auth(),
+    })
+}
+
+/// What the server saw of one connection.
+#[derive(Debug)]
+struct Accepted {
+    token: Option<String>,
+    group: Option<NamedGroup>,
+    version: Option<ProtocolVersion>,
+    /// Bytes read from the client after the handshake.
+    read: Vec<u8>,
+}
+
+/// Accepts one connection; Err is the handshake failure.
+async fn serve_once(
+    config: Arc<ServerConfig>,
+    registry: SharedRegistry,
+) -> (
+    SocketAddr,
+    tokio::task::JoinHandle<Result<Accepted, String>>,
+) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let h = tokio::spawn(async move {
+        let (tcp, _) = l.accept().await.map_err(|e| e.to_string())?;
+        let mut tls = TlsAcceptor::from(config)
+            .accept(tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (_, conn) = tls.get_ref();
+        let token = identify(&registry, conn.peer_certificates()).map(|(_, e)| e.name);
+        let group = conn.negotiated_key_exchange_group().map(|g| g.name());
+        let version = conn.protocol_version();
+        let mut read = vec![0u8; 5];
+        tls.read_exact(&mut read).await.map_err(|e| e.to_string())?;
+        tls.write_all(b"ok").await.map_err(|e| e.to_string())?;
+        Ok(Accepted {
+            token,
+            group,
+            version,
+            read,
+        })
+    });
+    (addr, h)
+}
+
+/// Connects, sends "hello", expects "ok"; Err if the server refused.
+async fn talk(addr: SocketAddr, cfg: Arc<ClientConfig>, name: &str) -> Result<(), String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let sn = ServerName::try_from(name.to_string()).unwrap();
+    let mut tls = TlsConnector::from(cfg)
+        .connect(sn, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    tls.write_all(b"hello").await.map_err(|e| e.to_string())?;
+    let mut b = [0u8; 2];
+    tls.read_exact(&mut b).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn registered_token_is_admitted_with_post_quantum_key_exchange() {
+    let k = kit();
+    let (addr, srv) = serve_once(phone_config(&k, PqPolicy::Prefer), Arc::clone(&k.registry)).await;
+    // A post-quantum capable client sends its hybrid key share first.
+    let pq = Some(vec![
+        provider::kx_group::X25519MLKEM768,
+        provider::kx_group::X25519,
+    ]);
+    talk(
+        addr,
+        phone_client(&k, Some(&k.alice), pq, false),
+        "127.0.0.1",
+    )
+    .await
+    .expect("alice admitted");
+    let a = srv.await.unwrap().expect("server accepted");
+    assert_eq!(a.token.as_deref(), Some("alice"));
+    assert_eq!(a.group, Some(NamedGroup::X25519MLKEM768));
+    assert_eq!(a.version, Some(ProtocolVersion::TLSv1_3));
+    assert_eq!(a.read, b"hello");
+}
+
+#[tokio::test]
+async fn refused_certificates_never_reach_the_application() {
+    let k = kit();
+    for (who, cert) in [
+        ("mallory (revoked)", Some(&k.mallory)),
+        ("eve (not registered)", Some(&k.eve)),
+        ("foreign CA", Some(&k.foreign)),
+        ("expired", Some(&k.expired)),
+        ("no certificate", None),
+    ] {
+        let (addr, srv) =
+            serve_once(phone_config(&k, PqPolicy::Prefer), Arc::clone(&k.registry)).await;
+        let client = talk(addr, phone_client(&k, cert, None, false), "127.0.0.1").await;
+        assert!(client.is_err(), "{who}: client got through");
+        let server = srv.await.unwrap();
+        let err = server.expect_err(who);
+        assert!(
+            err.contains("certificate") || err.contains("Certificate") || err.contains("peer"),
+            "{who}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn revocation_applies_to_the_next_handshake() {
+    let k = kit();
+    k.registry.write().unwrap().insert(
+        KeyHash::of_certificate(&k.alice.der).unwrap(),
+        TokenEntry {
+            name: "alice".into(),
+            revoked: true,
+        },
+    );
+    let (addr, srv) = serve_once(phone_config(&k, PqPolicy::Prefer), Arc::clone(&k.registry)).await;
+    assert!(talk(
+        addr,
+        phone_client(&k, Some(&k.alice), None, false),
+        "127.0.0.1"
+    )
+    .await
+    .is_err());
+    assert!(srv.await.unwrap().is_err());
+}
+
+#[tokio::test]
+async fn tls12_is_refused_on_the_phone_side() {
+    let k = kit();
+    let (addr, srv) = serve_once(phone_config(&k, PqPolicy::Prefer), Arc::clone(&k.registry)).await;
+    assert!(talk(
+        addr,
+        phone_client(&k, Some(&k.alice), None, true),
+        "127.0.0.1"
+    )
+    .await
+    .is_err());
+    assert!(srv.await.unwrap().is_err());
+}
+
+#[tokio::test]
+async fn classic_key_exchange_is_accepted_unless_pq_is_required() {
+    let k = kit();
+    let classic = || Some(vec![provider::kx_group::X25519]);
+    let (addr, srv) = serve_once(phone_config(&k, PqPolicy::Prefer), Arc::clone(&k.registry)).await;
+    talk(
+        addr,
+        phone_client(&k, Some(&k.alice), classic(), false),
+        "127.0.0.1",
+    )
+    .await
+    .expect("X25519-only client allowed by default");
+    assert_eq!(srv.await.unwrap().unwrap().group, Some(NamedGroup::X25519));
+
+    let (addr, srv) =
+        serve_once(phone_config(&k, PqPolicy::Require), Arc::clone(&k.registry)).await;
+    assert!(talk(
+        addr,
+        phone_client(&k, Some(&k.alice), classic(), false),
+        "127.0.0.1"
+    )
+    .await
+    .is_err());
+    assert!(
+        srv.await.unwrap().is_err(),
+        "PQ required: classic client refused"
+    );
+
+    let (addr, srv) =
+        serve_once(phone_config(&k, PqPolicy::Require), Arc::clone(&k.registry)).await;
+    talk(
+        addr,
+        phone_client(&k, Some(&k.alice), None, false),
+        "127.0.0.1",
+    )
+    .await
+    .expect("hybrid-capable client admitted");
+    assert_eq!(
+        srv.await.unwrap().unwrap().group,
+        Some(NamedGroup::X25519MLKEM768)
+    );
+}
+
+/// A bridge: plain server auth, TLS 1.3 or TLS 1.2 only.
+fn bridge_config(cert: &Issued, tls12_only: bool) -> Arc<ServerConfig> {
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13]
+    };
+    Arc::new(
+        ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der.clone()], key_of(cert))
+            .unwrap(),
+    )
+}
+
+async fn bridge_once(
+    cfg: Arc<ServerConfig>,
+) -> (SocketAddr, tokio::task::JoinHandle<Option<ProtocolVersion>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let h = tokio::spawn(async move {
+        let (tcp, _) = l.accept().await.ok()?;
+        let mut tls = TlsAcceptor::from(cfg).accept(tcp).await.ok()?;
+        let v = tls.get_ref().1.protocol_version();
+        let mut b = [0u8; 5];
+        tls.read_exact(&mut b).await.ok()?;
+        tls.write_all(b"ok").await.ok()?;
+        v
+    });
+    (addr, h)
+}
+
+#[tokio::test]
+async fn trunk_verifies_bridge_by_ca_name_and_pin() {
+    let v = Validity::days_from_now(30);
+    let bridge_ca = Ca::new("bridge CA", v).unwrap();
+    let bridge = bridge_ca
+        .issue_server("bridge", &["bridge.test", "127.0.0.1"], v)
+        .unwrap();
+    let rogue = Ca::new("rogue CA", v)
+        .unwrap()
+        .issue_server("bridge", &["bridge.test"], v)
+        .unwrap();
+    let pin = KeyHash::of_certificate(&bridge.der).unwrap();
+    let rogue_pin = KeyHash::of_certificate(&rogue.der).unwrap();
+
+    let cases: Vec<(&str, &Issued, TrunkTrust, &str, bool)> = vec![
+        (
+            "CA, right name",
+            &bridge,
+            TrunkTrust::Ca(vec![bridge_ca.der()]),
+            "bridge.test",
+            true,
+        ),
+        (
+            "CA, wrong name",
+            &bridge,
+            TrunkTrust::Ca(vec![bridge_ca.der()]),
+            "other.test",
+            false,
+        ),
+        (
+            "rogue bridge vs CA",
+            &rogue,
+            TrunkTrust::Ca(vec![bridge_ca.der()]),
+            "bridge.test",
+            false,
+        ),
+        (
+            "pinned key",
+            &bridge,
+            TrunkTrust::PinnedKey(pin),
+            "bridge.test",
+            true,
+        ),
+        (
+            "pinned key, wrong name",
+            &bridge,
+            TrunkTrust::PinnedKey(pin),
+            "other.test",
+            false,
+        ),
+        (
+            "rogue bridge vs pin",
+            &rogue,
+            TrunkTrust::PinnedKey(pin),
+            "bridge.test",
+            false,
+        ),
+        (
+            "pin of rogue, real bridge",
+            &bridge,
+            TrunkTrust::PinnedKey(rogue_pin),
+            "bridge.test",
+            false,
+        ),
+    ];
+    for (what, cert, trust, name, ok) in cases {
+        let (addr, srv) = bridge_once(bridge_config(cert, false)).await;
+        let cfg = trunk_client_config(&trust, TrunkTls::Tls13, None).unwrap();
+        let r = talk(addr, cfg, name).await;
+        assert_eq!(r.is_ok(), ok, "{what}: {r:?}");
+        let _ = srv.await;
+    }
+}
+
+#[tokio::test]
+async fn tls12_only_where_the_trunk_allows_it() {
+    let v = Validity::days_from_now(30);
+    let ca = Ca::new("bridge CA", v).unwrap();
+    let bridge = ca.issue_server("bridge", &["bridge.test"], v).unwrap();
+    let trust = TrunkTrust::Ca(vec![ca.der()]);
+
+    let (addr, srv) = bridge_once(bridge_config(&bridge, true)).await;
+    let strict = trunk_client_config(&trust, TrunkTls::Tls13, None).unwrap();
+    assert!(talk(addr, strict, "bridge.test").await.is_err());
+    assert_eq!(srv.await.unwrap(), None);
+
+    let (addr, srv) = bridge_once(bridge_config(&bridge, true)).await;
+    let webex = trunk_client_config(&trust, TrunkTls::Tls12Allowed, None).unwrap();
+    talk(addr, webex, "bridge.test")
+        .await
+        .expect("TLS 1.2 allowed for this trunk");
+    assert_eq!(srv.await.unwrap(), Some(ProtocolVersion::TLSv1_2));
+}
+
+#[test]
+fn key_hashes_round_trip_and_pem_files_are_private() {
+    let v = Validity::days_from_now(1);
+    let ca = Ca::new("t", v).unwrap();
+    let c = ca.issue_client("alice", v).unwrap();
+    let h = KeyHash::of_certificate(&c.der).unwrap();
+    assert_eq!(KeyHash::from_hex(&h.to_hex()).unwrap(), h);
+    assert!(KeyHash::from_hex("zz").is_err());
+    assert_eq!(h.to_string().len(), 16, "log form is a prefix");
+
+    let dir = std::env::temp_dir().join(format!("dialgate-pki-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    c.write_to(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("key.pem"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(c.write_to(&dir).is_err(), "refuses to overwrite");
+    let loaded = dialgate::tls::load_certs(&dir.join("cert.pem")).unwrap();
+    assert_eq!(loaded, vec![CertificateDer::from(c.der.to_vec())]);
+    assert!(dialgate::tls::load_key(&dir.join("key.pem")).is_ok());
+    assert!(format!("{c:?}").len() < 40, "Debug shows no key");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
