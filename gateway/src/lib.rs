@@ -8,6 +8,7 @@
 //! Only the socket layer touches the network, the clock or threads; the
 //! cores are fed bytes and `now` and return what to send.
 
+pub mod config;
 pub mod pki;
 pub mod relay;
 pub mod srtp;

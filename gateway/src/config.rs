@@ -1,0 +1,742 @@
+//! The gateway's configuration: one TOML file, parsed once at start into
+//! validated types. Unknown keys are errors (a typo must not silently fall
+//! back to a default). Every default is spelled out here and is the safe
+//! one; there is no setting that turns SRTP or client certificates off.
+//!
+//! ```toml
+//! [phone]                       # the phone-side listener (SIP over TLS)
+//! listen = "127.0.0.1:5061"
+//! certificate = "gateway-cert.pem"
+//! key = "gateway-key.pem"
+//! token_ca = "token-ca.pem"
+//! registry = "registry.toml"
+//! media_address = "127.0.0.1"
+//! # suites = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
+//! # require_post_quantum = false
+//!
+//! [media]
+//! # port_min = 30000
+//! # port_max = 39999
+//! # inactivity_secs = 30
+//!
+//! [[trunk]]
+//! name = "echo"
+//! connect = "127.0.0.1:5071"    # where the bridge (or its proxy) listens
+//! host = "bridge.dialgate.test" # TLS server name and SIP host
+//! ca = "bridge-ca.pem"          # or: pin_sha256 = "<64 hex digits>"
+//! media_address = "127.0.0.1"
+//! # tls = "1.3"                 # or "1.2" for Webex-class trunks
+//! # suites = ["AES_CM_128_HMAC_SHA1_80"]
+//! # webex = false
+//!
+//! [[directory]]
+//! alias = "echo"
+//! uri = "sip:echo@bridge.dialgate.test"
+//! trunk = "echo"
+//! # pin = "1234#"               # sent as RFC 4733 events, never shown
+//!
+//! [limits]
+//! # calls_per_token = 4
+//! # calls_per_address = 8
+//! # attempts_per_minute_per_address = 30
+//! # max_calls = 64
+//! # loopback_exempt = false
+//! ```
+//!
+//! Relative paths are relative to the configuration file's folder.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::srtp::Suite;
+use crate::tls::{KeyHash, PqPolicy, Registry, TokenEntry, TrunkTls, TrunkTrust};
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or a key is unknown or of the wrong type.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// Well-formed but not acceptable.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The offending setting, as `section.key`.
+        field: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    phone: RawPhone,
+    #[serde(default)]
+    media: RawMedia,
+    #[serde(default)]
+    trunk: Vec<RawTrunk>,
+    #[serde(default)]
+    directory: Vec<RawDirectory>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhone {
+    listen: SocketAddr,
+    certificate: PathBuf,
+    key: PathBuf,
+    token_ca: PathBuf,
+    registry: PathBuf,
+    media_address: IpAddr,
+    suites: Option<Vec<String>>,
+    #[serde(default)]
+    require_post_quantum: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMedia {
+    port_min: Option<u16>,
+    port_max: Option<u16>,
+    inactivity_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrunk {
+    name: String,
+    connect: SocketAddr,
+    host: String,
+    ca: Option<PathBuf>,
+    pin_sha256: Option<String>,
+    media_address: IpAddr,
+    tls: Option<String>,
+    suites: Option<Vec<String>>,
+    #[serde(default)]
+    webex: bool,
+    client_certificate: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    alias: String,
+    uri: String,
+    trunk: String,
+    pin: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    calls_per_token: Option<u32>,
+    calls_per_address: Option<u32>,
+    attempts_per_minute_per_address: Option<u32>,
+    max_calls: Option<u32>,
+    #[serde(default)]
+    loopback_exempt: bool,
+}
+
+/// The phone-side suites when none are configured, strongest first.
+pub const DEFAULT_PHONE_SUITES: [Suite; 3] = [
+    Suite::AeadAes256Gcm,
+    Suite::AeadAes128Gcm,
+    Suite::AesCm128HmacSha1_80,
+];
+/// The trunk suites when none are configured (what bridges commonly take).
+pub const DEFAULT_TRUNK_SUITES: [Suite; 1] = [Suite::AesCm128HmacSha1_80];
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Phone side.
+    pub phone: PhoneConfig,
+    /// Media relay.
+    pub media: MediaConfig,
+    /// Trunks by name.
+    pub trunks: HashMap<String, TrunkConfig>,
+    /// Meeting directory by alias.
+    pub directory: HashMap<String, DirectoryEntry>,
+    /// Admission limits.
+    pub limits: Limits,
+}
+
+/// The phone-side listener.
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    /// Address the SIP/TLS listener binds (only the phone interface).
+    pub listen: SocketAddr,
+    /// Server certificate chain (PEM).
+    pub certificate: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// The token CA (PEM).
+    pub token_ca: PathBuf,
+    /// The token registry file.
+    pub registry: PathBuf,
+    /// Address media sockets bind and SDP advertises on the phone side.
+    pub media_address: IpAddr,
+    /// SRTP suites accepted from phones, preferred first.
+    pub suites: Vec<Suite>,
+    /// Post-quantum key exchange policy.
+    pub pq: PqPolicy,
+}
+
+/// Media relay settings.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaConfig {
+    /// First media port.
+    pub port_min: u16,
+    /// Last media port.
+    pub port_max: u16,
+    /// No authenticated media for this long ends a call.
+    pub inactivity: Duration,
+}
+
+/// A trunk to a conference bridge.
+#[derive(Debug, Clone)]
+pub struct TrunkConfig {
+    /// Its name, referenced by directory entries.
+    pub name: String,
+    /// Where to connect.
+    pub connect: SocketAddr,
+    /// TLS server name and SIP host of the bridge.
+    pub host: String,
+    /// How the bridge's certificate is trusted.
+    pub trust: TrunkTrust,
+    /// Address media sockets bind and SDP advertises towards the bridge.
+    pub media_address: IpAddr,
+    /// TLS versions.
+    pub tls: TrunkTls,
+    /// SRTP suites offered to the bridge, preferred first.
+    pub suites: Vec<Suite>,
+    /// Webex-class behaviour (sips: for lookup, sip: in messages,
+    /// Record-Route honoured for ACK/BYE).
+    pub webex: bool,
+    /// The kit's client certificate and key for this trunk, if any.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// A meeting directory entry.
+#[derive(Clone)]
+pub struct DirectoryEntry {
+    /// The alias phones dial.
+    pub alias: String,
+    /// The bridge URI to call.
+    pub uri: String,
+    /// The trunk to use.
+    pub trunk: String,
+    /// Meeting PIN sent as RFC 4733 events after answer. Secret.
+    pub pin: Option<String>,
+}
+
+impl std::fmt::Debug for DirectoryEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryEntry")
+            .field("alias", &self.alias)
+            .field("uri", &self.uri)
+            .field("trunk", &self.trunk)
+            .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Admission limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Concurrent calls per token.
+    pub calls_per_token: u32,
+    /// Concurrent calls per source address.
+    pub calls_per_address: u32,
+    /// Call attempts per minute per source address.
+    pub attempts_per_minute_per_address: u32,
+    /// Concurrent calls in all.
+    pub max_calls: u32,
+    /// Exempt loopback sources from the attempt rate limit (demo kits).
+    pub loopback_exempt: bool,
+}
+
+fn suites(
+    field: &str,
+    names: Option<Vec<String>>,
+    default: &[Suite],
+) -> Result<Vec<Suite>, ConfigError> {
+    let Some(names) = names else {
+        return Ok(default.to_vec());
+    };
+    if names.is_empty() {
+        return Err(invalid(
+            field,
+            "needs at least one suite (SRTP cannot be turned off)",
+        ));
+    }
+    let mut out = Vec::new();
+    for n in names {
+        let s = Suite::from_name(&n).map_err(|_| {
+            invalid(
+                field,
+                format!(
+                    "unknown suite {n:?}; supported: {}",
+                    Suite::ALL.map(Suite::name).join(", ")
+                ),
+            )
+        })?;
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+fn resolve(base: &Path, p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        p
+    } else {
+        base.join(p)
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).map_err(|e| match e {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates configuration text; relative paths are taken
+    /// from `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: "<config>".into(),
+            message: e.to_string(),
+        })?;
+        let p = raw.phone;
+        let phone = PhoneConfig {
+            listen: p.listen,
+            certificate: resolve(base, p.certificate),
+            key: resolve(base, p.key),
+            token_ca: resolve(base, p.token_ca),
+            registry: resolve(base, p.registry),
+            media_address: p.media_address,
+            suites: suites("phone.suites", p.suites, &DEFAULT_PHONE_SUITES)?,
+            pq: if p.require_post_quantum {
+                PqPolicy::Require
+            } else {
+                PqPolicy::Prefer
+            },
+        };
+        if phone.media_address.is_unspecified() {
+            return Err(invalid(
+                "phone.media_address",
+                "must be the phone interface's address, not 0.0.0.0/::",
+            ));
+        }
+
+        let m = raw.media;
+        let media = MediaConfig {
+            port_min: m.port_min.unwrap_or(30000),
+            port_max: m.port_max.unwrap_or(39999),
+            inactivity: Duration::from_secs(m.inactivity_secs.unwrap_or(30)),
+        };
+        if media.port_min < 1024
+            || media.port_max < media.port_min
+            || media.port_max - media.port_min < 3
+        {
+            return Err(invalid(
+                "media.port_min/port_max",
+                "need an unprivileged range of at least 4 ports",
+            ));
+        }
+        if media.inactivity < Duration::from_secs(5) || media.inactivity > Duration::from_secs(3600)
+        {
+            return Err(invalid(
+                "media.inactivity_secs",
+                "must be between 5 and 3600",
+            ));
+        }
+
+        let mut trunks = HashMap::new();
+        for t in raw.trunk {
+            let field = format!("trunk.{}", t.name);
+            let trust = match (t.ca, t.pin_sha256) {
+                (Some(ca), None) => TrunkTrust::Ca(
+                    crate::tls::load_certs(&resolve(base, ca))
+                        .map_err(|e| invalid(format!("{field}.ca"), e.to_string()))?,
+                ),
+                (None, Some(pin)) => TrunkTrust::PinnedKey(
+                    KeyHash::from_hex(&pin)
+                        .map_err(|e| invalid(format!("{field}.pin_sha256"), e.to_string()))?,
+                ),
+                _ => return Err(invalid(field, "set exactly one of `ca` and `pin_sha256`")),
+            };
+            let tls = match t.tls.as_deref() {
+                None | Some("1.3") => TrunkTls::Tls13,
+                Some("1.2") => TrunkTls::Tls12Allowed,
+                Some(v) => {
+                    return Err(invalid(
+                        format!("{field}.tls"),
+                        format!("{v:?}: use \"1.3\" or \"1.2\""),
+                    ))
+                }
+            };
+            let client_identity = match (t.client_certificate, t.client_key) {
+                (Some(c), Some(k)) => Some((resolve(base, c), resolve(base, k))),
+                (None, None) => None,
+                _ => {
+                    return Err(invalid(
+                        field,
+                        "client_certificate and client_key go together",
+                    ))
+                }
+            };
+            if t.host.is_empty() || t.host.contains(|c: char| c.is_whitespace() || c == '@') {
+                return Err(invalid(format!("{field}.host"), "a host name or address"));
+            }
+            let trunk = TrunkConfig {
+                suites: suites(&format!("{field}.suites"), t.suites, &DEFAULT_TRUNK_SUITES)?,
+                name: t.name.clone(),
+                connect: t.connect,
+                host: t.host,
+                trust,
+                media_address: t.media_address,
+                tls,
+                webex: t.webex,
+                client_identity,
+            };
+            if trunks.insert(t.name.clone(), trunk).is_some() {
+                return Err(invalid(field, "trunk defined twice"));
+            }
+        }
+
+        let mut directory = HashMap::new();
+        for d in raw.directory {
+            let field = format!("directory.{}", d.alias);
+            if !trunks.contains_key(&d.trunk) {
+                return Err(invalid(
+                    format!("{field}.trunk"),
+                    format!("no trunk named {:?}", d.trunk),
+                ));
+            }
+            if !(d.uri.starts_with("sip:") || d.uri.starts_with("sips:")) {
+                return Err(invalid(format!("{field}.uri"), "a sip: or sips: URI"));
+            }
+            if let Some(pin) = &d.pin {
+                if pin.is_empty()
+                    || !pin
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || "*#ABCD".contains(c))
+                {
+                    return Err(invalid(format!("{field}.pin"), "digits, *, #, A-D only"));
+                }
+            }
+            if d.alias.is_empty()
+                || !d
+                    .alias
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(invalid(
+                    field,
+                    "aliases are letters, digits, '-', '_' and '.'",
+                ));
+            }
+            let alias = d.alias.clone();
+            let entry = DirectoryEntry {
+                alias: d.alias,
+                uri: d.uri,
+                trunk: d.trunk,
+                pin: d.pin,
+            };
+            if directory.insert(alias, entry).is_some() {
+                return Err(invalid(field, "alias defined twice"));
+            }
+        }
+
+        let l = raw.limits;
+        let limits = Limits {
+            calls_per_token: l.calls_per_token.unwrap_or(4),
+            calls_per_address: l.calls_per_address.unwrap_or(8),
+            attempts_per_minute_per_address: l.attempts_per_minute_per_address.unwrap_or(30),
+            max_calls: l.max_calls.unwrap_or(64),
+            loopback_exempt: l.loopback_exempt,
+        };
+        for (name, v) in [
+            ("calls_per_token", limits.calls_per_token),
+            ("calls_per_address", limits.calls_per_address),
+            (
+                "attempts_per_minute_per_address",
+                limits.attempts_per_minute_per_address,
+            ),
+            ("max_calls", limits.max_calls),
+        ] {
+            if v == 0 {
+                return Err(invalid(format!("limits.{name}"), "must be at least 1"));
+            }
+        }
+        Ok(Config {
+            phone,
+            media,
+            trunks,
+            directory,
+            limits,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    #[serde(default)]
+    token: Vec<RawToken>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    name: String,
+    key_sha256: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    revoked: bool,
+    #[serde(default)]
+    unattested: bool,
+}
+
+/// The aliases each token may call, by token name.
+pub type AliasGrants = HashMap<String, HashSet<String>>;
+
+/// Reads a token registry file:
+///
+/// ```toml
+/// [[token]]
+/// name = "alice"
+/// key_sha256 = "<64 hex digits: SHA-256 of the certificate's public key>"
+/// aliases = ["echo"]
+/// # revoked = false
+/// # unattested = true   # a software key (demo/test), not a hardware token
+/// ```
+pub fn load_registry(path: &Path) -> Result<(Registry, AliasGrants), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_registry(&text).map_err(|e| match e {
+        ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+            path: path.display().to_string(),
+            message,
+        },
+        other => other,
+    })
+}
+
+/// Parses registry text (see [`load_registry`]).
+pub fn parse_registry(text: &str) -> Result<(Registry, AliasGrants), ConfigError> {
+    let raw: RawRegistry = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: "<registry>".into(),
+        message: e.to_string(),
+    })?;
+    let mut registry = Registry::default();
+    let mut grants = AliasGrants::new();
+    let mut keys = HashSet::new();
+    for t in raw.token {
+        let field = format!("token.{}", t.name);
+        let key = KeyHash::from_hex(&t.key_sha256)
+            .map_err(|e| invalid(format!("{field}.key_sha256"), e.to_string()))?;
+        if !keys.insert(key) || grants.contains_key(&t.name) {
+            return Err(invalid(field, "token listed twice (by name or key)"));
+        }
+        registry.insert(
+            key,
+            TokenEntry {
+                name: t.name.clone(),
+                revoked: t.revoked,
+            },
+        );
+        if t.unattested {
+            tracing::info!(token = %t.name, key = %key, "registry entry is an unattested software key");
+        }
+        grants.insert(t.name, t.aliases.into_iter().collect());
+    }
+    Ok((registry, grants))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[phone]
+listen = "127.0.0.1:5061"
+certificate = "c.pem"
+key = "k.pem"
+token_ca = "ca.pem"
+registry = "registry.toml"
+media_address = "127.0.0.1"
+
+[[trunk]]
+name = "echo"
+connect = "127.0.0.1:5071"
+host = "bridge.test"
+pin_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+media_address = "127.0.0.1"
+
+[[directory]]
+alias = "echo"
+uri = "sip:echo@bridge.test"
+trunk = "echo"
+pin = "1234#"
+"#;
+
+    #[test]
+    fn minimal_config_gets_safe_defaults() {
+        let c = Config::parse(MINIMAL, Path::new("/kit")).unwrap();
+        assert_eq!(c.phone.suites, DEFAULT_PHONE_SUITES.to_vec());
+        assert_eq!(c.phone.pq, PqPolicy::Prefer);
+        assert_eq!(c.phone.registry, PathBuf::from("/kit/registry.toml"));
+        let t = &c.trunks["echo"];
+        assert_eq!(t.suites, DEFAULT_TRUNK_SUITES.to_vec());
+        assert_eq!(t.tls, TrunkTls::Tls13);
+        assert!(!t.webex);
+        assert_eq!((c.media.port_min, c.media.port_max), (30000, 39999));
+        assert_eq!(c.media.inactivity, Duration::from_secs(30));
+        assert_eq!(c.limits.calls_per_token, 4);
+        assert!(!c.limits.loopback_exempt);
+        let d = format!("{:?}", c.directory["echo"]);
+        assert!(!d.contains("1234"), "PIN redacted in Debug: {d}");
+    }
+
+    #[test]
+    fn dangerous_or_wrong_settings_are_refused_with_the_field_named() {
+        let cases = [
+            (MINIMAL.replace("listen", "listne"), "unknown field"),
+            (
+                MINIMAL.replace("pin = \"1234#\"", "pin = \"12x\""),
+                "directory.echo.pin",
+            ),
+            (
+                MINIMAL.replace("trunk = \"echo\"\npin", "trunk = \"nope\"\npin"),
+                "directory.echo.trunk",
+            ),
+            (
+                MINIMAL.replace(
+                    "media_address = \"127.0.0.1\"\n\n[[trunk]]",
+                    "media_address = \"127.0.0.1\"\nsuites = []\n\n[[trunk]]",
+                ),
+                "SRTP cannot be turned off",
+            ),
+            (
+                MINIMAL.replace(
+                    "media_address = \"127.0.0.1\"\n\n[[trunk]]",
+                    "media_address = \"127.0.0.1\"\nsuites = [\"NULL_HMAC_SHA1_80\"]\n\n[[trunk]]",
+                ),
+                "unknown suite",
+            ),
+            (
+                MINIMAL.replace("pin_sha256 = \"00", "pin_sha256 = \"0"),
+                "pin_sha256",
+            ),
+            (
+                MINIMAL.replace("pin_sha256", "ca = \"x.pem\"\npin_sha256"),
+                "exactly one",
+            ),
+            (
+                MINIMAL.replacen(
+                    "media_address = \"127.0.0.1\"",
+                    "media_address = \"0.0.0.0\"",
+                    1,
+                ),
+                "phone interface",
+            ),
+            (
+                format!("{MINIMAL}\n[media]\nport_min = 80\n"),
+                "media.port_min",
+            ),
+            (
+                format!("{MINIMAL}\n[limits]\nmax_calls = 0\n"),
+                "limits.max_calls",
+            ),
+            (
+                MINIMAL.replace("uri = \"sip:", "uri = \"http:"),
+                "sip: or sips:",
+            ),
+        ];
+        for (text, needle) in cases {
+            let e = Config::parse(&text, Path::new("/"))
+                .expect_err(needle)
+                .to_string();
+            assert!(e.contains(needle), "expected {needle:?} in {e:?}");
+        }
+    }
+
+    #[test]
+    fn registry_parses_and_refuses_duplicates() {
+        let k1 = "11".repeat(32);
+        let k2 = "22".repeat(32);
+        let text = format!(
+            "[[token]]\nname = \"alice\"\nkey_sha256 = \"{k1}\"\naliases = [\"echo\"]\nunattested = true\n\
+             [[token]]\nname = \"mallory\"\nkey_sha256 = \"{k2}\"\nrevoked = true\n"
+        );
+        let (reg, grants) = parse_registry(&text).unwrap();
+        assert_eq!(reg.len(), 2);
+        assert_eq!(
+            reg.active(&KeyHash::from_hex(&k1).unwrap()).unwrap().name,
+            "alice"
+        );
+        assert!(reg.active(&KeyHash::from_hex(&k2).unwrap()).is_none());
+        assert!(grants["alice"].contains("echo"));
+        let dup = format!(
+            "{text}[[token]]\nname = \"alice\"\nkey_sha256 = \"{}\"\n",
+            "33".repeat(32)
+        );
+        assert!(parse_registry(&dup)
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+        // The same key twice, the first entry revoked, is still a duplicate.
+        let dup_key = format!("{text}[[token]]\nname = \"bob\"\nkey_sha256 = \"{k2}\"\n");
+        assert!(parse_registry(&dup_key)
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+        assert!(parse_registry("[[token]]\nname = \"x\"\nkey_sha256 = \"zz\"\n").is_err());
+    }
+}
