@@ -9,6 +9,7 @@
 //! cores are fed bytes and `now` and return what to send.
 
 pub mod config;
+pub mod demo;
 pub mod pki;
 pub mod relay;
 pub mod srtp;

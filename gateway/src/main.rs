@@ -18,6 +18,29 @@ const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("demo") if args.iter().any(|a| a == "--init-only") => {
+            let Some(dir) = args
+                .iter()
+                .position(|a| a == "--dir")
+                .and_then(|i| args.get(i + 1))
+            else {
+                eprintln!("dialgate demo --init-only needs --dir DIR");
+                return ExitCode::from(2);
+            };
+            match dialgate::demo::init(std::path::Path::new(dir)) {
+                Ok(kit) => {
+                    println!("demo kit created in {}", kit.dir.display());
+                    println!("  gateway configuration: {}", kit.config.display());
+                    println!("  phone identities:      {dir}/tokens/{{alice,mallory,eve}}/{{cert,key}}.pem");
+                    println!("  CA to verify the gateway: {dir}/ca.pem");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("dialgate demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some("demo") => {
             let secs = args
                 .iter()
@@ -46,9 +69,10 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: dialgate demo [--seconds N]\n\n\
+                "usage: dialgate demo [--seconds N]\n       dialgate demo --dir DIR --init-only\n\n\
                  demo   relay a call's media between a phone and an echo bridge on loopback,\n       \
-                 re-encrypting every packet (SRTP in, different SRTP keys out)"
+                 re-encrypting every packet (SRTP in, different SRTP keys out);\n       \
+                 with --init-only, create a demo kit (PKI, config, token registry) in DIR"
             );
             ExitCode::from(2)
         }
