@@ -14,3 +14,4 @@ pub mod pki;
 pub mod relay;
 pub mod srtp;
 pub mod tls;
+pub mod transaction;

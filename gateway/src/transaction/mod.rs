@@ -1,0 +1,723 @@
+//! SIP transactions (RFC 3261 §17, with the INVITE fixes of RFC 6026) as a
+//! sans-IO state machine.
+//!
+//! # Contract
+//!
+//! [`Transactions`] holds every client and server transaction of one SIP
+//! element. It does not parse SIP: the caller (the transaction user, TU)
+//! hands it the matching key of each message (RFC 3261 §17.1.3, §17.2.3:
+//! branch, method, and for servers the Via sent-by) and the serialized
+//! bytes, which the layer stores to retransmit. It is driven like this:
+//!
+//! 1. Outgoing request: [`Transactions::send_request`]. Incoming response:
+//!    [`Transactions::receive_response`], which says whether to pass it to
+//!    the TU or absorb it (a retransmission). For a non-2xx final response
+//!    to INVITE the TU must build the ACK and give it to
+//!    [`Transactions::set_ack`] (RFC 3261 §17.1.1.3).
+//! 2. Incoming request: [`Transactions::receive_request`], which creates a
+//!    server transaction or absorbs a retransmission (re-sending the last
+//!    response). Responses: [`Transactions::respond`].
+//! 3. After every call, drain [`Transactions::poll_transmit`] (bytes to send
+//!    on the flow the transaction belongs to) and
+//!    [`Transactions::poll_event`]; when [`Transactions::poll_timeout`]
+//!    passes, call [`Transactions::handle_timeout`] and drain again.
+//!
+//! On reliable transports (TLS, which is all dialgate speaks) the timers
+//! that exist only to retransmit over UDP (A, E, G) are not started and the
+//! wait timers D, I, J, K are zero, as §17 says; the state machines are the
+//! same, which is what lets the simulator in the tests exercise loss.
+//!
+//! Timers live in one fixed table per transaction, indexed by [`Timer`];
+//! the next timeout is a `min` over the table.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// RFC 3261 timer base values (§17.1.1.1, Table 4).
+#[derive(Clone, Copy, Debug)]
+pub struct TimerConfig {
+    /// RTT estimate, default 500 ms.
+    pub t1: Duration,
+    /// Maximum retransmit interval for non-INVITE requests and INVITE
+    /// responses, default 4 s.
+    pub t2: Duration,
+    /// Maximum time a message remains in the network, default 5 s.
+    pub t4: Duration,
+}
+
+impl Default for TimerConfig {
+    fn default() -> TimerConfig {
+        TimerConfig {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The timers of RFC 3261 §17 and RFC 6026 §8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Timer {
+    /// INVITE client: request retransmit (unreliable only).
+    A,
+    /// INVITE client: transaction timeout.
+    B,
+    /// INVITE client: wait time for response retransmits.
+    D,
+    /// Non-INVITE client: request retransmit (unreliable only).
+    E,
+    /// Non-INVITE client: transaction timeout.
+    F,
+    /// INVITE server: response retransmit (unreliable only).
+    G,
+    /// INVITE server: wait time for ACK receipt.
+    H,
+    /// INVITE server: wait time for ACK retransmits.
+    I,
+    /// Non-INVITE server: wait time for request retransmits.
+    J,
+    /// Non-INVITE client: wait time for response retransmits.
+    K,
+    /// INVITE server: Accepted state (RFC 6026).
+    L,
+    /// INVITE client: Accepted state (RFC 6026).
+    M,
+}
+
+const TIMERS: usize = 12;
+
+/// A transaction handle. Stale handles (of terminated transactions) match
+/// nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TxId(u64);
+
+/// Opaque name of the transport flow (connection) a transaction uses;
+/// chosen by the TU and returned with every transmit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowId(pub u64);
+
+/// Which state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// INVITE client transaction (§17.1.1).
+    InviteClient,
+    /// Non-INVITE client transaction (§17.1.2).
+    NonInviteClient,
+    /// INVITE server transaction (§17.2.1).
+    InviteServer,
+    /// Non-INVITE server transaction (§17.2.2).
+    NonInviteServer,
+}
+
+/// Transaction state (§17 and RFC 6026's Accepted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// INVITE client, request sent.
+    Calling,
+    /// Non-INVITE client or server, nothing final yet.
+    Trying,
+    /// A provisional response was sent or received.
+    Proceeding,
+    /// A final (non-2xx for INVITE) response was sent or received.
+    Completed,
+    /// INVITE server, ACK received.
+    Confirmed,
+    /// INVITE, 2xx sent or received (RFC 6026).
+    Accepted,
+    /// Done; the transaction is removed.
+    Terminated,
+}
+
+/// What the TU should do with a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseAction {
+    /// Pass it to the TU.
+    Deliver(TxId),
+    /// A non-2xx final response to INVITE: pass it to the TU, which must
+    /// build the ACK and hand it to [`Transactions::set_ack`].
+    DeliverNeedsAck(TxId),
+    /// A retransmission, handled here (ACK re-sent if needed).
+    Absorbed(TxId),
+    /// No transaction matches: RFC 3261 §18.1.2 passes stray 2xx to the
+    /// core (it may need an ACK); anything else is dropped.
+    NoMatch,
+}
+
+/// What the TU should do with a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestAction {
+    /// A new server transaction: the TU must respond.
+    New(TxId),
+    /// A retransmission of a request already being handled: absorbed (the
+    /// last response, if any, was re-sent).
+    Absorbed(TxId),
+    /// An ACK for a non-2xx final response: absorbed by the transaction.
+    AckAbsorbed(TxId),
+    /// An ACK that matches no INVITE server transaction in Completed: the
+    /// ACK for a 2xx, which belongs to the dialog layer (§17.2.3).
+    AckForTu,
+}
+
+/// Transaction-layer events for the TU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxEvent {
+    /// Timer B or F fired: no final response (treat as 408).
+    Timeout(TxId),
+    /// Timer H fired: no ACK for a non-2xx final response.
+    AckTimeout(TxId),
+    /// The transaction ended and was removed.
+    Terminated(TxId),
+}
+
+/// Bytes to send on a flow.
+#[derive(Debug)]
+pub struct Transmit {
+    /// The transaction.
+    pub tx: TxId,
+    /// The flow to send on.
+    pub flow: FlowId,
+    /// The message.
+    pub bytes: Vec<u8>,
+}
+
+/// Matching key of a client transaction (§17.1.3).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ClientKey {
+    branch: String,
+    method: String,
+}
+
+/// Matching key of a server transaction (§17.2.3); ACK is matched to the
+/// INVITE transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ServerKey {
+    branch: String,
+    sent_by: String,
+    method: String,
+}
+
+#[derive(Debug)]
+struct Tx {
+    kind: Kind,
+    state: State,
+    reliable: bool,
+    flow: FlowId,
+    client_key: Option<ClientKey>,
+    server_key: Option<ServerKey>,
+    /// Client: the request, for retransmission.
+    request: Vec<u8>,
+    /// Server: the last response sent, for retransmission.
+    last_response: Option<Vec<u8>>,
+    /// INVITE client: the ACK for a non-2xx final response.
+    ack: Option<Vec<u8>>,
+    timers: [Option<Instant>; TIMERS],
+    /// Current retransmit interval of timer A, E or G.
+    interval: Duration,
+}
+
+impl Tx {
+    fn set(&mut self, t: Timer, at: Option<Instant>) {
+        self.timers[t as usize] = at;
+    }
+
+    fn clear_all(&mut self) {
+        self.timers = [None; TIMERS];
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        self.timers.iter().flatten().min().copied()
+    }
+}
+
+/// All transactions of a SIP element. See the module documentation.
+#[derive(Debug)]
+pub struct Transactions {
+    cfg: TimerConfig,
+    next_id: u64,
+    txs: HashMap<TxId, Tx>,
+    clients: HashMap<ClientKey, TxId>,
+    servers: HashMap<ServerKey, TxId>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<TxEvent>,
+    /// Upper bound on concurrent transactions (flood protection).
+    max: usize,
+}
+
+/// Why a request or response could not be taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TxError {
+    /// Too many transactions: answer 503 (servers) or fail (clients).
+    #[error("too many transactions")]
+    Full,
+    /// A client transaction with this branch exists already.
+    #[error("branch already in use")]
+    DuplicateBranch,
+    /// The handle does not name a live transaction of the right kind.
+    #[error("no such transaction")]
+    Unknown,
+    /// A response was given to a transaction that already sent a final one.
+    #[error("transaction already completed")]
+    AlreadyFinal,
+}
+
+impl Transactions {
+    /// An empty transaction layer with at most `max` live transactions.
+    pub fn new(cfg: TimerConfig, max: usize) -> Transactions {
+        Transactions {
+            cfg,
+            next_id: 1,
+            txs: HashMap::new(),
+            clients: HashMap::new(),
+            servers: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            max,
+        }
+    }
+
+    /// Number of live transactions.
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
+    /// The state of a transaction, if it is live.
+    pub fn state(&self, tx: TxId) -> Option<State> {
+        self.txs.get(&tx).map(|t| t.state)
+    }
+
+    fn new_id(&mut self) -> TxId {
+        let id = TxId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    fn transmit(&mut self, tx: TxId, flow: FlowId, bytes: Vec<u8>) {
+        self.transmits.push_back(Transmit { tx, flow, bytes });
+    }
+
+    /// Starts a client transaction for `request` (`method` as in its CSeq,
+    /// `branch` its top Via branch) and sends it.
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        branch: &str,
+        method: &str,
+        request: Vec<u8>,
+        flow: FlowId,
+        reliable: bool,
+    ) -> Result<TxId, TxError> {
+        if self.txs.len() >= self.max {
+            return Err(TxError::Full);
+        }
+        let key = ClientKey {
+            branch: branch.to_string(),
+            method: method.to_ascii_uppercase(),
+        };
+        if self.clients.contains_key(&key) {
+            return Err(TxError::DuplicateBranch);
+        }
+        let invite = key.method == "INVITE";
+        let id = self.new_id();
+        let t1 = self.cfg.t1;
+        let mut tx = Tx {
+            kind: if invite {
+                Kind::InviteClient
+            } else {
+                Kind::NonInviteClient
+            },
+            state: if invite {
+                State::Calling
+            } else {
+                State::Trying
+            },
+            reliable,
+            flow,
+            client_key: Some(key.clone()),
+            server_key: None,
+            request: request.clone(),
+            last_response: None,
+            ack: None,
+            timers: [None; TIMERS],
+            interval: t1,
+        };
+        if invite {
+            if !reliable {
+                tx.set(Timer::A, Some(now + t1));
+            }
+            tx.set(Timer::B, Some(now + 64 * t1));
+        } else {
+            if !reliable {
+                tx.set(Timer::E, Some(now + t1));
+            }
+            tx.set(Timer::F, Some(now + 64 * t1));
+        }
+        self.txs.insert(id, tx);
+        self.clients.insert(key, id);
+        self.transmit(id, flow, request);
+        Ok(id)
+    }
+
+    /// Matches a response (its top Via branch and CSeq method) to a client
+    /// transaction and advances it.
+    pub fn receive_response(
+        &mut self,
+        now: Instant,
+        branch: &str,
+        cseq_method: &str,
+        status: u16,
+    ) -> ResponseAction {
+        let key = ClientKey {
+            branch: branch.to_string(),
+            method: cseq_method.to_ascii_uppercase(),
+        };
+        let Some(&id) = self.clients.get(&key) else {
+            return ResponseAction::NoMatch;
+        };
+        let Some(tx) = self.txs.get_mut(&id) else {
+            return ResponseAction::NoMatch;
+        };
+        let provisional = status < 200;
+        let success = (200..300).contains(&status);
+        let (cfg, reliable) = (self.cfg, tx.reliable);
+        match (tx.kind, tx.state) {
+            (Kind::InviteClient, State::Calling | State::Proceeding) => {
+                tx.set(Timer::A, None);
+                if provisional {
+                    tx.state = State::Proceeding;
+                    ResponseAction::Deliver(id)
+                } else if success {
+                    // RFC 6026: Accepted absorbs nothing but passes 2xx
+                    // retransmissions up, so the TU can re-ACK.
+                    tx.clear_all();
+                    tx.state = State::Accepted;
+                    tx.set(Timer::M, Some(now + 64 * cfg.t1));
+                    ResponseAction::Deliver(id)
+                } else {
+                    tx.clear_all();
+                    tx.state = State::Completed;
+                    let d = if reliable {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_secs(32)
+                    };
+                    tx.set(Timer::D, Some(now + d));
+                    ResponseAction::DeliverNeedsAck(id)
+                }
+            }
+            (Kind::InviteClient, State::Accepted) => {
+                if success {
+                    ResponseAction::Deliver(id)
+                } else {
+                    ResponseAction::Absorbed(id)
+                }
+            }
+            (Kind::InviteClient, State::Completed) => {
+                if !provisional && !success {
+                    if let Some(ack) = tx.ack.clone() {
+                        let flow = tx.flow;
+                        self.transmit(id, flow, ack);
+                    }
+                }
+                ResponseAction::Absorbed(id)
+            }
+            (Kind::NonInviteClient, State::Trying | State::Proceeding) => {
+                if provisional {
+                    if tx.state == State::Trying {
+                        tx.state = State::Proceeding;
+                        if !reliable {
+                            tx.interval = cfg.t2;
+                        }
+                    }
+                    ResponseAction::Deliver(id)
+                } else {
+                    tx.clear_all();
+                    tx.state = State::Completed;
+                    let k = if reliable { Duration::ZERO } else { cfg.t4 };
+                    tx.set(Timer::K, Some(now + k));
+                    ResponseAction::Deliver(id)
+                }
+            }
+            _ => ResponseAction::Absorbed(id),
+        }
+    }
+
+    /// Gives an INVITE client transaction the ACK for its non-2xx final
+    /// response; it is sent now and again for each retransmitted response.
+    pub fn set_ack(&mut self, tx_id: TxId, ack: Vec<u8>) -> Result<(), TxError> {
+        let tx = self.txs.get_mut(&tx_id).ok_or(TxError::Unknown)?;
+        if tx.kind != Kind::InviteClient || tx.state != State::Completed {
+            return Err(TxError::Unknown);
+        }
+        tx.ack = Some(ack.clone());
+        let flow = tx.flow;
+        self.transmit(tx_id, flow, ack);
+        Ok(())
+    }
+
+    /// Matches a request (top Via branch and sent-by, and its method) to a
+    /// server transaction, creating one for a new request.
+    pub fn receive_request(
+        &mut self,
+        now: Instant,
+        branch: &str,
+        sent_by: &str,
+        method: &str,
+        flow: FlowId,
+        reliable: bool,
+    ) -> Result<RequestAction, TxError> {
+        let method = method.to_ascii_uppercase();
+        if method == "ACK" {
+            let key = ServerKey {
+                branch: branch.to_string(),
+                sent_by: sent_by.to_ascii_lowercase(),
+                method: "INVITE".into(),
+            };
+            let Some(&id) = self.servers.get(&key) else {
+                return Ok(RequestAction::AckForTu);
+            };
+            let Some(tx) = self.txs.get_mut(&id) else {
+                return Ok(RequestAction::AckForTu);
+            };
+            return Ok(match tx.state {
+                State::Completed => {
+                    tx.clear_all();
+                    tx.state = State::Confirmed;
+                    let i = if tx.reliable {
+                        Duration::ZERO
+                    } else {
+                        self.cfg.t4
+                    };
+                    tx.set(Timer::I, Some(now + i));
+                    RequestAction::AckAbsorbed(id)
+                }
+                State::Confirmed => RequestAction::AckAbsorbed(id),
+                // In Accepted the ACK is for the 2xx: the dialog's.
+                _ => RequestAction::AckForTu,
+            });
+        }
+        let key = ServerKey {
+            branch: branch.to_string(),
+            sent_by: sent_by.to_ascii_lowercase(),
+            method: method.clone(),
+        };
+        if let Some(&id) = self.servers.get(&key) {
+            if let Some(tx) = self.txs.get(&id) {
+                // §17.2.1 / §17.2.2: retransmission, resend the last response
+                // (in Accepted, RFC 6026: absorb, the TU resends 2xx).
+                if tx.state != State::Accepted {
+                    if let Some(r) = tx.last_response.clone() {
+                        let flow = tx.flow;
+                        self.transmit(id, flow, r);
+                    }
+                }
+            }
+            return Ok(RequestAction::Absorbed(id));
+        }
+        if self.txs.len() >= self.max {
+            return Err(TxError::Full);
+        }
+        let invite = method == "INVITE";
+        let id = self.new_id();
+        self.txs.insert(
+            id,
+            Tx {
+                kind: if invite {
+                    Kind::InviteServer
+                } else {
+                    Kind::NonInviteServer
+                },
+                state: if invite {
+                    State::Proceeding
+                } else {
+                    State::Trying
+                },
+                reliable,
+                flow,
+                client_key: None,
+                server_key: Some(key.clone()),
+                request: Vec::new(),
+                last_response: None,
+                ack: None,
+                timers: [None; TIMERS],
+                interval: self.cfg.t1,
+            },
+        );
+        self.servers.insert(key, id);
+        Ok(RequestAction::New(id))
+    }
+
+    /// The INVITE server transaction a CANCEL (same branch and sent-by)
+    /// targets (§9.2), if it is still live.
+    pub fn invite_for_cancel(&self, branch: &str, sent_by: &str) -> Option<TxId> {
+        let key = ServerKey {
+            branch: branch.to_string(),
+            sent_by: sent_by.to_ascii_lowercase(),
+            method: "INVITE".into(),
+        };
+        self.servers
+            .get(&key)
+            .copied()
+            .filter(|id| self.txs.contains_key(id))
+    }
+
+    /// Sends a response on a server transaction.
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        tx_id: TxId,
+        status: u16,
+        response: Vec<u8>,
+    ) -> Result<(), TxError> {
+        let cfg = self.cfg;
+        let tx = self.txs.get_mut(&tx_id).ok_or(TxError::Unknown)?;
+        let provisional = status < 200;
+        let success = (200..300).contains(&status);
+        match (tx.kind, tx.state) {
+            (Kind::InviteServer, State::Proceeding) => {
+                if !provisional {
+                    if success {
+                        tx.state = State::Accepted;
+                        tx.set(Timer::L, Some(now + 64 * cfg.t1));
+                    } else {
+                        tx.state = State::Completed;
+                        if !tx.reliable {
+                            tx.set(Timer::G, Some(now + cfg.t1));
+                        }
+                        tx.set(Timer::H, Some(now + 64 * cfg.t1));
+                    }
+                }
+            }
+            // RFC 6026: the TU retransmits 2xx through the transaction.
+            (Kind::InviteServer, State::Accepted) if success => {}
+            (Kind::NonInviteServer, State::Trying | State::Proceeding) => {
+                if provisional {
+                    tx.state = State::Proceeding;
+                } else {
+                    tx.state = State::Completed;
+                    let j = if tx.reliable {
+                        Duration::ZERO
+                    } else {
+                        64 * cfg.t1
+                    };
+                    tx.set(Timer::J, Some(now + j));
+                }
+            }
+            _ => return Err(TxError::AlreadyFinal),
+        }
+        tx.last_response = Some(response.clone());
+        let flow = tx.flow;
+        self.transmit(tx_id, flow, response);
+        Ok(())
+    }
+
+    /// The next bytes to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the TU.
+    pub fn poll_event(&mut self) -> Option<TxEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest timer of any transaction.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.txs.values().filter_map(Tx::next_timeout).min()
+    }
+
+    fn terminate(&mut self, id: TxId) {
+        if let Some(tx) = self.txs.remove(&id) {
+            if let Some(k) = tx.client_key {
+                self.clients.remove(&k);
+            }
+            if let Some(k) = tx.server_key {
+                self.servers.remove(&k);
+            }
+            self.events.push_back(TxEvent::Terminated(id));
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<TxId> = self
+            .txs
+            .iter()
+            .filter(|(_, t)| t.next_timeout().is_some_and(|at| at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            // A transaction may have several timers due; fire them in order.
+            while let Some(tx) = self.txs.get(&id) {
+                let Some((timer, _)) = tx
+                    .timers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| t.filter(|at| *at <= now).map(|at| (i, at)))
+                    .min_by_key(|(_, at)| *at)
+                else {
+                    break;
+                };
+                self.fire(now, id, timer);
+            }
+        }
+    }
+
+    fn fire(&mut self, now: Instant, id: TxId, timer: usize) {
+        let cfg = self.cfg;
+        let Some(tx) = self.txs.get_mut(&id) else {
+            return;
+        };
+        tx.timers[timer] = None;
+        let flow = tx.flow;
+        match timer {
+            t if t == Timer::A as usize => {
+                // §17.1.1.2: retransmit INVITE, double the interval.
+                tx.interval *= 2;
+                let next = tx.interval;
+                tx.set(Timer::A, Some(now + next));
+                let r = tx.request.clone();
+                self.transmit(id, flow, r);
+            }
+            t if t == Timer::E as usize => {
+                // §17.1.2.2: double up to T2 in Trying, T2 in Proceeding.
+                tx.interval = if tx.state == State::Trying {
+                    (tx.interval * 2).min(cfg.t2)
+                } else {
+                    cfg.t2
+                };
+                let next = tx.interval;
+                tx.set(Timer::E, Some(now + next));
+                let r = tx.request.clone();
+                self.transmit(id, flow, r);
+            }
+            t if t == Timer::G as usize => {
+                // §17.2.1: retransmit the final response, up to T2.
+                tx.interval = (tx.interval * 2).min(cfg.t2);
+                let next = tx.interval;
+                tx.set(Timer::G, Some(now + next));
+                if let Some(r) = tx.last_response.clone() {
+                    self.transmit(id, flow, r);
+                }
+            }
+            t if t == Timer::B as usize || t == Timer::F as usize => {
+                self.events.push_back(TxEvent::Timeout(id));
+                self.terminate(id);
+            }
+            t if t == Timer::H as usize => {
+                self.events.push_back(TxEvent::AckTimeout(id));
+                self.terminate(id);
+            }
+            _ => self.terminate(id), // D, I, J, K, L, M: wait over
+        }
+    }
+}
