@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod media;
 pub mod pki;
 pub mod relay;
 pub mod srtp;

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use dialgate::media::G711;
 use dialgate::relay::net::{LocalLeg, NetConfig, RelayHandle};
 use dialgate::relay::{LegConfig, RelayConfig};
 use dialgate::srtp::{MasterKey, Protector, Suite, Unprotector};
@@ -79,29 +80,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// G.711 mu-law encoding of one linear sample (ITU-T G.711).
-fn ulaw(sample: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    const CLIP: i32 = 32635;
-    let mut s = i32::from(sample);
-    let sign = if s < 0 { 0x80 } else { 0 };
-    s = (s.abs().min(CLIP)) + BIAS;
-    let mut exponent = 7;
-    let mut mask = 0x4000;
-    while exponent > 0 && s & mask == 0 {
-        exponent -= 1;
-        mask >>= 1;
-    }
-    let mantissa = (s >> (exponent + 3)) & 0x0f;
-    !((sign | (exponent << 4) | mantissa) as u8)
-}
-
 /// 20 ms of a 1 kHz tone, G.711 mu-law, starting at sample `n`.
 fn tone(n: u64) -> [u8; 160] {
     let mut out = [0u8; 160];
     for (i, b) in out.iter_mut().enumerate() {
         let t = (n + i as u64) as f64 / 8000.0;
-        *b = ulaw((8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16);
+        *b = G711::MuLaw.encode((8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16);
     }
     out
 }
