@@ -132,6 +132,11 @@ pub struct LegStats {
     pub foreign_source: u64,
     /// Dropped: could not be protected or had nowhere to go.
     pub unroutable: u64,
+    /// Relayed packets not sent towards this leg because the gateway was
+    /// playing its own frames on it (the secure tone).
+    pub muted: u64,
+    /// Frames the gateway generated and sent on this leg.
+    pub played: u64,
     /// Packets protected and handed out for sending on this leg.
     pub tx_packets: u64,
 }
@@ -177,6 +182,12 @@ pub enum RelayError {
     /// Key derivation failed.
     #[error("SRTP context: {0}")]
     Srtp(srtp::Error),
+    /// No live call with that id.
+    #[error("no such call")]
+    NoSuchCall,
+    /// A generated frame is too large, or too many are queued.
+    #[error("generated frame too large or queue full")]
+    BadFrame,
 }
 
 /// A packet to send: from which socket, to where. The packet has been
@@ -209,7 +220,36 @@ struct Leg {
     outbound: Protector,
     stats: LegStats,
     drop_log: DropLog,
+    /// Frames the gateway sends on this leg itself, earliest first.
+    playout: VecDeque<PlayFrame>,
+    /// Drop relayed RTP towards this leg while `playout` is not empty.
+    mute_while_playing: bool,
 }
+
+/// One RTP packet the gateway generates (the secure tone, a PIN digit),
+/// sent at `at` with the gateway's own SSRC on that leg.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlayFrame {
+    /// When to send it.
+    pub at: Instant,
+    /// RTP payload type.
+    pub payload_type: u8,
+    /// RTP marker bit.
+    pub marker: bool,
+    /// RTP sequence number.
+    pub seq: u16,
+    /// RTP timestamp.
+    pub timestamp: u32,
+    /// SSRC of the gateway's own stream on this leg.
+    pub ssrc: u32,
+    /// The payload (at most [`MAX_PLAY_PAYLOAD`] octets).
+    pub payload: Vec<u8>,
+}
+
+/// Largest payload of a generated frame.
+pub const MAX_PLAY_PAYLOAD: usize = 320;
+/// Most frames queued per leg (a 10 s tone, or a long PIN).
+pub const MAX_PLAY_FRAMES: usize = 500;
 
 struct Call {
     generation: u32,
@@ -457,6 +497,10 @@ impl Relay {
             outl.stats.unroutable += 1;
             return None;
         };
+        if !rtcp && outl.mute_while_playing && !outl.playout.is_empty() {
+            outl.stats.muted += 1;
+            return None;
+        }
         let protected = if rtcp {
             outl.outbound.protect_rtcp(buf, plain_len)
         } else {
@@ -485,9 +529,96 @@ impl Relay {
         }
     }
 
-    /// When [`Relay::handle_timeout`] should next be called.
+    /// When [`Relay::handle_timeout`] should next be called (or, for
+    /// generated frames, [`Relay::poll_play`]).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next_check
+        let play = self
+            .calls
+            .iter()
+            .flatten()
+            .flat_map(|c| {
+                c.legs
+                    .iter()
+                    .filter_map(|l| l.playout.front().map(|f| f.at))
+            })
+            .min();
+        match (self.next_check, play) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Queues frames the gateway sends on one leg of a call, protected with
+    /// that leg's outbound key like any relayed packet. With `mute`,
+    /// relayed RTP towards that leg is dropped until the last frame is out
+    /// (so a caller hears the secure tone alone, then the bridge).
+    pub fn play(
+        &mut self,
+        id: CallId,
+        leg: LegSide,
+        frames: Vec<PlayFrame>,
+        mute: bool,
+    ) -> Result<(), RelayError> {
+        if frames.iter().any(|f| f.payload.len() > MAX_PLAY_PAYLOAD) {
+            return Err(RelayError::BadFrame);
+        }
+        let call = self
+            .calls
+            .get_mut(id.index as usize)
+            .and_then(Option::as_mut)
+            .filter(|c| c.generation == id.generation)
+            .ok_or(RelayError::NoSuchCall)?;
+        let l = &mut call.legs[leg.index()];
+        if l.playout.len() + frames.len() > MAX_PLAY_FRAMES {
+            return Err(RelayError::BadFrame);
+        }
+        l.playout.extend(frames);
+        l.playout.make_contiguous().sort_by_key(|f| f.at);
+        l.mute_while_playing = mute;
+        Ok(())
+    }
+
+    /// The next generated frame due at `now`, built and protected in `buf`
+    /// (at least 1500 octets). Call until it returns `None`.
+    pub fn poll_play<'b>(&mut self, now: Instant, buf: &'b mut [u8]) -> Option<Transmit<'b>> {
+        for call in self.calls.iter_mut().flatten() {
+            for leg in &mut call.legs {
+                if leg.playout.front().is_none_or(|f| f.at > now) {
+                    continue;
+                }
+                let f = leg.playout.pop_front()?;
+                let Some(dest) = leg.remote_rtp else {
+                    leg.stats.unroutable += 1;
+                    continue;
+                };
+                let len = 12 + f.payload.len();
+                if buf.len() < len + 16 {
+                    leg.stats.unroutable += 1;
+                    continue;
+                }
+                buf[0] = 0x80;
+                buf[1] = (u8::from(f.marker) << 7) | (f.payload_type & 0x7f);
+                buf[2..4].copy_from_slice(&f.seq.to_be_bytes());
+                buf[4..8].copy_from_slice(&f.timestamp.to_be_bytes());
+                buf[8..12].copy_from_slice(&f.ssrc.to_be_bytes());
+                buf[12..len].copy_from_slice(&f.payload);
+                match leg.outbound.protect_rtp(buf, len) {
+                    Ok(packet) => {
+                        leg.stats.played += 1;
+                        return Some(Transmit {
+                            socket: leg.cfg_rtp,
+                            dest,
+                            packet,
+                        });
+                    }
+                    Err(_) => {
+                        leg.stats.unroutable += 1;
+                        return None;
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Checks every call for media inactivity.
@@ -545,6 +676,8 @@ impl Leg {
             outbound: Protector::new(&cfg.outbound).map_err(RelayError::Srtp)?,
             stats: LegStats::default(),
             drop_log: DropLog::default(),
+            playout: VecDeque::new(),
+            mute_while_playing: false,
         })
     }
 

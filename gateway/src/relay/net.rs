@@ -25,7 +25,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, error, warn};
 
 use super::{
-    CallId, Event, LegConfig, LegStats, PortAllocator, Relay, RelayConfig, RelayError, SocketId,
+    CallId, Event, LegConfig, LegSide, LegStats, PlayFrame, PortAllocator, Relay, RelayConfig,
+    RelayError, SocketId,
 };
 
 /// Datagrams served from one socket before moving to the next ready one.
@@ -128,6 +129,13 @@ enum Command {
     Counters {
         reply: SyncSender<NetCounters>,
     },
+    Play {
+        call: CallId,
+        leg: LegSide,
+        frames: Vec<PlayFrame>,
+        mute: bool,
+        reply: SyncSender<Result<(), RelayError>>,
+    },
     Shutdown,
 }
 
@@ -215,6 +223,25 @@ impl RelayHandle {
     /// A call's counters.
     pub fn stats(&self, call: CallId) -> Result<Option<[LegStats; 2]>, NetError> {
         self.request(|reply| Command::Stats { call, reply })
+    }
+
+    /// Queues frames the gateway itself sends on a leg (see
+    /// [`Relay::play`]).
+    pub fn play(
+        &self,
+        call: CallId,
+        leg: LegSide,
+        frames: Vec<PlayFrame>,
+        mute: bool,
+    ) -> Result<(), NetError> {
+        self.request(|reply| Command::Play {
+            call,
+            leg,
+            frames,
+            mute,
+            reply,
+        })?
+        .map_err(NetError::Relay)
     }
 
     /// The socket layer's counters.
@@ -318,6 +345,7 @@ impl RelayIo {
             }
             let now = Instant::now();
             self.relay.handle_timeout(now);
+            self.send_played(now, &mut buf);
             self.forward_events();
         }
     }
@@ -366,6 +394,20 @@ impl RelayIo {
             }
         }
         true
+    }
+
+    /// Sends the gateway's own frames that are due.
+    fn send_played(&mut self, now: Instant, buf: &mut [u8]) {
+        while let Some(t) = self.relay.poll_play(now, buf) {
+            let Some(Some((out, _))) = self.sockets.get(t.socket.0 as usize) else {
+                self.counters.send_errors += 1;
+                continue;
+            };
+            match out.send_to(t.packet.as_bytes(), t.dest) {
+                Ok(_) => self.counters.sent += 1,
+                Err(_) => self.counters.send_errors += 1,
+            }
+        }
     }
 
     fn forward_events(&mut self) {
@@ -436,6 +478,15 @@ impl RelayIo {
                     c.stray = self.relay.stray_packets;
                     c.calls = self.relay.call_count();
                     let _ = reply.send(c);
+                }
+                Command::Play {
+                    call,
+                    leg,
+                    frames,
+                    mute,
+                    reply,
+                } => {
+                    let _ = reply.send(self.relay.play(call, leg, frames, mute));
                 }
                 Command::Shutdown => return false,
             }

@@ -421,3 +421,74 @@ fn arbitrary_datagrams_never_panic_or_leave_the_relay() {
     assert!(a.dropped() > 0 && b.dropped() > 0);
     assert!(relay.stray_packets > 0);
 }
+
+#[test]
+fn gateway_frames_are_protected_sent_on_time_and_mute_the_bridge_meanwhile() {
+    let mut relay = Relay::new(RelayConfig::default());
+    let t0 = Instant::now();
+    let mut e = ends();
+    let call = setup(&mut relay, t0, &e, true);
+    let tone = crate::media::SecureTone::new(crate::media::G711::MuLaw);
+    let frames: Vec<PlayFrame> = (0..crate::media::SECURE_TONE_FRAMES)
+        .map(|n| PlayFrame {
+            at: t0 + Duration::from_millis(20 * n as u64),
+            payload_type: 0,
+            marker: n == 0,
+            seq: 1000 + n as u16,
+            timestamp: 160 * n as u32,
+            ssrc: 0x5ec0_0001,
+            payload: tone.frame(n).unwrap().to_vec(),
+        })
+        .collect();
+    relay.play(call, LegSide::A, frames, true).unwrap();
+    assert_eq!(relay.poll_timeout(), Some(t0), "first frame due now");
+
+    let mut got = 0u16;
+    let mut buf = [0u8; 1500];
+    for step in 0..30u64 {
+        let now = t0 + Duration::from_millis(20 * step);
+        // Bridge audio arrives meanwhile: muted towards the phone while the
+        // tone plays, relayed again afterwards.
+        let (mut b, len) = rtp(step as u16, 0xbbbb, 0, 9);
+        let n = e.bridge_tx.protect_rtp(&mut b, len).unwrap().len();
+        let relayed = relay
+            .handle_datagram(now, SocketId(2), addr(BRIDGE), &mut b, n)
+            .is_some();
+        assert_eq!(relayed, step >= 20, "step {step}");
+        while let Some(t) = relay.poll_play(now, &mut buf) {
+            assert_eq!((t.socket, t.dest), (SocketId(0), addr(PHONE)));
+            let wire = t.packet.as_bytes().to_vec();
+            let mut p = [0u8; 1500];
+            p[..wire.len()].copy_from_slice(&wire);
+            let m = e
+                .phone_rx
+                .unprotect_rtp(&mut p, wire.len())
+                .expect("tone decrypts with the phone's key");
+            let h = crate::srtp::RtpHeader::parse(&p[..m]).unwrap();
+            assert_eq!((h.ssrc, h.seq), (0x5ec0_0001, 1000 + got));
+            assert_eq!(p[12..m], tone.frame(usize::from(got)).unwrap());
+            got += 1;
+        }
+    }
+    assert_eq!(got, 20);
+    let [a, _] = relay.stats(call).unwrap();
+    assert_eq!((a.played, a.muted), (20, 20));
+    let too_big = PlayFrame {
+        at: t0,
+        payload_type: 0,
+        marker: false,
+        seq: 0,
+        timestamp: 0,
+        ssrc: 1,
+        payload: vec![0; MAX_PLAY_PAYLOAD + 1],
+    };
+    assert_eq!(
+        relay.play(call, LegSide::A, vec![too_big], false),
+        Err(RelayError::BadFrame)
+    );
+    relay.remove_call(call);
+    assert_eq!(
+        relay.play(call, LegSide::B, Vec::new(), false),
+        Err(RelayError::NoSuchCall)
+    );
+}
