@@ -16,3 +16,4 @@ pub mod relay;
 pub mod srtp;
 pub mod tls;
 pub mod transaction;
+pub mod transport;
