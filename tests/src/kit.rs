@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use dialgate::pki::{Ca, Issued, Validity};
 use dialgate::tls::{phone_server_config, KeyHash, PqPolicy, Registry, SharedRegistry, TokenEntry};
 use rustls::crypto::aws_lc_rs as provider;
+use rustls::crypto::SupportedKxGroup;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -82,11 +83,31 @@ impl TestKit {
 
     /// A phone's client config: TLS 1.3, trusts the kit CA, presents `cert`.
     pub fn client(&self, cert: Option<&Issued>) -> Arc<ClientConfig> {
+        self.client_with(cert, None, false)
+    }
+
+    /// A phone's client config with chosen key exchange groups (most
+    /// preferred first) and, with `tls12_only`, TLS 1.2 instead of 1.3.
+    pub fn client_with(
+        &self,
+        cert: Option<&Issued>,
+        groups: Option<Vec<&'static dyn SupportedKxGroup>>,
+        tls12_only: bool,
+    ) -> Arc<ClientConfig> {
+        let mut p = provider::default_provider();
+        if let Some(g) = groups {
+            p.kx_groups = g;
+        }
+        let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+            &[&rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13]
+        };
         let mut roots = RootCertStore::empty();
         roots.add(self.server_ca.der()).expect("root");
-        let b = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .expect("TLS 1.3")
+        let b = ClientConfig::builder_with_provider(Arc::new(p))
+            .with_protocol_versions(versions)
+            .expect("versions")
             .with_root_certificates(roots);
         Arc::new(match cert {
             Some(c) => b

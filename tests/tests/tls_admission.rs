@@ -10,119 +10,75 @@
 //! or pinned key and the host name; TLS 1.2 only where the trunk allows it.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use dialgate::pki::{Ca, Issued, Validity};
 use dialgate::tls::{
-    identify, phone_server_config, trunk_client_config, KeyHash, PqPolicy, Registry,
-    SharedRegistry, TokenEntry, TrunkTls, TrunkTrust,
+    identify, trunk_client_config, KeyHash, PqPolicy, SharedRegistry, TokenEntry, TrunkTls,
+    TrunkTrust,
 };
+use dialgate_tests::kit::{key_of, TestKit};
 use rustls::crypto::aws_lc_rs as provider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, NamedGroup, ProtocolVersion, RootCertStore, ServerConfig};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, NamedGroup, ProtocolVersion, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+/// The shared test kit plus two certificates that must be refused even
+/// though their keys are registered: one from a foreign CA, one expired.
 struct Kit {
-    server_ca: Ca,
-    server: Issued,
-    token_ca: Ca,
-    registry: SharedRegistry,
-    alice: Issued,
-    mallory: Issued,
-    eve: Issued,
+    base: TestKit,
     foreign: Issued,
     expired: Issued,
 }
 
-fn key_of(i: &Issued) -> PrivateKeyDer<'static> {
-    PrivateKeyDer::from_pem_slice(i.key_pem.as_bytes()).unwrap()
+impl std::ops::Deref for Kit {
+    type Target = TestKit;
+    fn deref(&self) -> &TestKit {
+        &self.base
+    }
 }
 
 fn kit() -> Kit {
+    let base = TestKit::new();
     let v = Validity::days_from_now(30);
-    let server_ca = Ca::new("kit CA", v).unwrap();
-    let server = server_ca
-        .issue_server("gateway", &["127.0.0.1", "localhost"], v)
+    let expired = base
+        .token_ca
+        .issue_client("old", Validity::expired())
         .unwrap();
-    let token_ca = Ca::new("token CA", v).unwrap();
-    let alice = token_ca.issue_client("alice", v).unwrap();
-    let mallory = token_ca.issue_client("mallory", v).unwrap();
-    let eve = token_ca.issue_client("eve", v).unwrap();
-    let expired = token_ca.issue_client("old", Validity::expired()).unwrap();
     let foreign = Ca::new("someone else's CA", v)
         .unwrap()
         .issue_client("alice", v)
         .unwrap();
-    // The foreign certificate's key is registered on purpose: the chain
-    // check alone must refuse it. The expired one is registered too.
-    let mut reg = Registry::default();
-    for (who, name, revoked) in [
-        (&alice, "alice", false),
-        (&mallory, "mallory", true),
-        (&expired, "old", false),
-        (&foreign, "alice", false),
-    ] {
+    for (who, name) in [(&expired, "old"), (&foreign, "alice")] {
         let entry = TokenEntry {
             name: name.into(),
-            revoked,
+            revoked: false,
         };
-        reg.insert(KeyHash::of_certificate(&who.der).unwrap(), entry);
+        base.registry
+            .write()
+            .unwrap()
+            .insert(KeyHash::of_certificate(&who.der).unwrap(), entry);
     }
     Kit {
-        server_ca,
-        server,
-        token_ca,
-        registry: Arc::new(RwLock::new(reg)),
-        alice,
-        mallory,
-        eve,
+        base,
         foreign,
         expired,
     }
 }
 
 fn phone_config(k: &Kit, pq: PqPolicy) -> Arc<ServerConfig> {
-    phone_server_config(
-        vec![k.server.der.clone()],
-        key_of(&k.server),
-        &[k.token_ca.der()],
-        Arc::clone(&k.registry),
-        pq,
-    )
-    .unwrap()
+    k.phone_config(pq)
 }
 
-/// A phone's client config: trusts the kit CA, presents `cert` if given.
 fn phone_client(
     k: &Kit,
     cert: Option<&Issued>,
     groups: Option<Vec<&'static dyn rustls::crypto::SupportedKxGroup>>,
     tls12_only: bool,
 ) -> Arc<ClientConfig> {
-    let mut p = provider::default_provider();
-    if let Some(g) = groups {
-        p.kx_groups = g;
-    }
-    let mut roots = RootCertStore::empty();
-    roots.add(k.server_ca.der()).unwrap();
-    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
-        &[&rustls::version::TLS12]
-    } else {
-        &[&rustls::version::TLS13]
-    };
-    let b = ClientConfig::builder_with_provider(Arc::new(p))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots);
-    Arc::new(match cert {
-        Some(c) => b
-            .with_client_auth_cert(vec![c.der.clone()], key_of(c))
-            .unwrap(),
-        None => b.with_no_client_auth(),
-    })
+    k.client_with(cert, groups, tls12_only)
 }
 
 /// What the server saw of one connection.

@@ -378,19 +378,11 @@ impl RelayIo {
                 }
             };
             self.counters.received += 1;
-            let Some(t) = self
+            if let Some(t) = self
                 .relay
                 .handle_datagram(now, SocketId(id), from, buf, len)
-            else {
-                continue;
-            };
-            let Some(Some((out, _))) = self.sockets.get(t.socket.0 as usize) else {
-                self.counters.send_errors += 1;
-                continue;
-            };
-            match out.send_to(t.packet.as_bytes(), t.dest) {
-                Ok(_) => self.counters.sent += 1,
-                Err(_) => self.counters.send_errors += 1,
+            {
+                send_out(&self.sockets, &mut self.counters, t);
             }
         }
         true
@@ -399,14 +391,7 @@ impl RelayIo {
     /// Sends the gateway's own frames that are due.
     fn send_played(&mut self, now: Instant, buf: &mut [u8]) {
         while let Some(t) = self.relay.poll_play(now, buf) {
-            let Some(Some((out, _))) = self.sockets.get(t.socket.0 as usize) else {
-                self.counters.send_errors += 1;
-                continue;
-            };
-            match out.send_to(t.packet.as_bytes(), t.dest) {
-                Ok(_) => self.counters.sent += 1,
-                Err(_) => self.counters.send_errors += 1,
-            }
+            send_out(&self.sockets, &mut self.counters, t);
         }
     }
 
@@ -585,5 +570,22 @@ impl RelayIo {
         if let Some((id, _)) = leg.rtcp {
             self.close(id);
         }
+    }
+}
+
+/// Sends a protected packet from the socket it names, counting the outcome
+/// (a full socket buffer or an unreachable peer is counted, not fatal).
+fn send_out(
+    sockets: &[Option<(UdpSocket, u16)>],
+    counters: &mut NetCounters,
+    t: super::Transmit<'_>,
+) {
+    let Some(Some((out, _))) = sockets.get(t.socket.0 as usize) else {
+        counters.send_errors += 1;
+        return;
+    };
+    match out.send_to(t.packet.as_bytes(), t.dest) {
+        Ok(_) => counters.sent += 1,
+        Err(_) => counters.send_errors += 1,
     }
 }
