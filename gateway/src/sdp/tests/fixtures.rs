@@ -3,14 +3,20 @@
 
 /// 30 octets 0x01.. (AES_CM_128 key and salt).
 pub const CM128_A: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0e";
+/// 30 octets 0x65..
+pub const CM128_B: &str = "ZWZnaGlqa2xtbm9wcXJzdHV2d3h5ent8fX5/gIGC";
 /// 30 octets 0x97..
 pub const CM128_C: &str = "l5iZmpucnZ6foKGio6SlpqeoqaqrrK2ur7CxsrO0";
+/// 30 octets 0xc9..
+pub const CM128_D: &str = "ycrLzM3Oz9DR0tPU1dbX2Nna29zd3t/g4eLj5OXm";
 /// 46 octets 0x0b.. (AES_256_CM key and salt).
 pub const CM256: &str = "CwwNDg8QERITFBUWFxgZGhscHR4fICEiIyQlJicoKSorLC0uLzAxMjM0NTY3OA==";
 /// 28 octets 0x15.. (AEAD_AES_128_GCM key and salt).
 pub const GCM128: &str = "FRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMA==";
 /// 44 octets 0x1f.. (AEAD_AES_256_GCM key and salt).
 pub const GCM256: &str = "HyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4/QEFCQ0RFRkdISUo=";
+/// 44 octets 0x83..
+pub const GCM256_B: &str = "g4SFhoeIiYqLjI2Oj5CRkpOUlZaXmJmam5ydnp+goaKjpKWmp6ipqqusra4=";
 
 /// baresip 3.x with `mediaenc srtp-mand`: its own suite order (32-bit tag
 /// first), a separate RTCP port and rtcp-mux, opus first.

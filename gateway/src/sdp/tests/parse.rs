@@ -435,6 +435,8 @@ fn malformed_bodies_are_refused_with_the_reason() {
             Err(want),
             "{text:?}"
         );
+        // Every refusal reads as a 488 with a Warning.
+        assert_eq!(Reject::from(want).status(), 488);
     }
     assert_eq!(
         SessionDescription::parse(&[b'v', b'=', 0xff]),
