@@ -1,9 +1,10 @@
 //! Tests of SDP parsing, printing and offer/answer: real-world offers,
 //! round trips, every refusal with its Warning text, key freshness, the
-//! two-leg B2BUA flow down to SRTP packets, hold/resume.
+//! two-leg B2BUA flow down to SRTP packets, hold/resume, and mutated input.
 
 mod fixtures;
 mod flow;
+mod mutation;
 mod parse;
 mod reinvite;
 mod reject;
