@@ -2,6 +2,8 @@
 //!
 //! - [`srtp`]: SRTP/SRTCP protect and unprotect (RFC 3711, 6188, 7714), in
 //!   place and allocation-free.
+//! - [`sdp`]: SDP with SDES keys and the offer/answer that gives each leg
+//!   its SRTP keys, refusing anything unencrypted.
 //! - [`relay`]: the media relay that re-encrypts every packet between two
 //!   call legs, as a sans-IO core plus a thin socket layer.
 //!
@@ -13,6 +15,7 @@ pub mod demo;
 pub mod media;
 pub mod pki;
 pub mod relay;
+pub mod sdp;
 pub mod srtp;
 pub mod tls;
 pub mod transaction;
