@@ -79,6 +79,11 @@ pub struct Framer {
     /// Total length of the message at the front, once its header section
     /// has been read.
     pending: Option<usize>,
+    /// How far the search for the end of the header section got, and where
+    /// the line being read starts: each byte is scanned once, so a peer
+    /// trickling bytes costs linear time, not quadratic.
+    scanned: usize,
+    line_start: usize,
     failed: Option<ParseError>,
 }
 
@@ -99,8 +104,17 @@ impl Framer {
             limits,
             buf: Vec::new(),
             pending: None,
+            scanned: 0,
+            line_start: 0,
             failed: None,
         }
+    }
+
+    /// Drops `n` bytes from the front; scanning restarts there.
+    fn consume(&mut self, n: usize) {
+        self.buf.drain(..n);
+        self.scanned = 0;
+        self.line_start = 0;
     }
 
     /// Appends received bytes. Ignored once the framer has failed.
@@ -154,7 +168,7 @@ impl Framer {
                 bytes: bytes.to_vec(),
             },
         };
-        self.buf.drain(..total);
+        self.consume(total);
         self.pending = None;
         Ok(Some(event))
     }
@@ -167,21 +181,21 @@ impl Framer {
                 // RFC 3261 §18.3: CRLFs before a start line are ignored;
                 // a double CRLF is a ping (RFC 5626 §3.5.1).
                 if self.buf.starts_with(b"\r\n\r\n") {
-                    self.buf.drain(..4);
+                    self.consume(4);
                     return Some(Some(Event::Ping));
                 }
                 if self.buf == b"\r" || self.buf == b"\r\n" || self.buf == b"\r\n\r" {
                     return Some(None);
                 }
                 if self.buf.starts_with(b"\r\n") {
-                    self.buf.drain(..2);
+                    self.consume(2);
                     continue;
                 }
                 return None;
             },
             Role::Client => {
                 if self.buf.starts_with(b"\r\n") {
-                    self.buf.drain(..2);
+                    self.consume(2);
                     return Some(Some(Event::Pong));
                 }
                 if self.buf == b"\r" {
@@ -195,21 +209,15 @@ impl Framer {
     /// Reads the header section at the front and returns the message's
     /// total length, or `None` if the section is not complete yet.
     fn frame(&mut self) -> Result<Option<usize>, ParseError> {
-        if self.buf.is_empty() {
+        if !self.header_section_complete()? {
+            if self.buf.len() >= self.limits.max_message_size {
+                return Err(ParseError::TooLarge {
+                    limit: self.limits.max_message_size,
+                });
+            }
             return Ok(None);
         }
-        let head = match parse::head(&self.buf, &self.limits) {
-            Ok(h) => h,
-            Err(ParseError::Incomplete) => {
-                if self.buf.len() >= self.limits.max_message_size {
-                    return Err(ParseError::TooLarge {
-                        limit: self.limits.max_message_size,
-                    });
-                }
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        };
+        let head = parse::head(&self.buf, &self.limits)?;
         let mut length = None;
         for (name, value) in &head.fields {
             if HeaderName::parse(name)? != HeaderName::ContentLength {
@@ -233,5 +241,34 @@ impl Framer {
             })?;
         self.pending = Some(total);
         Ok(Some(total))
+    }
+
+    /// Scans the bytes not scanned yet for the empty line that ends the
+    /// header section, checking line lengths on the way.
+    fn header_section_complete(&mut self) -> Result<bool, ParseError> {
+        let too_long = ParseError::LineTooLong {
+            limit: self.limits.max_line_length,
+        };
+        // A line may hold `max_line_length` bytes plus its CRLF.
+        let max = self.limits.max_line_length + 2;
+        while let Some(&b) = self.buf.get(self.scanned) {
+            self.scanned += 1;
+            if b != b'\n' {
+                continue;
+            }
+            let line = self.buf.get(self.line_start..self.scanned).unwrap_or(&[]);
+            if line.len() > max {
+                return Err(too_long);
+            }
+            let empty = line == b"\r\n" && self.line_start > 0;
+            self.line_start = self.scanned;
+            if empty {
+                return Ok(true);
+            }
+        }
+        if self.buf.len() - self.line_start > max {
+            return Err(too_long);
+        }
+        Ok(false)
     }
 }

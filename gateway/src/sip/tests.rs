@@ -438,3 +438,21 @@ fn framer_errors_are_final() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[test]
+fn framer_trickled_header_section() {
+    // 2,500 fields (55 KB) fed one byte at a time: each byte is scanned once.
+    let limits = Limits {
+        max_headers: 5000,
+        ..Limits::default()
+    };
+    let filler = "X-Filler: 0123456789\r\n".repeat(2500);
+    let wire = OPTIONS.replacen("Call-ID", &format!("{filler}Call-ID"), 1);
+    let mut f = Framer::server(limits);
+    let mut events = Vec::new();
+    for b in wire.as_bytes() {
+        f.handle_data(&[*b]);
+        events.extend(drain(&mut f));
+    }
+    assert!(matches!(events.as_slice(), [Event::Message(m)] if m.headers().len() == 2506));
+}
