@@ -87,6 +87,12 @@ pub(crate) fn parse_params(c: &mut Cursor<'_>) -> Option<Vec<Param>> {
                     v.get(1..)?.parse::<std::net::Ipv6Addr>().ok()?;
                     from_bracket.get(..=v.len())?
                 }
+                // RFC 3261 §20.42 writes `received` IPv6 addresses
+                // without brackets (RFC 5118 §4.5).
+                _ if name.eq_ignore_ascii_case("received") => {
+                    let v = c.take_while(|b| is_token(b) || b == b':');
+                    (!v.is_empty()).then_some(v)?
+                }
                 _ => c.token()?,
             };
             Some(v.to_owned())
@@ -622,6 +628,8 @@ mod tests {
         assert_eq!(v.received(), Some("192.0.2.1".parse().unwrap()));
         assert_eq!(v.ttl(), Some(16));
         assert!(v.maddr().is_some());
+        let v = parse_all("SIP/2.0/TCP [2001:db8::9];received=2001:db8::9", parse_via).unwrap();
+        assert_eq!(v.received(), Some("2001:db8::9".parse().unwrap()));
         let v = parse_all("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK", parse_via).unwrap();
         assert!(!v.has_rfc3261_branch());
         for bad in [
