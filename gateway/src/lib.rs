@@ -6,6 +6,8 @@
 //!   its SRTP keys, refusing anything unencrypted.
 //! - [`relay`]: the media relay that re-encrypts every packet between two
 //!   call legs, as a sans-IO core plus a thin socket layer.
+//! - [`sip`]: the SIP message codec (parser, printer, stream framer),
+//!   strict and bounded.
 //!
 //! Only the socket layer touches the network, the clock or threads; the
 //! cores are fed bytes and `now` and return what to send.
@@ -16,6 +18,7 @@ pub mod media;
 pub mod pki;
 pub mod relay;
 pub mod sdp;
+pub mod sip;
 pub mod srtp;
 pub mod tls;
 pub mod transaction;
