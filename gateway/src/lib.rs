@@ -12,6 +12,7 @@
 //! Only the socket layer touches the network, the clock or threads; the
 //! cores are fed bytes and `now` and return what to send.
 
+pub mod b2bua;
 pub mod config;
 pub mod demo;
 pub mod media;

@@ -157,6 +157,11 @@ impl Codecs {
         }
     }
 
+    /// The codecs, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Codec> {
+        self.list.iter()
+    }
+
     /// The payload type numbers, in order.
     pub fn payload_types(&self) -> Vec<u8> {
         self.list.iter().map(|c| c.payload_type).collect()

@@ -1,0 +1,1361 @@
+//! The back-to-back user agent: a phone's call to a meeting alias becomes
+//! a second, independent call to the conference bridge, with fresh SRTP
+//! keys on each leg and the relay in between.
+//!
+//! # Contract
+//!
+//! [`B2bua`] is sans-IO. The shell feeds it parsed SIP messages with the
+//! flow they arrived on ([`B2bua::handle_phone`] for admitted phone
+//! connections, [`B2bua::handle_trunk`] for bridge trunks), trunk failures,
+//! media-inactivity events and timeouts; after every call it drains
+//! [`B2bua::poll_output`] (bytes to send, media to start or stop) and asks
+//! [`B2bua::poll_timeout`]. Media ports come from a [`MediaPorts`] and
+//! randomness (tags, branches, Call-IDs, SSRCs) from a [`Random`], so tests
+//! drive it with fakes on a virtual clock.
+//!
+//! A call is created only from an [`Authorized`] value, which only
+//! [`B2bua`]'s admission checks construct: the caller's identity matches
+//! its token (From and P-Asserted-Identity user), the dialled alias is in
+//! the meeting directory, and the token may call it.
+
+mod build;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::config::{AliasGrants, Config, DirectoryEntry};
+use crate::media::{DtmfSender, SecureTone, G711, SECURE_TONE_FRAMES};
+use crate::relay::net::LocalLeg;
+use crate::relay::{LegConfig, PlayFrame};
+use crate::sdp::{
+    self, CheckedOffer, LocalMedia, Negotiated, PendingOffer, Policy, SessionDescription,
+};
+use crate::sip::{Message, Method, NameAddr, Uri};
+use crate::transaction::{
+    FlowId, RequestAction, ResponseAction, TimerConfig, Transactions, TxEvent, TxId,
+};
+
+use build::{Leg as BuildLeg, Reply};
+
+/// Where bytes go: an admitted phone connection or a bridge trunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Flow {
+    /// A phone connection, numbered by the shell.
+    Phone(u64),
+    /// A trunk, by its index in [`B2bua::trunk_names`].
+    Trunk(usize),
+}
+
+const TRUNK_FLOW: u64 = 1 << 48;
+
+impl Flow {
+    fn id(self) -> FlowId {
+        match self {
+            Flow::Phone(n) => FlowId(n),
+            Flow::Trunk(i) => FlowId(TRUNK_FLOW + i as u64),
+        }
+    }
+
+    fn of(id: FlowId) -> Flow {
+        if id.0 >= TRUNK_FLOW {
+            Flow::Trunk((id.0 - TRUNK_FLOW) as usize)
+        } else {
+            Flow::Phone(id.0)
+        }
+    }
+}
+
+/// Names a call of the B2BUA (and its relay call, in the shell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallKey(u64);
+
+/// What the shell must do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Output {
+    /// Send these bytes on a flow (connect the trunk first if needed).
+    Send {
+        /// Where.
+        flow: Flow,
+        /// The SIP message.
+        bytes: Vec<u8>,
+    },
+    /// Start relaying a call's media between two legs (the ports were
+    /// allocated through [`MediaPorts`]), then play the frames.
+    StartMedia(Box<StartMedia>),
+    /// Stop relaying a call; its keys are zeroized.
+    StopMedia {
+        /// The call.
+        call: CallKey,
+    },
+    /// Close media sockets that never became part of a call.
+    ReleaseMedia {
+        /// The legs.
+        legs: Vec<LocalLeg>,
+    },
+}
+
+/// A call's media, ready to relay.
+#[derive(Debug)]
+pub struct StartMedia {
+    /// The call.
+    pub call: CallKey,
+    /// Phone leg.
+    pub phone: (LocalLeg, LegConfig),
+    /// Bridge leg.
+    pub bridge: (LocalLeg, LegConfig),
+    /// The secure tone for the phone (mutes the bridge meanwhile).
+    pub tone: Vec<PlayFrame>,
+    /// The meeting PIN for the bridge as RFC 4733 events.
+    pub pin: Vec<PlayFrame>,
+}
+
+/// Allocates media ports (the relay thread binds them).
+pub trait MediaPorts {
+    /// Binds a leg's socket(s) on `ip`.
+    fn allocate(&mut self, ip: IpAddr, rtcp_mux: bool) -> Result<LocalLeg, String>;
+}
+
+/// Randomness for protocol identifiers.
+pub trait Random {
+    /// Fills `buf` with unpredictable bytes.
+    fn fill(&mut self, buf: &mut [u8]);
+}
+
+/// The system CSPRNG (aws-lc-rs).
+#[derive(Debug, Default)]
+pub struct SystemRandom;
+
+impl Random for SystemRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        // aws-lc's RNG only fails if the OS RNG is unusable; fail closed
+        // rather than hand out predictable identifiers.
+        if aws_lc_rs::rand::fill(buf).is_err() {
+            panic!("system random number generator unavailable");
+        }
+    }
+}
+
+/// A phone connection admitted at TLS: the token it belongs to.
+#[derive(Clone, Debug)]
+pub struct PhoneIdentity {
+    /// The token's name.
+    pub token: String,
+    /// Its key hash, shown as a prefix in logs.
+    pub key: crate::tls::KeyHash,
+    /// Source address.
+    pub peer: SocketAddr,
+}
+
+/// Proof that a phone's INVITE passed the call admission checks. Only
+/// [`B2bua`] constructs it; a call cannot be created without it.
+#[derive(Debug)]
+pub struct Authorized {
+    token: String,
+    entry: DirectoryEntry,
+    trunk: usize,
+}
+
+/// Local addresses the B2BUA puts into messages.
+#[derive(Clone, Debug)]
+pub struct LocalAddrs {
+    /// The phone-side SIP/TLS listener (Via, Contact towards phones).
+    pub phone_sip: SocketAddr,
+}
+
+#[derive(Debug)]
+struct PhoneLeg {
+    flow: Flow,
+    invite: Message,
+    invite_tx: Option<TxId>,
+    our_tag: String,
+    call_id: String,
+    /// Where in-dialog requests to the phone go (its Contact).
+    remote_target: Option<Uri>,
+    their_from: NameAddr,
+    our_cseq: u32,
+    checked: Option<CheckedOffer>,
+    local: Option<LocalLeg>,
+    /// The phone's INVITE has its final response (2xx or failure). A BYE
+    /// goes to the phone only for calls that reached `State::Up`.
+    answered: bool,
+}
+
+#[derive(Debug)]
+struct BridgeLeg {
+    trunk: usize,
+    call_id: String,
+    our_tag: String,
+    their_to: Option<NameAddr>,
+    request_uri: Uri,
+    remote_target: Option<Uri>,
+    route_set: Vec<NameAddr>,
+    invite_branch: String,
+    invite_tx: Option<TxId>,
+    our_cseq: u32,
+    pending: Option<PendingOffer>,
+    local: Option<LocalLeg>,
+    provisional: bool,
+    answered: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for the bridge's answer.
+    Setup,
+    /// Both legs answered, media flowing.
+    Up,
+    /// Tearing down; waiting for nothing in particular.
+    Ending,
+}
+
+#[derive(Debug)]
+struct Call {
+    token: String,
+    alias: String,
+    pin: Option<String>,
+    phone: PhoneLeg,
+    bridge: BridgeLeg,
+    state: State,
+    media_started: bool,
+    started: Instant,
+}
+
+/// The B2BUA. See the module documentation for the driving contract.
+pub struct B2bua {
+    config: Arc<Config>,
+    grants: AliasGrants,
+    local: LocalAddrs,
+    trunk_names: Vec<String>,
+    txs: Transactions,
+    calls: HashMap<CallKey, Call>,
+    /// (Call-ID, our tag) -> call: both legs' dialogs.
+    dialogs: HashMap<(String, String), CallKey>,
+    invite_txs: HashMap<TxId, CallKey>,
+    phones: HashMap<u64, PhoneIdentity>,
+    calls_per_token: HashMap<String, u32>,
+    next_call: u64,
+    out: VecDeque<Output>,
+    ports: Box<dyn MediaPorts + Send>,
+    random: Box<dyn Random + Send>,
+    phone_policy: Policy,
+    trunk_policies: Vec<Policy>,
+}
+
+impl std::fmt::Debug for B2bua {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("B2bua")
+            .field("calls", &self.calls.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a B2BUA could not be built from a configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum B2buaError {
+    /// A suite list is unusable.
+    #[error("SRTP policy: {0}")]
+    Policy(String),
+}
+
+impl B2bua {
+    /// A B2BUA for `config`, with the token-to-alias grants of the registry.
+    pub fn new(
+        config: Arc<Config>,
+        grants: AliasGrants,
+        local: LocalAddrs,
+        ports: Box<dyn MediaPorts + Send>,
+        random: Box<dyn Random + Send>,
+    ) -> Result<B2bua, B2buaError> {
+        let phone_policy =
+            Policy::new(&config.phone.suites).map_err(|e| B2buaError::Policy(e.to_string()))?;
+        let mut trunk_names: Vec<String> = config.trunks.keys().cloned().collect();
+        trunk_names.sort();
+        let trunk_policies = trunk_names
+            .iter()
+            .map(|n| {
+                Policy::new(&config.trunks[n].suites).map_err(|e| B2buaError::Policy(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(B2bua {
+            txs: Transactions::new(
+                TimerConfig::default(),
+                4 * config.limits.max_calls as usize + 64,
+            ),
+            config,
+            grants,
+            local,
+            trunk_names,
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            invite_txs: HashMap::new(),
+            phones: HashMap::new(),
+            calls_per_token: HashMap::new(),
+            next_call: 1,
+            out: VecDeque::new(),
+            ports,
+            random,
+            phone_policy,
+            trunk_policies,
+        })
+    }
+
+    /// Trunk names; [`Flow::Trunk`] indexes this list.
+    pub fn trunk_names(&self) -> &[String] {
+        &self.trunk_names
+    }
+
+    /// Number of calls.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Replaces the token grants (a new registry was applied).
+    pub fn set_grants(&mut self, grants: AliasGrants) {
+        self.grants = grants;
+    }
+
+    /// A phone connection was admitted at TLS.
+    pub fn phone_connected(&mut self, flow: u64, identity: PhoneIdentity) {
+        self.phones.insert(flow, identity);
+    }
+
+    /// A phone connection closed. Its calls continue (a phone may send BYE
+    /// on a new connection); media inactivity ends abandoned ones.
+    pub fn phone_disconnected(&mut self, flow: u64) {
+        self.phones.remove(&flow);
+    }
+
+    /// The next thing for the shell to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`B2bua::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.txs.poll_timeout()
+    }
+
+    fn rand_hex(&mut self, n: usize) -> String {
+        let mut b = vec![0u8; n];
+        self.random.fill(&mut b);
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn drain_transactions(&mut self, now: Instant) {
+        // Events can cause transmits (a timeout answers the phone), so loop
+        // until both queues are empty.
+        loop {
+            while let Some(t) = self.txs.poll_transmit() {
+                self.out.push_back(Output::Send {
+                    flow: Flow::of(t.flow),
+                    bytes: t.bytes,
+                });
+            }
+            let Some(ev) = self.txs.poll_event() else {
+                break;
+            };
+            match ev {
+                TxEvent::Timeout(tx) => {
+                    if let Some(call) = self.invite_txs.remove(&tx) {
+                        // The bridge never answered: unreachable for the phone.
+                        self.fail_setup(now, call, 503, "bridge did not answer");
+                    }
+                }
+                TxEvent::AckTimeout(tx) | TxEvent::Terminated(tx) => {
+                    self.invite_txs.remove(&tx);
+                }
+            }
+        }
+    }
+
+    /// Fires due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.txs.handle_timeout(now);
+        self.drain_transactions(now);
+    }
+
+    fn send(&mut self, flow: Flow, msg: &Message) {
+        self.out.push_back(Output::Send {
+            flow,
+            bytes: msg.to_bytes(),
+        });
+    }
+
+    /// A message from an admitted phone connection.
+    pub fn handle_phone(&mut self, now: Instant, flow: u64, msg: Message) {
+        let Some(identity) = self.phones.get(&flow).cloned() else {
+            warn!(flow, "message on a phone flow that was never admitted");
+            return;
+        };
+        match msg.method().cloned() {
+            Some(method) => self.phone_request(now, Flow::Phone(flow), &identity, method, msg),
+            None => self.response(now, Flow::Phone(flow), msg),
+        }
+        self.drain_transactions(now);
+    }
+
+    /// A message from a trunk.
+    pub fn handle_trunk(&mut self, now: Instant, trunk: usize, msg: Message) {
+        match msg.method().cloned() {
+            Some(method) => self.trunk_request(now, Flow::Trunk(trunk), method, msg),
+            None => self.response(now, Flow::Trunk(trunk), msg),
+        }
+        self.drain_transactions(now);
+    }
+
+    /// The connection to a trunk failed or closed: calls being set up on it
+    /// fail with 503, established ones end.
+    pub fn trunk_failed(&mut self, now: Instant, trunk: usize) {
+        let keys: Vec<CallKey> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.bridge.trunk == trunk)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            match self.calls.get(&key).map(|c| c.state) {
+                Some(State::Setup) => self.fail_setup(now, key, 503, "bridge unreachable"),
+                Some(_) => self.end_call(now, key, "trunk connection lost", true, false),
+                None => {}
+            }
+        }
+        self.drain_transactions(now);
+    }
+
+    /// The relay saw no media for the inactivity time: end the call.
+    pub fn media_inactive(&mut self, now: Instant, call: CallKey) {
+        if self.calls.contains_key(&call) {
+            self.end_call(now, call, "media inactive", true, true);
+        }
+        self.drain_transactions(now);
+    }
+
+    fn server_tx(&mut self, now: Instant, flow: Flow, msg: &Message) -> Option<RequestAction> {
+        let via = msg.top_via();
+        let branch = via.branch().unwrap_or_default().to_string();
+        let sent_by = build::sent_by(via);
+        let method = msg.method()?.as_str().to_string();
+        match self
+            .txs
+            .receive_request(now, &branch, &sent_by, &method, flow.id(), true)
+        {
+            Ok(a) => Some(a),
+            Err(_) => {
+                // Too many transactions: refuse without state.
+                if msg.method() != Some(&Method::Ack) {
+                    if let Some(r) = Reply::new(msg, 503, None)
+                        .warning("399 dialgate \"overloaded\"")
+                        .build()
+                    {
+                        self.send(flow, &r);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn reply(&mut self, now: Instant, tx: TxId, reply: Reply<'_>) {
+        let status = reply.status();
+        if let Some(msg) = reply.build() {
+            let _ = self.txs.respond(now, tx, status, msg.to_bytes());
+        }
+    }
+
+    fn phone_request(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        identity: &PhoneIdentity,
+        method: Method,
+        msg: Message,
+    ) {
+        let Some(action) = self.server_tx(now, flow, &msg) else {
+            return;
+        };
+        let tx = match action {
+            RequestAction::New(tx) => tx,
+            RequestAction::AckForTu => {
+                self.dialog_ack(&msg);
+                return;
+            }
+            _ => return,
+        };
+        let in_dialog = msg.to().tag().is_some();
+        match method {
+            Method::Invite if !in_dialog => self.phone_invite(now, flow, identity, tx, msg),
+            Method::Cancel => self.phone_cancel(now, tx, &msg),
+            Method::Options if !in_dialog => {
+                self.reply(now, tx, Reply::new(&msg, 200, None).allow())
+            }
+            Method::Bye | Method::Invite | Method::Update | Method::Options | Method::Info => {
+                self.in_dialog(now, tx, method, &msg, Some(identity))
+            }
+            Method::Extension(_) => self.reply(now, tx, Reply::new(&msg, 501, None).allow()),
+            _ => self.reply(now, tx, Reply::new(&msg, 405, None).allow()),
+        }
+    }
+
+    fn trunk_request(&mut self, now: Instant, flow: Flow, method: Method, msg: Message) {
+        let Some(action) = self.server_tx(now, flow, &msg) else {
+            return;
+        };
+        let tx = match action {
+            RequestAction::New(tx) => tx,
+            _ => return,
+        };
+        let in_dialog = msg.to().tag().is_some();
+        match method {
+            // Bridges may keep the trunk alive with OPTIONS.
+            Method::Options if !in_dialog => {
+                self.reply(now, tx, Reply::new(&msg, 200, None).allow())
+            }
+            // Nothing calls phones through a trunk: dialgate is phone-initiated only.
+            Method::Invite if !in_dialog => self.reply(
+                now,
+                tx,
+                Reply::new(&msg, 403, None)
+                    .warning("399 dialgate \"calls are admitted from phones only\""),
+            ),
+            Method::Bye | Method::Invite | Method::Update | Method::Options | Method::Info => {
+                self.in_dialog(now, tx, method, &msg, None)
+            }
+            Method::Extension(_) => self.reply(now, tx, Reply::new(&msg, 501, None).allow()),
+            _ => self.reply(now, tx, Reply::new(&msg, 405, None).allow()),
+        }
+    }
+
+    /// Admission of a call: identity and alias. The only constructor of
+    /// [`Authorized`].
+    fn authorize(
+        &self,
+        identity: &PhoneIdentity,
+        msg: &Message,
+    ) -> Result<Authorized, (u16, &'static str)> {
+        let user_of = |n: &NameAddr| n.uri.as_sip().and_then(|u| u.user.clone());
+        if user_of(msg.from()).as_deref() != Some(identity.token.as_str()) {
+            return Err((403, "identity does not match the token"));
+        }
+        if msg
+            .p_asserted_identity()
+            .any(|p| user_of(p).as_deref() != Some(identity.token.as_str()))
+        {
+            return Err((403, "identity does not match the token"));
+        }
+        let alias = msg
+            .request_uri()
+            .and_then(Uri::as_sip)
+            .and_then(|u| u.user.clone())
+            .ok_or((404, "no such meeting"))?;
+        let entry = self
+            .config
+            .directory
+            .get(&alias)
+            .ok_or((404, "no such meeting"))?;
+        if !self
+            .grants
+            .get(&identity.token)
+            .is_some_and(|aliases| aliases.contains(&alias))
+        {
+            return Err((403, "this token may not call this meeting"));
+        }
+        let trunk = self
+            .trunk_names
+            .iter()
+            .position(|t| *t == entry.trunk)
+            .ok_or((503, "trunk not configured"))?;
+        Ok(Authorized {
+            token: identity.token.clone(),
+            entry: entry.clone(),
+            trunk,
+        })
+    }
+
+    fn phone_invite(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        identity: &PhoneIdentity,
+        tx: TxId,
+        msg: Message,
+    ) {
+        self.reply(now, tx, Reply::new(&msg, 100, None));
+        let auth = match self.authorize(identity, &msg) {
+            Ok(a) => a,
+            Err((status, why)) => {
+                info!(token = %identity.token, key = %identity.key, peer = %identity.peer, status, reason = why, "call refused");
+                let w = format!("399 dialgate \"{why}\"");
+                self.reply(now, tx, Reply::new(&msg, status, None).warning(&w));
+                return;
+            }
+        };
+        let limits = self.config.limits;
+        let token_calls = self.calls_per_token.get(&auth.token).copied().unwrap_or(0);
+        if self.calls.len() >= limits.max_calls as usize {
+            self.reply(
+                now,
+                tx,
+                Reply::new(&msg, 503, None).warning("399 dialgate \"gateway full\""),
+            );
+            return;
+        }
+        if token_calls >= limits.calls_per_token {
+            self.reply(
+                now,
+                tx,
+                Reply::new(&msg, 486, None)
+                    .warning("399 dialgate \"too many calls for this token\""),
+            );
+            return;
+        }
+        // The offer: must be SDP, must pass the phone-side policy.
+        let checked = msg
+            .content_type()
+            .filter(|t| t.is_sdp())
+            .ok_or(None)
+            .and_then(|_| SessionDescription::parse(msg.body()).map_err(|_| None))
+            .and_then(|sdp| sdp::check_offer(&sdp, &self.phone_policy).map_err(Some));
+        let checked = match checked {
+            Ok(c) => c,
+            Err(reject) => {
+                let (status, warning) = match reject {
+                    Some(r) => (r.status(), r.warning()),
+                    None => (
+                        488,
+                        "399 dialgate \"an SDP offer with SRTP (SDES) is required\"".to_string(),
+                    ),
+                };
+                info!(token = %auth.token, alias = %auth.entry.alias, %warning, "call refused: media");
+                self.reply(now, tx, Reply::new(&msg, status, None).warning(&warning));
+                return;
+            }
+        };
+        let trunk = &self.config.trunks[&auth.entry.trunk];
+        let trunk_ip = trunk.media_address;
+        let phone_ip = self.config.phone.media_address;
+        let phone_local = match self.ports.allocate(phone_ip, checked.rtcp_mux_offered()) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "no media port for the phone leg");
+                self.reply(
+                    now,
+                    tx,
+                    Reply::new(&msg, 503, None).warning("399 dialgate \"no media ports\""),
+                );
+                return;
+            }
+        };
+        let bridge_local = match self.ports.allocate(trunk_ip, false) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "no media port for the bridge leg");
+                self.out.push_back(Output::ReleaseMedia {
+                    legs: vec![phone_local],
+                });
+                self.reply(
+                    now,
+                    tx,
+                    Reply::new(&msg, 503, None).warning("399 dialgate \"no media ports\""),
+                );
+                return;
+            }
+        };
+        let trunk_policy = self.trunk_policies[auth.trunk].clone();
+        let bridge_media = LocalMedia {
+            rtp: bridge_local.rtp_addr,
+            rtcp: bridge_local.rtcp.map(|r| r.1),
+            rtcp_mux: true,
+            direction: sdp::Direction::SendRecv,
+        };
+        let (offer_sdp, pending) = match sdp::offer(checked.codecs(), &trunk_policy, &bridge_media)
+        {
+            Ok(x) => x,
+            Err(r) => {
+                self.out.push_back(Output::ReleaseMedia {
+                    legs: vec![phone_local, bridge_local],
+                });
+                self.reply(
+                    now,
+                    tx,
+                    Reply::new(&msg, r.status(), None).warning(&r.warning()),
+                );
+                return;
+            }
+        };
+        let request_uri = match Uri::parse(&auth.entry.uri) {
+            Ok(u) => u,
+            Err(_) => {
+                self.out.push_back(Output::ReleaseMedia {
+                    legs: vec![phone_local, bridge_local],
+                });
+                self.reply(
+                    now,
+                    tx,
+                    Reply::new(&msg, 500, None).warning("399 dialgate \"bad directory URI\""),
+                );
+                return;
+            }
+        };
+        let key = CallKey(self.next_call);
+        self.next_call += 1;
+        let phone_tag = self.rand_hex(8);
+        let bridge_tag = self.rand_hex(8);
+        let bridge_call_id = format!("{}@dialgate", self.rand_hex(12));
+        let branch = format!("z9hG4bK{}", self.rand_hex(10));
+        let call = Call {
+            token: auth.token.clone(),
+            alias: auth.entry.alias.clone(),
+            pin: auth.entry.pin.clone(),
+            phone: PhoneLeg {
+                flow,
+                call_id: msg.call_id().to_string(),
+                remote_target: build::contact_uri(&msg),
+                their_from: msg.from().clone(),
+                invite_tx: Some(tx),
+                our_tag: phone_tag.clone(),
+                our_cseq: 0,
+                checked: Some(checked),
+                local: Some(phone_local),
+                answered: false,
+                invite: msg,
+            },
+            bridge: BridgeLeg {
+                trunk: auth.trunk,
+                call_id: bridge_call_id.clone(),
+                our_tag: bridge_tag.clone(),
+                their_to: None,
+                request_uri,
+                remote_target: None,
+                route_set: Vec::new(),
+                invite_branch: branch.clone(),
+                invite_tx: None,
+                our_cseq: 1,
+                pending: Some(pending),
+                local: Some(bridge_local),
+                provisional: false,
+                answered: false,
+            },
+            state: State::Setup,
+            media_started: false,
+            started: now,
+        };
+        let invite = build::request(
+            &BuildLeg::bridge(&call, &self.config.trunks[&auth.entry.trunk]),
+            Method::Invite,
+            &branch,
+            1,
+            Some(offer_sdp.print().as_bytes().to_vec()),
+        );
+        let Some(invite) = invite else {
+            self.out.push_back(Output::ReleaseMedia {
+                legs: [call.phone.local, call.bridge.local]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            });
+            self.reply(now, tx, Reply::new(&call.phone.invite, 500, None));
+            return;
+        };
+        let bridge_flow = Flow::Trunk(auth.trunk);
+        match self.txs.send_request(
+            now,
+            &branch,
+            "INVITE",
+            invite.to_bytes(),
+            bridge_flow.id(),
+            true,
+        ) {
+            Ok(btx) => {
+                self.invite_txs.insert(btx, key);
+                let mut call = call;
+                call.bridge.invite_tx = Some(btx);
+                self.dialogs
+                    .insert((call.phone.call_id.clone(), phone_tag), key);
+                self.dialogs.insert((bridge_call_id, bridge_tag), key);
+                *self.calls_per_token.entry(auth.token.clone()).or_default() += 1;
+                info!(call = key.0, token = %auth.token, key = %identity.key, alias = %auth.entry.alias, trunk = %auth.entry.trunk, "call admitted");
+                self.calls.insert(key, call);
+            }
+            Err(_) => {
+                self.out.push_back(Output::ReleaseMedia {
+                    legs: [call.phone.local, call.bridge.local]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                });
+                self.reply(
+                    now,
+                    tx,
+                    Reply::new(&call.phone.invite, 503, None)
+                        .warning("399 dialgate \"overloaded\""),
+                );
+            }
+        }
+    }
+
+    fn response(&mut self, now: Instant, flow: Flow, msg: Message) {
+        let Some(status) = msg.status() else { return };
+        let branch = msg.top_via().branch().unwrap_or_default().to_string();
+        let cseq = msg.cseq().clone();
+        let action = self
+            .txs
+            .receive_response(now, &branch, cseq.method.as_str(), status.as_u16());
+        let (tx, needs_ack) = match action {
+            ResponseAction::Deliver(tx) => (tx, false),
+            ResponseAction::DeliverNeedsAck(tx) => (tx, true),
+            ResponseAction::Absorbed(_) | ResponseAction::NoMatch => return,
+        };
+        if cseq.method != Method::Invite {
+            return; // BYE/CANCEL responses need nothing more.
+        }
+        let Some(&key) = self.invite_txs.get(&tx) else {
+            // A retransmitted 2xx after the transaction moved on: re-ACK.
+            if status.as_u16() / 100 == 2 {
+                self.reack(flow, &msg);
+            }
+            return;
+        };
+        let code = status.as_u16();
+        if needs_ack {
+            if let Some(call) = self.calls.get(&key) {
+                if let Some(ack) = build::ack_for_failure(
+                    &call.bridge,
+                    &self.config.trunks[&self.trunk_names[call.bridge.trunk]],
+                    &msg,
+                ) {
+                    let _ = self.txs.set_ack(tx, ack.to_bytes());
+                }
+            }
+            self.invite_txs.remove(&tx);
+            let (to_phone, why) = map_failure(code);
+            self.fail_setup(now, key, to_phone, why);
+            return;
+        }
+        match code {
+            100 => {}
+            101..=199 => self.bridge_ringing(now, key),
+            _ => self.bridge_answered(now, key, &msg),
+        }
+    }
+
+    fn reack(&mut self, flow: Flow, msg: &Message) {
+        let key = self
+            .dialogs
+            .get(&(
+                msg.call_id().to_string(),
+                msg.from().tag().unwrap_or_default().to_string(),
+            ))
+            .copied();
+        if let Some(call) = key.and_then(|k| self.calls.get(&k)) {
+            let trunk = &self.config.trunks[&self.trunk_names[call.bridge.trunk]];
+            let branch = format!("z9hG4bK{}", hex8(call.bridge.our_cseq));
+            if let Some(ack) = build::request(
+                &BuildLeg::bridge(call, trunk),
+                Method::Ack,
+                &branch,
+                1,
+                None,
+            ) {
+                self.send(flow, &ack);
+            }
+        }
+    }
+
+    fn bridge_ringing(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.bridge.provisional || call.state != State::Setup {
+            return;
+        }
+        call.bridge.provisional = true;
+        let (Some(tx), tag) = (call.phone.invite_tx, call.phone.our_tag.clone()) else {
+            return;
+        };
+        let reply = Reply::new(&call.phone.invite, 180, Some(&tag))
+            .contact(&self.local.phone_sip, &call.alias);
+        if let Some(m) = reply.build() {
+            let _ = self.txs.respond(now, tx, 180, m.to_bytes());
+        }
+    }
+
+    fn bridge_answered(&mut self, now: Instant, key: CallKey, msg: &Message) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.bridge.answered {
+            return;
+        }
+        call.bridge.answered = true;
+        call.bridge.their_to = Some(msg.to().clone());
+        call.bridge.remote_target = build::contact_uri(msg);
+        call.bridge.route_set = msg
+            .record_route()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let trunk_name = self.trunk_names[call.bridge.trunk].clone();
+        let config = Arc::clone(&self.config);
+        let trunk = &config.trunks[&trunk_name];
+        // ACK the 2xx (outside the transaction, RFC 3261 §13.2.2.4).
+        let ack_branch = format!("z9hG4bK{}", self.rand_hex(10));
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let Some(ack) = build::request(
+            &BuildLeg::bridge(call, trunk),
+            Method::Ack,
+            &ack_branch,
+            1,
+            None,
+        ) {
+            self.out.push_back(Output::Send {
+                flow: Flow::Trunk(call.bridge.trunk),
+                bytes: ack.to_bytes(),
+            });
+        }
+        if call.state != State::Setup {
+            // Answered after the phone gave up (CANCEL raced the 200): hang up.
+            self.end_call(now, key, "answered after cancel", false, true);
+            return;
+        }
+        // The bridge's answer must fit our offer.
+        let answer = msg
+            .content_type()
+            .filter(|t| t.is_sdp())
+            .ok_or(None)
+            .and_then(|_| SessionDescription::parse(msg.body()).map_err(|_| None));
+        let negotiated_bridge = match (answer, call.bridge.pending.as_ref()) {
+            (Ok(sdp), Some(p)) => p.accept(&sdp).map_err(Some),
+            (Err(e), _) => Err(e),
+            (_, None) => Err(None),
+        };
+        let negotiated_bridge = match negotiated_bridge {
+            Ok(n) => n,
+            Err(r) => {
+                let why = r
+                    .map(|r| r.warning())
+                    .unwrap_or_else(|| "no usable SDP answer".into());
+                warn!(call = key.0, %why, "bridge answer refused: ending the call");
+                self.refuse_phone(now, key, 488, "the bridge answered without acceptable SRTP");
+                self.end_call(now, key, "bridge answer refused", false, true);
+                return;
+            }
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(mut checked) = call.phone.checked.take() else {
+            return;
+        };
+        let phone_local = call.phone.local.expect("allocated at INVITE");
+        let bridge_local = call.bridge.local.expect("allocated at INVITE");
+        let answered = checked
+            .restrict_codecs(&negotiated_bridge.codecs)
+            .and_then(|()| {
+                checked.answer(&LocalMedia {
+                    rtp: phone_local.rtp_addr,
+                    rtcp: phone_local.rtcp.map(|r| r.1),
+                    rtcp_mux: phone_local.rtcp.is_none(),
+                    direction: sdp::Direction::SendRecv,
+                })
+            });
+        let (answer_sdp, negotiated_phone) = match answered {
+            Ok(x) => x,
+            Err(r) => {
+                let w = r.warning();
+                warn!(call = key.0, warning = %w, "no common media between phone and bridge");
+                self.refuse_phone(now, key, r.status(), "no media in common with the bridge");
+                self.end_call(now, key, "no common media", false, true);
+                return;
+            }
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.state = State::Up;
+        call.phone.answered = true;
+        let tone = tone_frames(now, &negotiated_phone, &mut *self.random);
+        let pin = call
+            .pin
+            .as_deref()
+            .and_then(|p| pin_frames(now, p, &negotiated_bridge, &mut *self.random))
+            .unwrap_or_default();
+        info!(
+            call = key.0,
+            token = %call.token,
+            alias = %call.alias,
+            phone_suite = %negotiated_phone.suite,
+            bridge_suite = %negotiated_bridge.suite,
+            setup_ms = now.duration_since(call.started).as_millis() as u64,
+            "call up"
+        );
+        let phone_cfg = leg_config(negotiated_phone, &phone_local);
+        let bridge_cfg = leg_config(negotiated_bridge, &bridge_local);
+        call.media_started = true;
+        self.out.push_back(Output::StartMedia(Box::new(StartMedia {
+            call: key,
+            phone: (phone_local, phone_cfg),
+            bridge: (bridge_local, bridge_cfg),
+            tone,
+            pin,
+        })));
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let (Some(tx), tag) = (call.phone.invite_tx, call.phone.our_tag.clone()) else {
+            return;
+        };
+        let reply = Reply::new(&call.phone.invite, 200, Some(&tag))
+            .contact(&self.local.phone_sip, &call.alias)
+            .allow()
+            .sdp(answer_sdp.print().as_bytes().to_vec());
+        if let Some(m) = reply.build() {
+            let _ = self.txs.respond(now, tx, 200, m.to_bytes());
+        }
+    }
+
+    /// Setup failed: answer the phone (if still possible) and forget the call.
+    fn fail_setup(&mut self, now: Instant, key: CallKey, status: u16, why: &str) {
+        self.refuse_phone(now, key, status, why);
+        self.forget(key);
+    }
+
+    /// Gives the phone's INVITE a final failure, if it has none yet.
+    fn refuse_phone(&mut self, now: Instant, key: CallKey, status: u16, why: &str) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if !call.phone.answered {
+            if let (Some(tx), tag) = (call.phone.invite_tx, call.phone.our_tag.clone()) {
+                let w = format!("399 dialgate \"{why}\"");
+                let reply = Reply::new(&call.phone.invite, status, Some(&tag)).warning(&w);
+                if let Some(m) = reply.build() {
+                    let _ = self.txs.respond(now, tx, status, m.to_bytes());
+                }
+            }
+        }
+        call.phone.answered = true;
+        info!(call = key.0, status, reason = why, "call setup failed");
+    }
+
+    fn forget(&mut self, key: CallKey) {
+        let Some(call) = self.calls.remove(&key) else {
+            return;
+        };
+        self.dialogs
+            .remove(&(call.phone.call_id.clone(), call.phone.our_tag.clone()));
+        self.dialogs
+            .remove(&(call.bridge.call_id.clone(), call.bridge.our_tag.clone()));
+        if let Some(n) = self.calls_per_token.get_mut(&call.token) {
+            *n = n.saturating_sub(1);
+        }
+        if call.media_started {
+            self.out.push_back(Output::StopMedia { call: key });
+        } else {
+            let legs: Vec<LocalLeg> = [call.phone.local, call.bridge.local]
+                .into_iter()
+                .flatten()
+                .collect();
+            if !legs.is_empty() {
+                self.out.push_back(Output::ReleaseMedia { legs });
+            }
+        }
+    }
+
+    /// Ends a call: BYE to the legs asked for, media stopped, state gone.
+    fn end_call(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        why: &str,
+        bye_phone: bool,
+        bye_bridge: bool,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.state = State::Ending;
+        let duration = now.duration_since(call.started).as_secs();
+        let (token, alias) = (call.token.clone(), call.alias.clone());
+        if bye_bridge && call.bridge.answered {
+            call.bridge.our_cseq += 1;
+            let cseq = call.bridge.our_cseq;
+            let branch = format!("z9hG4bK{}", self.rand_hex(10));
+            let Some(call) = self.calls.get(&key) else {
+                return;
+            };
+            let trunk = &self.config.trunks[&self.trunk_names[call.bridge.trunk]];
+            if let Some(bye) = build::request(
+                &BuildLeg::bridge(call, trunk),
+                Method::Bye,
+                &branch,
+                cseq,
+                None,
+            ) {
+                let flow = Flow::Trunk(call.bridge.trunk);
+                let _ = self
+                    .txs
+                    .send_request(now, &branch, "BYE", bye.to_bytes(), flow.id(), true);
+            }
+        }
+        if bye_phone {
+            let Some(call) = self.calls.get_mut(&key) else {
+                return;
+            };
+            if call.phone.answered {
+                call.phone.our_cseq += 1;
+                let cseq = call.phone.our_cseq;
+                let branch = format!("z9hG4bK{}", self.rand_hex(10));
+                let Some(call) = self.calls.get(&key) else {
+                    return;
+                };
+                if let Some(bye) = build::request(
+                    &BuildLeg::phone(call, &self.local.phone_sip),
+                    Method::Bye,
+                    &branch,
+                    cseq,
+                    None,
+                ) {
+                    let flow = call.phone.flow;
+                    let _ =
+                        self.txs
+                            .send_request(now, &branch, "BYE", bye.to_bytes(), flow.id(), true);
+                }
+            }
+        }
+        info!(call = key.0, token = %token, alias = %alias, duration_s = duration, reason = why, "call ended");
+        self.forget(key);
+    }
+
+    fn phone_cancel(&mut self, now: Instant, tx: TxId, msg: &Message) {
+        self.reply(now, tx, Reply::new(msg, 200, None));
+        let via = msg.top_via();
+        let Some(inv) = self
+            .txs
+            .invite_for_cancel(via.branch().unwrap_or_default(), &build::sent_by(via))
+        else {
+            return;
+        };
+        let Some((&key, _)) = self
+            .calls
+            .iter()
+            .find(|(_, c)| c.phone.invite_tx == Some(inv))
+        else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.state != State::Setup {
+            return;
+        }
+        // 487 to the phone's INVITE.
+        let tag = call.phone.our_tag.clone();
+        if let Some(m) = Reply::new(&call.phone.invite, 487, Some(&tag)).build() {
+            let _ = self.txs.respond(now, inv, 487, m.to_bytes());
+        }
+        call.phone.answered = true; // the INVITE has its final answer
+        call.state = State::Ending;
+        // CANCEL the bridge INVITE (same branch and CSeq number, §9.1).
+        let branch = call.bridge.invite_branch.clone();
+        let trunk = &self.config.trunks[&self.trunk_names[call.bridge.trunk]];
+        if let Some(cancel) = build::request(
+            &BuildLeg::bridge(call, trunk),
+            Method::Cancel,
+            &branch,
+            1,
+            None,
+        ) {
+            let flow = Flow::Trunk(call.bridge.trunk);
+            let _ =
+                self.txs
+                    .send_request(now, &branch, "CANCEL", cancel.to_bytes(), flow.id(), true);
+        }
+        info!(call = key.0, "call cancelled by the phone");
+        // Keep the call until the bridge's final answer to the INVITE:
+        // a 487 forgets it; a 200 that crossed the CANCEL is ACKed and BYEd.
+    }
+
+    fn dialog_ack(&mut self, msg: &Message) {
+        // The ACK for our 2xx to the phone: nothing more to do over TLS
+        // (no 2xx retransmissions to stop).
+        let _ = msg;
+    }
+
+    fn in_dialog(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        method: Method,
+        msg: &Message,
+        phone: Option<&PhoneIdentity>,
+    ) {
+        let key = msg
+            .to()
+            .tag()
+            .and_then(|tag| {
+                self.dialogs
+                    .get(&(msg.call_id().to_string(), tag.to_string()))
+            })
+            .copied();
+        let Some(key) = key else {
+            self.reply(now, tx, Reply::new(msg, 481, None));
+            return;
+        };
+        let Some(call) = self.calls.get(&key) else {
+            self.reply(now, tx, Reply::new(msg, 481, None));
+            return;
+        };
+        let from_phone_leg = msg.call_id() == call.phone.call_id;
+        // A phone may only touch its own token's calls, and only the phone leg.
+        if let Some(p) = phone {
+            if !from_phone_leg || p.token != call.token {
+                self.reply(
+                    now,
+                    tx,
+                    Reply::new(msg, 403, None).warning("399 dialgate \"not your call\""),
+                );
+                return;
+            }
+        } else if from_phone_leg {
+            self.reply(now, tx, Reply::new(msg, 481, None));
+            return;
+        }
+        match method {
+            Method::Bye => {
+                self.reply(now, tx, Reply::new(msg, 200, None));
+                if from_phone_leg {
+                    self.end_call(now, key, "phone hung up", false, true);
+                } else {
+                    self.end_call(now, key, "bridge hung up", true, false);
+                }
+            }
+            Method::Options => self.reply(now, tx, Reply::new(msg, 200, None).allow()),
+            // Session changes (hold, resume, refresh) are answered by the
+            // next version of this layer; until then refuse cleanly.
+            _ => self.reply(
+                now,
+                tx,
+                Reply::new(msg, 488, None)
+                    .warning("399 dialgate \"session changes not supported yet\""),
+            ),
+        }
+    }
+}
+
+fn hex8(n: u32) -> String {
+    format!("{n:08x}")
+}
+
+/// Maps a bridge's final failure to what the phone is told.
+fn map_failure(code: u16) -> (u16, &'static str) {
+    match code {
+        404 | 410 | 484 => (404, "no such meeting at the bridge"),
+        486 | 600 => (486, "meeting busy"),
+        603 => (603, "declined by the bridge"),
+        487 => (487, "cancelled"),
+        488 | 606 => (488, "no acceptable media at the bridge"),
+        401 | 403 | 407 => (403, "refused by the bridge"),
+        408 | 480 => (480, "bridge did not answer"),
+        _ => (503, "bridge failed"),
+    }
+}
+
+fn leg_config(n: Negotiated, local: &LocalLeg) -> LegConfig {
+    let rtcp = if n.rtcp_mux {
+        None
+    } else {
+        local.rtcp.map(|r| r.0)
+    };
+    n.into_leg_config(local.rtp, rtcp)
+}
+
+fn law_of(n: &Negotiated) -> Option<(G711, u8)> {
+    n.codecs
+        .payload_types()
+        .into_iter()
+        .find_map(|pt| match pt {
+            0 => Some((G711::MuLaw, 0)),
+            8 => Some((G711::ALaw, 8)),
+            _ => None,
+        })
+}
+
+fn ssrc(random: &mut dyn Random) -> (u32, u16, u32) {
+    let mut b = [0u8; 10];
+    random.fill(&mut b);
+    (
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        u32::from_be_bytes([b[6], b[7], b[8], b[9]]),
+    )
+}
+
+/// The secure tone for the phone, if the phone leg speaks G.711.
+fn tone_frames(now: Instant, n: &Negotiated, random: &mut dyn Random) -> Vec<PlayFrame> {
+    let Some((law, pt)) = law_of(n) else {
+        return Vec::new();
+    };
+    let (ssrc, seq, ts) = ssrc(random);
+    let tone = SecureTone::new(law);
+    (0..SECURE_TONE_FRAMES)
+        .filter_map(|i| {
+            Some(PlayFrame {
+                at: now + Duration::from_millis(20 * i as u64),
+                payload_type: pt,
+                marker: i == 0,
+                seq: seq.wrapping_add(i as u16),
+                timestamp: ts.wrapping_add(160 * i as u32),
+                ssrc,
+                payload: tone.frame(i)?.to_vec(),
+            })
+        })
+        .collect()
+}
+
+/// The meeting PIN as RFC 4733 events on the bridge leg, after a second
+/// (the bridge's prompt), if the bridge leg negotiated telephone-event.
+fn pin_frames(
+    now: Instant,
+    pin: &str,
+    n: &Negotiated,
+    random: &mut dyn Random,
+) -> Option<Vec<PlayFrame>> {
+    let pt = n
+        .codecs
+        .iter()
+        .find(|c| c.kind() == Some(sdp::CodecKind::TelephoneEvent))?
+        .payload_type;
+    let sender = DtmfSender::new(pin)?;
+    let (ssrc, seq, ts) = ssrc(random);
+    let start = now + Duration::from_secs(1);
+    let mut out = Vec::new();
+    let mut sent = 0u16;
+    for slot in 0..sender.slots() {
+        let Some(p) = sender.packet(slot) else {
+            continue;
+        };
+        out.push(PlayFrame {
+            at: start + Duration::from_millis(20 * slot as u64),
+            payload_type: pt,
+            marker: p.marker,
+            seq: seq.wrapping_add(sent),
+            timestamp: ts.wrapping_add(p.timestamp),
+            ssrc,
+            payload: p.payload.to_vec(),
+        });
+        sent += 1;
+    }
+    Some(out)
+}
