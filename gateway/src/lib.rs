@@ -14,7 +14,9 @@
 
 pub mod b2bua;
 pub mod config;
+pub mod daemon;
 pub mod demo;
+pub mod echo;
 pub mod media;
 pub mod pki;
 pub mod relay;

@@ -16,9 +16,125 @@ use dialgate::srtp::{MasterKey, Protector, Suite, Unprotector};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+fn logging() {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn run(config: &str) -> Result<(), String> {
+    logging();
+    let rt = runtime().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        dialgate::daemon::start(std::path::Path::new(config))
+            .await
+            .map_err(|e| e.to_string())?;
+        interrupted().await;
+        tracing::info!("stopping");
+        Ok(())
+    })
+}
+
+fn full_demo(dir: &str) -> Result<(), String> {
+    use dialgate::demo;
+    let dir = std::path::Path::new(dir);
+    let fresh = !dir.join("dialgate.toml").exists();
+    if fresh {
+        demo::init(dir).map_err(|e| e.to_string())?;
+    }
+    demo::write_baresip_configs(dir).map_err(|e| e.to_string())?;
+    logging();
+    let rt = runtime().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let chain = dialgate::tls::load_certs(&dir.join("bridge/cert.pem")).map_err(|e| e.to_string())?;
+        let key = dialgate::tls::load_key(&dir.join("bridge/key.pem")).map_err(|e| e.to_string())?;
+        let bridge_addr: std::net::SocketAddr = demo::BRIDGE_LISTEN.parse().map_err(|_| "bridge address")?;
+        dialgate::echo::start(bridge_addr, chain, key, bridge_addr.ip()).await?;
+        let gw = dialgate::daemon::start(&dir.join("dialgate.toml"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let d = dir.display();
+        println!("dialgate demo {} in {d}", if fresh { "kit created" } else { "kit reused" });
+        println!("  gateway (phones): sips {} -- SIP over TLS 1.3, client certificate required", gw.phone_addr);
+        println!("  echo bridge:      {} behind the alias `echo` (echoes what it hears)", demo::BRIDGE_LISTEN);
+        println!("  dial:             sip:echo@127.0.0.1:5061;transport=tls");
+        println!("  identities:       {d}/tokens/alice (registered), mallory (revoked), eve (not registered)");
+        println!("  gateway CA:       {d}/ca.pem");
+        println!("  baresip:          baresip -f {d}/baresip/alice -e \"/dial sip:echo@127.0.0.1:5061\" -t 15");
+        println!("                    (plays a 1 kHz tone, records what it hears in {d}/baresip/alice/recordings)");
+        println!("  Ctrl-C stops the demo.");
+        interrupted().await;
+        println!("dialgate demo stopped");
+        Ok(())
+    })
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("run") => {
+            let Some(config) = arg(&args, "--config") else {
+                eprintln!("usage: dialgate run --config FILE");
+                return ExitCode::from(2);
+            };
+            match run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("dialgate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some("demo")
+            if !args
+                .iter()
+                .any(|a| a == "--init-only" || a == "--media-only") =>
+        {
+            if args.iter().any(|a| a == "--alias" || a == "--bridge-ca") {
+                eprintln!(
+                    "dialgate demo: --alias/--bridge-ca (external bridges) are not supported yet"
+                );
+                return ExitCode::from(2);
+            }
+            match full_demo(arg(&args, "--dir").unwrap_or("dialgate-demo")) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("dialgate demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some("demo") if args.iter().any(|a| a == "--init-only") => {
             let Some(dir) = args
                 .iter()
@@ -52,10 +168,7 @@ fn main() -> ExitCode {
                 eprintln!("dialgate: --seconds needs a whole number");
                 return ExitCode::from(2);
             };
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::WARN)
-                .with_writer(std::io::stderr)
-                .init();
+            logging();
             match demo(Duration::from_secs(secs.clamp(1, 3600))) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -70,10 +183,14 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: dialgate demo [--seconds N]\n       dialgate demo --dir DIR --init-only\n\n\
-                 demo   relay a call's media between a phone and an echo bridge on loopback,\n       \
-                 re-encrypting every packet (SRTP in, different SRTP keys out);\n       \
-                 with --init-only, create a demo kit (PKI, config, token registry) in DIR"
+                "usage: dialgate run --config FILE\n       \
+                 dialgate demo [--dir DIR] [--init-only]\n       \
+                 dialgate demo --media-only [--seconds N]\n\n\
+                 run    serve calls with the configuration FILE\n\
+                 demo   create (or reuse) a demo kit in DIR (default ./dialgate-demo), start the\n       \
+                 gateway on 127.0.0.1:5061 and an echo bridge behind the alias `echo`;\n       \
+                 --init-only creates the kit and exits; --media-only relays a tone between\n       \
+                 a simulated phone and bridge without SIP"
             );
             ExitCode::from(2)
         }

@@ -172,7 +172,7 @@ pub(crate) struct Leg {
 
 impl Leg {
     /// The bridge leg of `call` on `trunk`: we are the UAC.
-    pub(crate) fn bridge(call: &Call, trunk: &TrunkConfig) -> Leg {
+    pub(super) fn bridge(call: &Call, trunk: &TrunkConfig) -> Leg {
         let b: &BridgeLeg = &call.bridge;
         let local = SocketAddr::new(trunk.media_address, 5061);
         let from = with_tag(
@@ -207,7 +207,7 @@ impl Leg {
     }
 
     /// The phone leg of `call`: we are the UAS, so From/To swap.
-    pub(crate) fn phone(call: &Call, listen: &SocketAddr) -> Leg {
+    pub(super) fn phone(call: &Call, listen: &SocketAddr) -> Leg {
         let p = &call.phone;
         let ours = with_tag(
             NameAddr {
@@ -300,7 +300,7 @@ pub(crate) fn request(
 
 /// The ACK for a non-2xx final response to our INVITE (RFC 3261
 /// §17.1.1.3): same Request-URI, branch and CSeq number, the response's To.
-pub(crate) fn ack_for_failure(
+pub(super) fn ack_for_failure(
     b: &BridgeLeg,
     trunk: &TrunkConfig,
     response: &Message,

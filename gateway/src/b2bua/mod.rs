@@ -18,7 +18,7 @@
 //! its token (From and P-Asserted-Identity user), the dialled alias is in
 //! the meeting directory, and the token may call it.
 
-mod build;
+pub(crate) mod build;
 #[cfg(test)]
 mod tests;
 

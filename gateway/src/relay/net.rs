@@ -144,7 +144,7 @@ enum Command {
 pub struct RelayHandle {
     commands: SyncSender<Command>,
     waker: Arc<Waker>,
-    events: Receiver<Event>,
+    events: std::sync::Mutex<Receiver<Event>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -172,7 +172,7 @@ impl RelayHandle {
         Ok(RelayHandle {
             commands,
             waker,
-            events,
+            events: std::sync::Mutex::new(events),
             thread: Some(thread),
         })
     }
@@ -249,9 +249,13 @@ impl RelayHandle {
         self.request(|reply| Command::Counters { reply })
     }
 
-    /// Events for the call layer (inactivity, latching).
-    pub fn events(&self) -> &Receiver<Event> {
-        &self.events
+    /// Events for the call layer (inactivity, latching). One reader at a
+    /// time: the guard holds the receiver.
+    pub fn events(&self) -> std::sync::MutexGuard<'_, Receiver<Event>> {
+        // A panic while holding the guard cannot corrupt a Receiver.
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
