@@ -174,8 +174,8 @@ fn start_unpinned(target: Target) -> Result<Relay, String> {
                     "--table=-1",
                     "--interface=127.0.0.1",
                     "--listen-ng=127.0.0.1:22222",
-                    "--port-min=30000",
-                    "--port-max=39999",
+                    "--port-min=42000",
+                    "--port-max=43999",
                     // One packet thread, as dialgate's one relay thread.
                     "--num-threads=1",
                     "--media-num-threads=0",
