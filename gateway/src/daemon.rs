@@ -177,6 +177,8 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
                 source,
             })?;
     }
+    let mut b2b = b2b;
+    b2b.start(std::time::Instant::now());
     tokio::spawn(core(b2b, config, relay, input_rx, input_tx));
     info!(%phone_addr, "dialgate gateway listening for phones (SIP over TLS)");
     Ok(Gateway {

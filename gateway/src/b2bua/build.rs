@@ -206,6 +206,36 @@ impl Leg {
         }
     }
 
+    /// An out-of-dialog OPTIONS keep-alive to a trunk.
+    pub(super) fn options(trunk: &TrunkConfig, tag: &str, call_id: &str) -> Option<Leg> {
+        let local = SocketAddr::new(trunk.media_address, 5061);
+        let target = Uri::parse(&format!("sip:{}", trunk.host)).ok()?;
+        Some(Leg {
+            request_uri: target.clone(),
+            from: with_tag(
+                NameAddr {
+                    display_name: None,
+                    uri: sip_uri(Some("dialgate"), local, false),
+                    params: Vec::new(),
+                },
+                tag,
+            ),
+            to: NameAddr {
+                display_name: None,
+                uri: target,
+                params: Vec::new(),
+            },
+            call_id: call_id.to_string(),
+            routes: Vec::new(),
+            via_host: match trunk.media_address {
+                std::net::IpAddr::V4(v) => Host::V4(v),
+                std::net::IpAddr::V6(v) => Host::V6(v),
+            },
+            via_port: None,
+            contact: sip_uri(Some("dialgate"), local, true),
+        })
+    }
+
     /// The phone leg of `call`: we are the UAS, so From/To swap.
     pub(super) fn phone(call: &Call, listen: &SocketAddr) -> Leg {
         let p = &call.phone;

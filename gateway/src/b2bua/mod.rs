@@ -185,6 +185,10 @@ struct PhoneLeg {
     /// The phone's INVITE has its final response (2xx or failure). A BYE
     /// goes to the phone only for calls that reached `State::Up`.
     answered: bool,
+    /// What the phone leg agreed (for session updates).
+    negotiated: Option<Negotiated>,
+    /// The SDP we last sent the phone (holds our key: zeroized on drop).
+    last_sdp: Option<zeroize::Zeroizing<String>>,
 }
 
 #[derive(Debug)]
@@ -203,6 +207,10 @@ struct BridgeLeg {
     local: Option<LocalLeg>,
     provisional: bool,
     answered: bool,
+    /// What the bridge leg agreed (for session updates).
+    negotiated: Option<Negotiated>,
+    /// The SDP we last sent the bridge (holds our key: zeroized on drop).
+    last_sdp: Option<zeroize::Zeroizing<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,7 +254,15 @@ pub struct B2bua {
     random: Box<dyn Random + Send>,
     phone_policy: Policy,
     trunk_policies: Vec<Policy>,
+    /// Next OPTIONS keep-alive per trunk.
+    keepalive: Vec<Option<Instant>>,
+    keepalive_txs: HashMap<TxId, usize>,
+    /// Whether each trunk answered its last keep-alive.
+    trunk_up: Vec<Option<bool>>,
 }
+
+/// Interval of OPTIONS keep-alives to each trunk.
+pub const KEEPALIVE: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for B2bua {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -302,9 +318,66 @@ impl B2bua {
             out: VecDeque::new(),
             ports,
             random,
+            keepalive: vec![None; trunk_policies.len()],
+            keepalive_txs: HashMap::new(),
+            trunk_up: vec![None; trunk_policies.len()],
             phone_policy,
             trunk_policies,
         })
+    }
+
+    /// Starts the OPTIONS keep-alives to every trunk (the first in a
+    /// second). The shell calls this once.
+    pub fn start(&mut self, now: Instant) {
+        for k in &mut self.keepalive {
+            *k = Some(now + Duration::from_secs(1));
+        }
+    }
+
+    /// Whether a trunk answered its last keep-alive (`None`: not yet known).
+    pub fn trunk_up(&self, trunk: usize) -> Option<bool> {
+        self.trunk_up.get(trunk).copied().flatten()
+    }
+
+    fn set_trunk_up(&mut self, trunk: usize, up: bool) {
+        let Some(state) = self.trunk_up.get_mut(trunk) else {
+            return;
+        };
+        if *state != Some(up) {
+            *state = Some(up);
+            let name = &self.trunk_names[trunk];
+            if up {
+                info!(trunk = %name, "trunk answers keep-alives");
+            } else {
+                warn!(trunk = %name, "trunk does not answer keep-alives");
+            }
+        }
+    }
+
+    fn send_keepalive(&mut self, now: Instant, trunk: usize) {
+        let name = self.trunk_names[trunk].clone();
+        let tag = self.rand_hex(8);
+        let call_id = format!("{}@dialgate", self.rand_hex(12));
+        let branch = format!("z9hG4bK{}", self.rand_hex(10));
+        let Some(config) = self.config.trunks.get(&name) else {
+            return;
+        };
+        let Some(leg) = BuildLeg::options(config, &tag, &call_id) else {
+            return;
+        };
+        let Some(msg) = build::request(&leg, Method::Options, &branch, 1, None) else {
+            return;
+        };
+        if let Ok(tx) = self.txs.send_request(
+            now,
+            &branch,
+            "OPTIONS",
+            msg.to_bytes(),
+            Flow::Trunk(trunk).id(),
+            true,
+        ) {
+            self.keepalive_txs.insert(tx, trunk);
+        }
     }
 
     /// Trunk names; [`Flow::Trunk`] indexes this list.
@@ -340,7 +413,11 @@ impl B2bua {
 
     /// When [`B2bua::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.txs.poll_timeout()
+        let keepalive = self.keepalive.iter().flatten().min().copied();
+        match (self.txs.poll_timeout(), keepalive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn rand_hex(&mut self, n: usize) -> String {
@@ -364,6 +441,9 @@ impl B2bua {
             };
             match ev {
                 TxEvent::Timeout(tx) => {
+                    if let Some(trunk) = self.keepalive_txs.remove(&tx) {
+                        self.set_trunk_up(trunk, false);
+                    }
                     if let Some(call) = self.invite_txs.remove(&tx) {
                         // The bridge never answered: unreachable for the phone.
                         self.fail_setup(now, call, 503, "bridge did not answer");
@@ -379,6 +459,12 @@ impl B2bua {
     /// Fires due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.txs.handle_timeout(now);
+        for trunk in 0..self.keepalive.len() {
+            if self.keepalive[trunk].is_some_and(|t| t <= now) {
+                self.keepalive[trunk] = Some(now + KEEPALIVE);
+                self.send_keepalive(now, trunk);
+            }
+        }
         self.drain_transactions(now);
     }
 
@@ -725,6 +811,8 @@ impl B2bua {
                 checked: Some(checked),
                 local: Some(phone_local),
                 answered: false,
+                negotiated: None,
+                last_sdp: None,
                 invite: msg,
             },
             bridge: BridgeLeg {
@@ -742,18 +830,23 @@ impl B2bua {
                 local: Some(bridge_local),
                 provisional: false,
                 answered: false,
+                negotiated: None,
+                last_sdp: None,
             },
             state: State::Setup,
             media_started: false,
             started: now,
         };
+        let mut call = call;
+        let offer_text = offer_sdp.print();
         let invite = build::request(
             &BuildLeg::bridge(&call, &self.config.trunks[&auth.entry.trunk]),
             Method::Invite,
             &branch,
             1,
-            Some(offer_sdp.print().as_bytes().to_vec()),
+            Some(offer_text.as_bytes().to_vec()),
         );
+        call.bridge.last_sdp = Some(offer_text);
         let Some(invite) = invite else {
             self.out.push_back(Output::ReleaseMedia {
                 legs: [call.phone.local, call.bridge.local]
@@ -775,7 +868,6 @@ impl B2bua {
         ) {
             Ok(btx) => {
                 self.invite_txs.insert(btx, key);
-                let mut call = call;
                 call.bridge.invite_tx = Some(btx);
                 self.dialogs
                     .insert((call.phone.call_id.clone(), phone_tag), key);
@@ -813,6 +905,13 @@ impl B2bua {
             ResponseAction::DeliverNeedsAck(tx) => (tx, true),
             ResponseAction::Absorbed(_) | ResponseAction::NoMatch => return,
         };
+        if cseq.method == Method::Options {
+            // Any answer, even an error, shows the trunk is alive.
+            if let Some(trunk) = self.keepalive_txs.remove(&tx) {
+                self.set_trunk_up(trunk, true);
+            }
+            return;
+        }
         if cseq.method != Method::Invite {
             return; // BYE/CANCEL responses need nothing more.
         }
@@ -1000,6 +1099,10 @@ impl B2bua {
             setup_ms = now.duration_since(call.started).as_millis() as u64,
             "call up"
         );
+        call.phone.negotiated = Some(negotiated_phone.clone());
+        call.bridge.negotiated = Some(negotiated_bridge.clone());
+        let answer_text = answer_sdp.print();
+        call.phone.last_sdp = Some(answer_text.clone());
         let phone_cfg = leg_config(negotiated_phone, &phone_local);
         let bridge_cfg = leg_config(negotiated_bridge, &bridge_local);
         call.media_started = true;
@@ -1019,7 +1122,7 @@ impl B2bua {
         let reply = Reply::new(&call.phone.invite, 200, Some(&tag))
             .contact(&self.local.phone_sip, &call.alias)
             .allow()
-            .sdp(answer_sdp.print().as_bytes().to_vec());
+            .sdp(answer_text.as_bytes().to_vec());
         if let Some(m) = reply.build() {
             let _ = self.txs.respond(now, tx, 200, m.to_bytes());
         }
@@ -1242,15 +1345,119 @@ impl B2bua {
                 }
             }
             Method::Options => self.reply(now, tx, Reply::new(msg, 200, None).allow()),
-            // Session changes (hold, resume, refresh) are answered by the
-            // next version of this layer; until then refuse cleanly.
-            _ => self.reply(
+            Method::Invite | Method::Update => {
+                self.session_update(now, tx, key, from_phone_leg, msg)
+            }
+            _ => self.reply(now, tx, Reply::new(msg, 405, None).allow()),
+        }
+    }
+
+    /// A re-INVITE or UPDATE on one leg (hold, resume, session refresh):
+    /// answered on that leg alone. While the peer keeps its crypto line,
+    /// both keys stay and no SRTP context changes; a key change is refused
+    /// with 488 (the relay cannot re-key a live call yet) and the call goes
+    /// on with its current keys.
+    fn session_update(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        key: CallKey,
+        phone_leg: bool,
+        msg: &Message,
+    ) {
+        let trunk_policy = self
+            .calls
+            .get(&key)
+            .map(|c| self.trunk_policies[c.bridge.trunk].clone());
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.state != State::Up {
+            self.reply(now, tx, Reply::new(msg, 491, None));
+            return;
+        }
+        let (policy, local, previous, last) = if phone_leg {
+            (
+                self.phone_policy.clone(),
+                call.phone.local,
+                call.phone.negotiated.clone(),
+                call.phone.last_sdp.clone(),
+            )
+        } else {
+            (
+                trunk_policy.unwrap_or_else(Policy::trunk_default),
+                call.bridge.local,
+                call.bridge.negotiated.clone(),
+                call.bridge.last_sdp.clone(),
+            )
+        };
+        let (Some(local), Some(previous)) = (local, previous) else {
+            self.reply(now, tx, Reply::new(msg, 500, None));
+            return;
+        };
+        let contact_user = call.alias.clone();
+        if msg.body().is_empty() {
+            // An offerless re-INVITE (refresh): offer what we agreed.
+            let mut reply =
+                Reply::new(msg, 200, None).contact(&self.local.phone_sip, &contact_user);
+            if let Some(sdp) = last {
+                reply = reply.sdp(sdp.as_bytes().to_vec());
+            }
+            self.reply(now, tx, reply);
+            return;
+        }
+        let checked = SessionDescription::parse(msg.body())
+            .map_err(|_| None)
+            .and_then(|sdp| sdp::check_offer(&sdp, &policy).map_err(Some));
+        let media = LocalMedia {
+            rtp: local.rtp_addr,
+            rtcp: local.rtcp.map(|r| r.1),
+            rtcp_mux: previous.rtcp_mux,
+            direction: sdp::Direction::SendRecv,
+        };
+        let answered = checked.and_then(|c| c.answer_update(&media, &previous).map_err(Some));
+        let (sdp, negotiated) = match answered {
+            Ok(x) => x,
+            Err(r) => {
+                let (status, w) = match r {
+                    Some(r) => (r.status(), r.warning()),
+                    None => (
+                        488,
+                        "399 dialgate \"an SDP offer with SRTP (SDES) is required\"".to_string(),
+                    ),
+                };
+                self.reply(now, tx, Reply::new(msg, status, None).warning(&w));
+                return;
+            }
+        };
+        if negotiated.new_inbound_key || negotiated.new_outbound_key {
+            info!(
+                call = key.0,
+                phone_leg, "session update refused: SRTP key change mid-call"
+            );
+            self.reply(
                 now,
                 tx,
                 Reply::new(msg, 488, None)
-                    .warning("399 dialgate \"session changes not supported yet\""),
-            ),
+                    .warning("399 dialgate \"changing SRTP keys mid-call is not supported\""),
+            );
+            return;
         }
+        let text = sdp.print();
+        if let Some(call) = self.calls.get_mut(&key) {
+            info!(call = key.0, phone_leg, direction = ?negotiated.direction, "session updated");
+            if phone_leg {
+                call.phone.negotiated = Some(negotiated);
+                call.phone.last_sdp = Some(text.clone());
+            } else {
+                call.bridge.negotiated = Some(negotiated);
+                call.bridge.last_sdp = Some(text.clone());
+            }
+        }
+        let reply = Reply::new(msg, 200, None)
+            .contact(&self.local.phone_sip, &contact_user)
+            .sdp(text.as_bytes().to_vec());
+        self.reply(now, tx, reply);
     }
 }
 

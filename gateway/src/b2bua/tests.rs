@@ -624,3 +624,119 @@ fn stray_and_unsupported_requests_get_481_405_501_and_options_200() {
     h.bridge_sends(inv);
     assert_eq!(h.statuses(Flow::Trunk(0)), vec![403]);
 }
+
+fn reinvite(h: &Harness, our_tag: &str, sdp: &str, branch: &str, cseq: u32) -> Message {
+    let text = format!(
+        "INVITE sip:echo@127.0.0.1:5061;transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS 127.0.0.1:5071;branch={branch}\r\nMax-Forwards: 70\r\n\
+         From: <sip:alice@127.0.0.1>;tag=phonetag\r\nTo: <sip:echo@127.0.0.1:5061>;tag={our_tag}\r\n\
+         Call-ID: call-a\r\nCSeq: {cseq} INVITE\r\nContact: <sip:alice@127.0.0.1:5071;transport=tls>\r\n\
+         {}Content-Length: {}\r\n\r\n{sdp}",
+        if sdp.is_empty() { "" } else { "Content-Type: application/sdp\r\n" },
+        sdp.len()
+    );
+    let _ = h;
+    parse(text.as_bytes())
+}
+
+fn crypto_line(m: &Message) -> String {
+    String::from_utf8_lossy(m.body())
+        .lines()
+        .find(|l| l.starts_with("a=crypto:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn hold_resume_and_refresh_keep_the_keys_and_the_media() {
+    let mut h = harness();
+    let (tag, _) = answered_call(&mut h, "echo");
+    h.out.clear();
+    let first_answer_key = {
+        // The key we gave the phone at answer time, from the last SDP.
+        let call = h.b2b.calls.values().next().unwrap();
+        call.phone
+            .last_sdp
+            .clone()
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("a=crypto:"))
+            .unwrap()
+            .to_string()
+    };
+    let hold = h.phone_sdp("RTP/SAVP").replace("a=sendrecv", "a=sendonly");
+    h.phone_sends(reinvite(&h, &tag, &hold, "z9hG4bK-hold", 8));
+    let r = h.sent(Flow::Phone(PHONE_FLOW));
+    let ok = r.iter().find(|m| m.status().is_some()).unwrap();
+    assert_eq!(ok.status().unwrap().as_u16(), 200);
+    assert!(
+        String::from_utf8_lossy(ok.body()).contains("a=recvonly"),
+        "hold mirrored"
+    );
+    assert_eq!(crypto_line(ok), first_answer_key, "our key unchanged");
+    let resume = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(reinvite(&h, &tag, &resume, "z9hG4bK-resume", 9));
+    let r = h.sent(Flow::Phone(PHONE_FLOW));
+    let ok = r.iter().find(|m| m.status().is_some()).unwrap();
+    assert_eq!(ok.status().unwrap().as_u16(), 200);
+    assert!(String::from_utf8_lossy(ok.body()).contains("a=sendrecv"));
+    // An offerless refresh gets our current SDP as the offer.
+    h.phone_sends(reinvite(&h, &tag, "", "z9hG4bK-refresh", 10));
+    let r = h.sent(Flow::Phone(PHONE_FLOW));
+    let ok = r.iter().find(|m| m.status().is_some()).unwrap();
+    assert_eq!(ok.status().unwrap().as_u16(), 200);
+    assert_eq!(crypto_line(ok), first_answer_key);
+    assert!(
+        h.sent(Flow::Trunk(0)).is_empty(),
+        "the bridge leg is not disturbed"
+    );
+    assert!(
+        !h.out
+            .iter()
+            .any(|o| matches!(o, Output::StartMedia(_) | Output::StopMedia { .. })),
+        "media keeps running"
+    );
+    assert_eq!(h.b2b.call_count(), 1);
+}
+
+#[test]
+fn a_key_change_mid_call_is_refused_and_the_call_goes_on() {
+    let mut h = harness();
+    let (tag, _) = answered_call(&mut h, "echo");
+    h.phone_key = MasterKey::generate(Suite::AesCm128HmacSha1_80).unwrap();
+    let rekey = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(reinvite(&h, &tag, &rekey, "z9hG4bK-rekey", 8));
+    let r = h.sent(Flow::Phone(PHONE_FLOW));
+    let resp = r.iter().find(|m| m.status().is_some()).unwrap();
+    assert_eq!(resp.status().unwrap().as_u16(), 488);
+    assert!(warning_of(resp).contains("mid-call"));
+    assert_eq!(h.b2b.call_count(), 1);
+    // A plain-RTP re-offer is refused too, and the call still stands.
+    let plain = h.phone_sdp("RTP/AVP");
+    h.phone_sends(reinvite(&h, &tag, &plain, "z9hG4bK-plain", 9));
+    let r = h.sent(Flow::Phone(PHONE_FLOW));
+    assert_eq!(r.iter().find_map(|m| m.status()).unwrap().as_u16(), 488);
+    assert_eq!(h.b2b.call_count(), 1);
+}
+
+#[test]
+fn trunks_get_options_keepalives_and_silence_marks_them_down() {
+    let mut h = harness();
+    h.b2b.start(h.now);
+    assert_eq!(h.b2b.trunk_up(0), None);
+    h.advance(Duration::from_secs(2));
+    let opts = h.sent(Flow::Trunk(0));
+    assert_eq!(opts.len(), 1);
+    assert_eq!(opts[0].method(), Some(&Method::Options));
+    assert_eq!(
+        opts[0].request_uri().unwrap().to_string(),
+        "sip:bridge.test"
+    );
+    h.bridge_sends(build::Reply::new(&opts[0], 200, Some("b")).build().unwrap());
+    assert_eq!(h.b2b.trunk_up(0), Some(true));
+    // The next one goes unanswered: down after timer F (32 s).
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.sent(Flow::Trunk(0)).len(), 1);
+    h.advance(Duration::from_secs(33));
+    assert_eq!(h.b2b.trunk_up(0), Some(false));
+}

@@ -44,8 +44,9 @@ impl LocalMedia {
 
 /// The outcome of a successful offer/answer on one leg: everything the
 /// relay needs ([`Negotiated::into_leg_config`]) plus what a later
-/// re-INVITE on the same dialog needs. Keys are absent from `Debug`.
-#[derive(Debug)]
+/// re-INVITE on the same dialog needs. Keys are absent from `Debug`; a
+/// clone's keys are zeroized on drop like the original's.
+#[derive(Clone, Debug)]
 pub struct Negotiated {
     /// The SRTP suite both directions use.
     pub suite: Suite,
