@@ -43,6 +43,9 @@ pub async fn start(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            // Small SIP writes back to back (100, then 200): without
+            // TCP_NODELAY, Nagle holds the 200 for the peer's delayed ACK.
+            let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(tcp).await {

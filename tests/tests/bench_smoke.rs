@@ -65,3 +65,18 @@ fn srtp_benchmark_runs_against_libsrtp2() {
         assert!(nums.iter().all(|&n| n > 0.0), "{row}");
     }
 }
+
+#[test]
+fn calls_benchmark_places_calls_through_the_gateway() {
+    let out = Command::new(BENCH)
+        .args(["calls", "--calls", "20", "--concurrency", "2"])
+        .output()
+        .expect("bench runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench calls failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("completed 20 failed 0"), "{text}");
+}

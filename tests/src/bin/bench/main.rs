@@ -6,11 +6,14 @@
 //! - `bench relay --calls 100,1000`: the relay under load over UDP on
 //!   loopback, dialgate vs rtpengine (userspace), with a direct (no relay)
 //!   baseline: CPU per million packets, loss, latency, memory.
-//! - `bench all`: both.
+//! - `bench calls --calls 500 --concurrency 8`: calls per second and call
+//!   set-up time through the gateway over TLS with client certificates.
+//! - `bench all`: all of them.
 //!
 //! `bench relay-server` is the child process the relay benchmark runs
 //! dialgate's relay in, so that its CPU and memory are measured alone.
 
+mod calls;
 mod load;
 mod server;
 mod server_tokio;
@@ -22,6 +25,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: bench srtp [--iterations N]\n       \
          bench relay [--calls N[,N...]] [--seconds S] [--warmup S] [--targets direct,dialgate,dialgate-tokio,rtpengine] [--no-pin]\n       \
+         bench calls [--calls N] [--concurrency C]\n       \
          bench all\n       \
          bench relay-server --port-min P --port-max P [--io mio|tokio]"
     );
@@ -38,7 +42,10 @@ fn main() -> ExitCode {
         "srtp" => srtp_bench::run(opts),
         "relay" => load::run(opts),
         "relay-server" => server::run(opts),
-        "all" => srtp_bench::run(&[]).and_then(|()| load::run(&[])),
+        "calls" => calls::run(opts),
+        "all" => srtp_bench::run(&[])
+            .and_then(|()| load::run(&[]))
+            .and_then(|()| calls::run(&[])),
         _ => return usage(),
     };
     match result {

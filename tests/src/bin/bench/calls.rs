@@ -1,0 +1,248 @@
+//! Calls per second through the gateway over real TLS with client
+//! certificates, and call set-up time.
+//!
+//! A fresh demo kit in a temporary folder; the gateway (`daemon::start`)
+//! and the echo bridge run in this process on ephemeral loopback ports.
+//! `--concurrency` phones each open their own TLS connection with alice's
+//! certificate per call (handshake, token admission) and place calls one
+//! after another: INVITE with an SDES offer, wait for 200, ACK, BYE, wait
+//! for its 200, close. Set-up time is INVITE sent to 200 received; it
+//! includes the gateway's INVITE to the bridge, the bridge's answer (an
+//! in-process echo bridge: sub-millisecond) and the relay call set-up.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dialgate::sip::{Event, Framer, Limits, Message};
+use dialgate::srtp::{format_inline, MasterKey, Suite};
+use dialgate::tls::{load_certs, load_key};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, RootCertStore};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+struct Sample {
+    handshake: Duration,
+    setup: Duration,
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn read_until<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    framer: &mut Framer,
+    done: impl Fn(&Message) -> bool,
+) -> Result<Message, String> {
+    let mut buf = [0u8; 8192];
+    loop {
+        while let Some(ev) = framer.poll_event().map_err(|e| e.to_string())? {
+            if let Event::Message(m) = ev {
+                if done(&m) {
+                    return Ok(m);
+                }
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .map_err(|_| "timed out waiting for the gateway".to_string())?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("gateway closed the connection".into());
+        }
+        framer.handle_data(&buf[..n]);
+    }
+}
+
+fn status(m: &Message) -> u16 {
+    m.status().map_or(0, |s| s.as_u16())
+}
+
+async fn one_call(
+    addr: std::net::SocketAddr,
+    tls: Arc<ClientConfig>,
+    n: u64,
+) -> Result<Sample, String> {
+    let t0 = Instant::now();
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let mut s = TlsConnector::from(tls)
+        .connect(
+            ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?,
+            tcp,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let handshake = t0.elapsed();
+    let local = s.get_ref().0.local_addr().map_err(|e| e.to_string())?;
+    let key = MasterKey::generate(Suite::AesCm128HmacSha1_80).map_err(|e| e.to_string())?;
+    let sdp = format!(
+        "v=0\r\no=- {n} 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=crypto:1 AES_CM_128_HMAC_SHA1_80 {}\r\na=sendrecv\r\n",
+        20000 + (n % 10000) * 2,
+        &*format_inline(&key)
+    );
+    let call_id = format!("load-{n}@bench");
+    let head = |method: &str, cseq: u32, branch: &str, to_tag: &str| {
+        format!(
+            "{method} sip:echo@127.0.0.1:5061;transport=tls SIP/2.0\r\n\
+             Via: SIP/2.0/TLS {local};branch=z9hG4bK-{branch}-{n}\r\nMax-Forwards: 70\r\n\
+             From: <sip:alice@127.0.0.1>;tag=ph{n}\r\nTo: <sip:echo@127.0.0.1>{to_tag}\r\n\
+             Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:alice@{local};transport=tls>\r\n"
+        )
+    };
+    let invite = format!(
+        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        head("INVITE", 1, "inv", ""),
+        sdp.len()
+    );
+    let mut framer = Framer::client(Limits::default());
+    let t1 = Instant::now();
+    s.write_all(invite.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let ok = read_until(&mut s, &mut framer, |m| status(m) >= 200).await?;
+    let setup = t1.elapsed();
+    if status(&ok) != 200 {
+        return Err(format!("call refused with {}", status(&ok)));
+    }
+    let tag = format!(";tag={}", ok.to().tag().unwrap_or_default());
+    let ack = format!("{}Content-Length: 0\r\n\r\n", head("ACK", 1, "ack", &tag));
+    let bye = format!("{}Content-Length: 0\r\n\r\n", head("BYE", 2, "bye", &tag));
+    s.write_all(ack.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    s.write_all(bye.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let done = read_until(&mut s, &mut framer, |m| {
+        m.status().is_some() && m.cseq().seq == 2
+    })
+    .await?;
+    if status(&done) != 200 {
+        return Err(format!("BYE answered {}", status(&done)));
+    }
+    let _ = s.shutdown().await;
+    Ok(Sample { handshake, setup })
+}
+
+pub fn run(opts: &[String]) -> Result<(), String> {
+    let calls: u64 = super::opt(opts, "--calls")
+        .map(|s| s.parse().map_err(|_| "bad --calls"))
+        .transpose()?
+        .unwrap_or(500);
+    let concurrency: u64 = super::opt(opts, "--concurrency")
+        .map(|s| s.parse().map_err(|_| "bad --concurrency"))
+        .transpose()?
+        .unwrap_or(8);
+    let dir = std::env::temp_dir().join(format!("dialgate-bench-calls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let kit = dialgate::demo::init(&dir).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = rt.block_on(async {
+        // The echo bridge and the gateway on ephemeral ports.
+        let chain = load_certs(&dir.join("bridge/cert.pem")).map_err(|e| e.to_string())?;
+        let key = load_key(&dir.join("bridge/key.pem")).map_err(|e| e.to_string())?;
+        let lo: std::net::IpAddr = [127, 0, 0, 1].into();
+        let bridge = dialgate::echo::start((lo, 0).into(), chain, key, lo).await?;
+        let text = std::fs::read_to_string(&kit.config).map_err(|e| e.to_string())?;
+        let text = text
+            .replace(dialgate::demo::PHONE_LISTEN, "127.0.0.1:0")
+            .replace(dialgate::demo::BRIDGE_LISTEN, &bridge.to_string());
+        let config = dir.join("bench.toml");
+        std::fs::write(&config, text).map_err(|e| e.to_string())?;
+        let gw = dialgate::daemon::start(Path::new(&config))
+            .await
+            .map_err(|e| e.to_string())?;
+        let tls = client_config(&dir)?;
+        // Warm-up: the first call opens the trunk connection.
+        one_call(gw.phone_addr, Arc::clone(&tls), u64::MAX / 2).await?;
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..concurrency {
+            let tls = Arc::clone(&tls);
+            let addr = gw.phone_addr;
+            tasks.push(tokio::spawn(async move {
+                let mut samples = Vec::new();
+                let mut errors = Vec::new();
+                let mut n = w;
+                while n < calls {
+                    match one_call(addr, Arc::clone(&tls), n).await {
+                        Ok(s) => samples.push(s),
+                        Err(e) => errors.push(e),
+                    }
+                    n += concurrency;
+                }
+                (samples, errors)
+            }));
+        }
+        let mut samples = Vec::new();
+        let mut errors = Vec::new();
+        for t in tasks {
+            let (s, e) = t.await.map_err(|e| e.to_string())?;
+            samples.extend(s);
+            errors.extend(e);
+        }
+        Ok::<_, String>((start.elapsed(), samples, errors))
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let (elapsed, samples, errors) = result?;
+    let mut setup: Vec<Duration> = samples.iter().map(|s| s.setup).collect();
+    let mut hs: Vec<Duration> = samples.iter().map(|s| s.handshake).collect();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "calls through the gateway over TLS 1.3 with client certificates: {calls} calls, {concurrency} concurrent phones, \
+         a new TLS connection per call (INVITE, 200, ACK, BYE, 200)"
+    );
+    println!(
+        "  completed {} failed {}  calls/s {:.1}",
+        samples.len(),
+        errors.len(),
+        samples.len() as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "  TLS handshake ms: p50 {:.2} p99 {:.2}   call set-up (INVITE -> 200) ms: p50 {:.2} p99 {:.2} max {:.2}",
+        ms(percentile(&mut hs, 0.5)),
+        ms(percentile(&mut hs, 0.99)),
+        ms(percentile(&mut setup, 0.5)),
+        ms(percentile(&mut setup, 0.99)),
+        ms(percentile(&mut setup, 1.0)),
+    );
+    if let Some(e) = errors.first() {
+        println!("  first error: {e}");
+    }
+    if !errors.is_empty() {
+        return Err(format!("{} calls failed", errors.len()));
+    }
+    Ok(())
+}
+
+fn client_config(dir: &Path) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    for c in load_certs(&dir.join("ca.pem")).map_err(|e| e.to_string())? {
+        roots.add(c).map_err(|e| e.to_string())?;
+    }
+    let chain = load_certs(&dir.join("tokens/alice/cert.pem")).map_err(|e| e.to_string())?;
+    let key = load_key(&dir.join("tokens/alice/key.pem")).map_err(|e| e.to_string())?;
+    let cfg = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .map_err(|e| e.to_string())?;
+    Ok(Arc::new(cfg))
+}
