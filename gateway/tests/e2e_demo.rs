@@ -11,69 +11,13 @@
 //!
 //! Needs baresip, dumpcap (tshark) and python3: `tests/run` installs them.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/peers");
+mod common;
 
-/// Kills (SIGTERM, then waits) the processes this test started.
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-        }
-        for c in &mut self.0 {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_for(path: &Path, needle: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(path) {
-            let _ = f.read_to_string(&mut s);
-            if s.contains(needle) {
-                return true;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
-fn baresip(kit: &Path, who: &str, seconds: u32) -> std::process::Output {
-    Command::new("baresip")
-        .args(["-f", &kit.join("baresip").join(who).display().to_string()])
-        .args([
-            "-e",
-            "/dial sip:echo@127.0.0.1:5061",
-            "-t",
-            &seconds.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("baresip runs (apt-get install baresip)")
-}
-
-fn recordings(kit: &Path, who: &str) -> Vec<PathBuf> {
-    std::fs::read_dir(kit.join("baresip").join(who).join("recordings"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default()
-}
+use common::{baresip, recordings, wait_for, Procs, PEERS};
 
 #[test]
 fn baresip_call_through_the_demo_gateway_is_secure_end_to_end() {

@@ -1,0 +1,91 @@
+//! Helpers shared by the end-to-end tests: processes started and stopped
+//! by PID, waiting for log lines, driving baresip.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/peers");
+
+/// Kills (SIGTERM, then waits) the processes this test started.
+pub struct Procs(pub Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+        }
+        for c in &mut self.0 {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn wait_for(path: &Path, needle: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(path) {
+            let _ = f.read_to_string(&mut s);
+            if s.contains(needle) {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+pub fn baresip(kit: &Path, who: &str, seconds: u32) -> std::process::Output {
+    Command::new("baresip")
+        .args(["-f", &kit.join("baresip").join(who).display().to_string()])
+        .args([
+            "-e",
+            "/dial sip:echo@127.0.0.1:5061",
+            "-t",
+            &seconds.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("baresip runs (apt-get install baresip)")
+}
+
+pub fn recordings(kit: &Path, who: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(kit.join("baresip").join(who).join("recordings"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// alice's received-audio recordings that hold her 1 kHz tone.
+pub fn alice_heard_her_tone(kit: &Path) -> Result<(), String> {
+    let heard: Vec<PathBuf> = recordings(kit, "alice")
+        .into_iter()
+        .filter(|p| p.display().to_string().ends_with("-dec.wav"))
+        .collect();
+    if heard.len() != 1 {
+        return Err(format!("expected one recording, found {heard:?}"));
+    }
+    let check = Command::new("python3")
+        .arg(format!("{PEERS}/wavcheck.py"))
+        .arg(&heard[0])
+        .args(["1000", "0.6"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if check.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&check.stdout).into_owned())
+    }
+}

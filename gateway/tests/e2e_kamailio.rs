@@ -1,0 +1,199 @@
+//! End to end with a real SIP proxy on the trunk: the gateway's trunk goes
+//! to **Kamailio** (TLS only, record-routing, verifying the gateway's
+//! client certificate and the bridge's certificate), which forwards to the
+//! demo's echo bridge. baresip as alice calls `echo` through
+//! gateway -> Kamailio -> bridge and hears her own tone back.
+//!
+//! Needs kamailio (with its tls module), baresip and python3.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{alice_heard_her_tone, baresip, wait_for, Procs, PEERS};
+use dialgate::pki::{write_file, Ca, Validity};
+
+const PROXY_PORT: u16 = 5091;
+
+fn render(template: &str, vars: &[(&str, String)]) -> String {
+    let mut s = std::fs::read_to_string(format!("{PEERS}/kamailio/{template}")).expect("template");
+    for (k, v) in vars {
+        s = s.replace(&format!("@{k}@"), v);
+    }
+    // No `@NAME@` placeholder may be left.
+    let left = s
+        .split('@')
+        .skip(1)
+        .step_by(2)
+        .find(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+    assert!(
+        left.is_none(),
+        "placeholder @{}@ left in {template}",
+        left.unwrap_or_default()
+    );
+    s
+}
+
+fn wait_port(port: u16, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn baresip_call_through_gateway_and_kamailio_to_the_bridge() {
+    let work = std::env::temp_dir().join(format!("dialgate-e2e-kam-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let kit = work.join("kit");
+    let kam = work.join("kamailio");
+    std::fs::create_dir_all(&kam).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_dialgate"))
+        .args(["demo", "--init-only", "--dir"])
+        .arg(&kit)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // The proxy's PKI: its server certificate (which the gateway's trunk
+    // verifies, with the host name) and the gateway's client certificate
+    // (which Kamailio requires).
+    let v = Validity::days_from_now(30);
+    let proxy_ca = Ca::new("proxy CA", v).unwrap();
+    let proxy = proxy_ca
+        .issue_server("kamailio", &["proxy.dialgate.test", "127.0.0.1"], v)
+        .unwrap();
+    let gw_client = proxy_ca.issue_client("dialgate kit", v).unwrap();
+    std::fs::create_dir_all(kam.join("proxy")).unwrap();
+    std::fs::create_dir_all(kam.join("gw")).unwrap();
+    proxy.write_to(&kam.join("proxy")).unwrap();
+    gw_client.write_to(&kam.join("gw")).unwrap();
+    write_file(
+        &kam.join("proxy-ca.pem"),
+        proxy_ca.cert_pem().as_bytes(),
+        0o644,
+    )
+    .unwrap();
+    // Kamailio trusts the proxy CA (for the gateway) and the bridge CA.
+    let bridge_ca = std::fs::read_to_string(kit.join("bridge/ca.pem")).unwrap();
+    write_file(
+        &kam.join("cas.pem"),
+        format!("{}{bridge_ca}", proxy_ca.cert_pem()).as_bytes(),
+        0o644,
+    )
+    .unwrap();
+
+    let d = |p: &Path| p.display().to_string();
+    let tls_cfg = render(
+        "tls.cfg.tmpl",
+        &[
+            ("PROXY_PORT", PROXY_PORT.to_string()),
+            ("CERT", d(&kam.join("proxy/cert.pem"))),
+            ("KEY", d(&kam.join("proxy/key.pem"))),
+            ("CLIENT_CERT", d(&kam.join("proxy/cert.pem"))),
+            ("CLIENT_KEY", d(&kam.join("proxy/key.pem"))),
+            ("CA", d(&kam.join("cas.pem"))),
+        ],
+    );
+    std::fs::write(kam.join("tls.cfg"), tls_cfg).unwrap();
+    let cfg = render(
+        "kamailio.cfg.tmpl",
+        &[
+            ("PROXY_PORT", PROXY_PORT.to_string()),
+            ("BRIDGE_ADDR", dialgate::demo::BRIDGE_LISTEN.to_string()),
+            ("TLS_CFG", d(&kam.join("tls.cfg"))),
+            ("RUN_DIR", d(&kam)),
+        ],
+    );
+    std::fs::write(kam.join("kamailio.cfg"), cfg).unwrap();
+
+    // Point the kit's trunk at Kamailio.
+    let conf = std::fs::read_to_string(kit.join("dialgate.toml")).unwrap();
+    let conf = conf
+        .replace(
+            &format!("connect = \"{}\"", dialgate::demo::BRIDGE_LISTEN),
+            &format!("connect = \"127.0.0.1:{PROXY_PORT}\""),
+        )
+        .replace(
+            &format!("host = \"{}\"", dialgate::demo::BRIDGE_HOST),
+            "host = \"proxy.dialgate.test\"",
+        )
+        .replace(
+            "ca = \"bridge/ca.pem\"",
+            &format!(
+                "ca = \"{}\"\nclient_certificate = \"{}\"\nclient_key = \"{}\"",
+                d(&kam.join("proxy-ca.pem")),
+                d(&kam.join("gw/cert.pem")),
+                d(&kam.join("gw/key.pem"))
+            ),
+        );
+    assert!(conf.contains("proxy.dialgate.test"));
+    std::fs::remove_file(kit.join("dialgate.toml")).unwrap();
+    std::fs::write(kit.join("dialgate.toml"), conf).unwrap();
+
+    let mut procs = Procs(Vec::new());
+    let kam_log = work.join("kamailio.log");
+    procs.0.push(
+        Command::new("kamailio")
+            .args(["-DD", "-E", "-m", "64", "-M", "8", "-f"])
+            .arg(kam.join("kamailio.cfg"))
+            .arg("-P")
+            .arg(kam.join("kamailio.pid"))
+            .arg("-Y")
+            .arg(&kam)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&kam_log).unwrap())
+            .spawn()
+            .expect("kamailio runs (apt-get install kamailio kamailio-tls-modules)"),
+    );
+    assert!(
+        wait_port(PROXY_PORT, Duration::from_secs(20)),
+        "kamailio up: {}",
+        std::fs::read_to_string(&kam_log).unwrap_or_default()
+    );
+    let log = work.join("gateway.log");
+    procs.0.push(
+        Command::new(env!("CARGO_BIN_EXE_dialgate"))
+            .args(["demo", "--dir"])
+            .arg(&kit)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_for(
+        &log,
+        "listening for phones",
+        Duration::from_secs(30)
+    ));
+
+    let out = baresip(&kit, "alice", 10);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let gw = std::fs::read_to_string(&log).unwrap();
+    let kl = std::fs::read_to_string(&kam_log).unwrap_or_default();
+    assert!(
+        text.contains("Call established"),
+        "alice's call:\n{text}\ngateway:\n{gw}\nkamailio:\n{kl}"
+    );
+    alice_heard_her_tone(&kit).expect("alice hears her tone back through the proxy");
+    assert!(
+        kl.contains("REQ INVITE"),
+        "the INVITE went through Kamailio:\n{kl}"
+    );
+    assert!(
+        kl.contains("REQ BYE") || kl.contains("REQ ACK"),
+        "in-dialog requests followed the Record-Route:\n{kl}"
+    );
+    assert!(gw.contains("trunk connected"), "{gw}");
+    assert!(gw.contains("call up"), "{gw}");
+    drop(procs);
+    std::fs::remove_dir_all(&work).ok();
+}
