@@ -67,7 +67,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=20)
     ap.add_argument("--log")
     ap.add_argument("--answer-suite", default="AES_CM_128_HMAC_SHA1_80",
-                    help="crypto suite put in the 200 OK SDP (even if not offered!)")
+                    help="crypto suite put in the 200 OK SDP (even if not offered!); 'none' answers plain RTP/AVP")
     ap.add_argument("--rtp-port", type=int, default=31000)
     ap.add_argument("--bye-after", type=float, default=0,
                     help="after the ACK of a 200, send BYE to the caller on the SAME TLS connection after N s")
@@ -128,7 +128,11 @@ def main():
                         invites[hdrs(txt, "Call-ID", "i")[0]] = txt
                         s.sendall(response(txt, 100))
                         sdp = ""
-                        if a.reply < 300:
+                        if a.reply < 300 and a.answer_suite == "none":
+                            # A weak bridge: plain RTP, no crypto at all.
+                            sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                                   f"m=audio {a.rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n")
+                        elif a.reply < 300:
                             key = base64.b64encode(os.urandom(KEYLEN[a.answer_suite])).decode()
                             sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
                                    f"m=audio {a.rtp_port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
