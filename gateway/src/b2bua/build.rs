@@ -100,6 +100,14 @@ impl<'a> Reply<'a> {
         self
     }
 
+    /// Adds Retry-After (RFC 3261 §20.33).
+    pub(crate) fn retry_after(mut self, seconds: u32) -> Reply<'a> {
+        if let Some(h) = raw("Retry-After", &seconds.to_string()) {
+            self.extra.push(h);
+        }
+        self
+    }
+
     /// Adds Allow.
     pub(crate) fn allow(mut self) -> Reply<'a> {
         if let Some(h) = raw("Allow", ALLOW) {

@@ -226,6 +226,7 @@ enum State {
 #[derive(Debug)]
 struct Call {
     token: String,
+    source: IpAddr,
     alias: String,
     pin: Option<String>,
     phone: PhoneLeg,
@@ -248,6 +249,9 @@ pub struct B2bua {
     invite_txs: HashMap<TxId, CallKey>,
     phones: HashMap<u64, PhoneIdentity>,
     calls_per_token: HashMap<String, u32>,
+    calls_per_address: HashMap<IpAddr, u32>,
+    /// Recent call attempts per source address (for the rate limit).
+    attempts: HashMap<IpAddr, VecDeque<Instant>>,
     next_call: u64,
     out: VecDeque<Output>,
     ports: Box<dyn MediaPorts + Send>,
@@ -314,6 +318,8 @@ impl B2bua {
             invite_txs: HashMap::new(),
             phones: HashMap::new(),
             calls_per_token: HashMap::new(),
+            calls_per_address: HashMap::new(),
+            attempts: HashMap::new(),
             next_call: 1,
             out: VecDeque::new(),
             ports,
@@ -665,6 +671,34 @@ impl B2bua {
         })
     }
 
+    /// Counts a call attempt from `ip`; false if it is over the rate limit
+    /// (a sliding minute), unless loopback is exempt (demo kits).
+    fn attempt_allowed(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let limits = self.config.limits;
+        if limits.loopback_exempt && ip.is_loopback() {
+            return true;
+        }
+        let window = self.attempts.entry(ip).or_default();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            window.pop_front();
+        }
+        if window.len() >= limits.attempts_per_minute_per_address as usize {
+            return false;
+        }
+        window.push_back(now);
+        // Bound the table: forget addresses whose window emptied long ago.
+        if self.attempts.len() > 4096 {
+            self.attempts.retain(|_, w| {
+                w.back()
+                    .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
+            });
+        }
+        true
+    }
+
     fn phone_invite(
         &mut self,
         now: Instant,
@@ -674,6 +708,14 @@ impl B2bua {
         msg: Message,
     ) {
         self.reply(now, tx, Reply::new(&msg, 100, None));
+        if !self.attempt_allowed(now, identity.peer.ip()) {
+            info!(token = %identity.token, peer = %identity.peer, "call refused: attempt rate limit");
+            let reply = Reply::new(&msg, 503, None)
+                .warning("399 dialgate \"too many call attempts; try again later\"")
+                .retry_after(60);
+            self.reply(now, tx, reply);
+            return;
+        }
         let auth = match self.authorize(identity, &msg) {
             Ok(a) => a,
             Err((status, why)) => {
@@ -699,6 +741,22 @@ impl B2bua {
                 tx,
                 Reply::new(&msg, 486, None)
                     .warning("399 dialgate \"too many calls for this token\""),
+            );
+            return;
+        }
+        let address_calls = self
+            .calls_per_address
+            .get(&identity.peer.ip())
+            .copied()
+            .unwrap_or(0);
+        if address_calls >= limits.calls_per_address
+            && !(limits.loopback_exempt && identity.peer.ip().is_loopback())
+        {
+            self.reply(
+                now,
+                tx,
+                Reply::new(&msg, 486, None)
+                    .warning("399 dialgate \"too many calls from this address\""),
             );
             return;
         }
@@ -798,6 +856,7 @@ impl B2bua {
         let branch = format!("z9hG4bK{}", self.rand_hex(10));
         let call = Call {
             token: auth.token.clone(),
+            source: identity.peer.ip(),
             alias: auth.entry.alias.clone(),
             pin: auth.entry.pin.clone(),
             phone: PhoneLeg {
@@ -873,6 +932,10 @@ impl B2bua {
                     .insert((call.phone.call_id.clone(), phone_tag), key);
                 self.dialogs.insert((bridge_call_id, bridge_tag), key);
                 *self.calls_per_token.entry(auth.token.clone()).or_default() += 1;
+                *self
+                    .calls_per_address
+                    .entry(identity.peer.ip())
+                    .or_default() += 1;
                 info!(call = key.0, token = %auth.token, key = %identity.key, alias = %auth.entry.alias, trunk = %auth.entry.trunk, "call admitted");
                 self.calls.insert(key, call);
             }
@@ -1162,6 +1225,12 @@ impl B2bua {
             .remove(&(call.bridge.call_id.clone(), call.bridge.our_tag.clone()));
         if let Some(n) = self.calls_per_token.get_mut(&call.token) {
             *n = n.saturating_sub(1);
+        }
+        if let Some(n) = self.calls_per_address.get_mut(&call.source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.calls_per_address.remove(&call.source);
+            }
         }
         if call.media_started {
             self.out.push_back(Output::StopMedia { call: key });

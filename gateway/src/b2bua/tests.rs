@@ -49,6 +49,8 @@ trunk = "echo"
 
 [limits]
 calls_per_token = 2
+calls_per_address = 3
+attempts_per_minute_per_address = 5
 "#;
 
 struct Ports(u32);
@@ -739,4 +741,79 @@ fn trunks_get_options_keepalives_and_silence_marks_them_down() {
     assert_eq!(h.sent(Flow::Trunk(0)).len(), 1);
     h.advance(Duration::from_secs(33));
     assert_eq!(h.b2b.trunk_up(0), Some(false));
+}
+
+#[test]
+fn attempts_per_minute_and_calls_per_address_are_limited() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    // Six attempts within a minute from one address: two calls (the token
+    // limit), three 486 (token), then 503 with Retry-After (rate limit).
+    for i in 0..6 {
+        h.phone_sends(h.invite(
+            "alice",
+            "echo",
+            &sdp,
+            &format!("z9hG4bK-rl{i}"),
+            &format!("rl{i}"),
+        ));
+    }
+    let finals: Vec<Message> = h
+        .sent(Flow::Phone(PHONE_FLOW))
+        .into_iter()
+        .filter(|m| m.status().is_some_and(|s| s.as_u16() >= 200))
+        .collect();
+    let codes: Vec<u16> = finals
+        .iter()
+        .map(|m| m.status().unwrap().as_u16())
+        .collect();
+    assert_eq!(codes, vec![486, 486, 486, 503]);
+    let retry = finals[3]
+        .raw(&crate::sip::HeaderName::parse("Retry-After").unwrap())
+        .next();
+    assert_eq!(retry, Some("60"));
+    // A minute later the window has moved on (and the two calls, which the
+    // scripted bridge never answered, have failed with 503).
+    h.advance(Duration::from_secs(61));
+    h.sent(Flow::Phone(PHONE_FLOW));
+    assert_eq!(h.b2b.call_count(), 0);
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-rl9", "rl9"));
+    assert_eq!(
+        h.statuses(Flow::Phone(PHONE_FLOW)),
+        vec![100],
+        "admitted: not rate-limited now"
+    );
+
+    // Another token from the same address: the address allows 3 calls.
+    let mut grants = AliasGrants::new();
+    grants.insert("alice".into(), HashSet::from(["echo".to_string()]));
+    grants.insert("bob".into(), HashSet::from(["echo".to_string()]));
+    h.b2b.set_grants(grants);
+    h.b2b.phone_connected(
+        8,
+        PhoneIdentity {
+            token: "bob".into(),
+            key: KeyHash([8; 32]),
+            peer: "127.0.0.1:40001".parse().unwrap(),
+        },
+    );
+    // alice takes a second call: two from 127.0.0.1. bob's first is the
+    // third; his second (within his own token limit) would be the fourth.
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-rl10", "rl10"));
+    assert_eq!(h.statuses(Flow::Phone(PHONE_FLOW)), vec![100]);
+    for i in 0..2 {
+        let m = h.invite(
+            "bob",
+            "echo",
+            &sdp,
+            &format!("z9hG4bK-bob{i}"),
+            &format!("bob{i}"),
+        );
+        h.b2b.handle_phone(h.now, 8, m);
+        h.collect();
+    }
+    let bob = h.sent(Flow::Phone(8));
+    let codes: Vec<u16> = bob.iter().map(|m| m.status().unwrap().as_u16()).collect();
+    assert_eq!(codes, vec![100, 100, 486]);
+    assert!(warning_of(bob.last().unwrap()).contains("from this address"));
 }
