@@ -60,6 +60,12 @@ enum Input {
         flow: u64,
         identity: PhoneIdentity,
         writer: mpsc::Sender<Vec<u8>>,
+        close: tokio::sync::oneshot::Sender<()>,
+    },
+    /// A new registry was applied: new grants, tokens no longer admitted.
+    Registry {
+        grants: crate::config::AliasGrants,
+        revoked: Vec<String>,
     },
     Phone(u64, Message),
     PhoneClosed(u64),
@@ -177,6 +183,11 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
                 source,
             })?;
     }
+    tokio::spawn(watch_registry(
+        config.phone.registry.clone(),
+        Arc::clone(&registry),
+        input_tx.clone(),
+    ));
     let mut b2b = b2b;
     b2b.start(std::time::Instant::now());
     tokio::spawn(core(b2b, config, relay, input_rx, input_tx));
@@ -185,6 +196,58 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
         phone_addr,
         listener: stats,
     })
+}
+
+/// How often the registry file is checked for a new version.
+pub const REGISTRY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Applies a changed registry file within [`REGISTRY_POLL`]: the TLS
+/// verifier sees it at the next handshake, and tokens no longer admitted
+/// lose their live calls and connections. A file that does not parse is
+/// refused with a log line and the last good registry stays in force.
+async fn watch_registry(
+    path: std::path::PathBuf,
+    shared: crate::tls::SharedRegistry,
+    input: mpsc::Sender<Input>,
+) {
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut last = stamp(&path);
+    loop {
+        tokio::time::sleep(REGISTRY_POLL).await;
+        let now = stamp(&path);
+        if now == last {
+            continue;
+        }
+        last = now;
+        match load_registry(&path) {
+            Ok((registry, grants)) => {
+                let before = match shared.read() {
+                    Ok(r) => r.active_names(),
+                    Err(_) => continue,
+                };
+                let after = registry.active_names();
+                let revoked: Vec<String> = before.difference(&after).cloned().collect();
+                if let Ok(mut r) = shared.write() {
+                    *r = registry;
+                }
+                info!(tokens = after.len(), revoked = ?revoked, "token registry applied");
+                if input
+                    .send(Input::Registry { grants, revoked })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "new token registry refused; the last good one stays in force")
+            }
+        }
+    }
 }
 
 async fn accept_phones(mut admitted: mpsc::Receiver<PhoneConnection>, input: mpsc::Sender<Input>) {
@@ -199,11 +262,13 @@ async fn accept_phones(mut admitted: mpsc::Receiver<PhoneConnection>, input: mps
         };
         let (read, write) = tokio::io::split(conn.stream);
         let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
+        let (close_tx, close_rx) = tokio::sync::oneshot::channel();
         if input
             .send(Input::PhoneConnected {
                 flow,
                 identity,
                 writer: wtx.clone(),
+                close: close_tx,
             })
             .await
             .is_err()
@@ -215,14 +280,12 @@ async fn accept_phones(mut admitted: mpsc::Receiver<PhoneConnection>, input: mps
         let input = input.clone();
         tokio::spawn(async move {
             let _slot = slot; // the connection's place in the limits
-            read_messages(
-                read,
-                Framer::server(Limits::default()),
-                &wtx,
-                |m| Input::Phone(flow, m),
-                &input,
-            )
-            .await;
+            let framer = Framer::server(Limits::default());
+            tokio::select! {
+                () = read_messages(read, framer, &wtx, |m| Input::Phone(flow, m), &input) => {}
+                // The core closes the connection (revoked token).
+                _ = close_rx => {}
+            }
             let _ = input.send(Input::PhoneClosed(flow)).await;
         });
     }
@@ -293,6 +356,7 @@ async fn core(
     input_tx: mpsc::Sender<Input>,
 ) {
     let mut phones: HashMap<u64, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut closers: HashMap<u64, tokio::sync::oneshot::Sender<()>> = HashMap::new();
     let mut trunks: Vec<Trunk> = b2b
         .trunk_names()
         .iter()
@@ -322,13 +386,22 @@ async fn core(
                 flow,
                 identity,
                 writer,
+                close,
             }) => {
                 phones.insert(flow, writer);
+                closers.insert(flow, close);
                 b2b.phone_connected(flow, identity);
+            }
+            Some(Input::Registry { grants, revoked }) => {
+                b2b.set_grants(grants);
+                for token in revoked {
+                    b2b.token_revoked(now, &token);
+                }
             }
             Some(Input::Phone(flow, m)) => b2b.handle_phone(now, flow, m),
             Some(Input::PhoneClosed(flow)) => {
                 phones.remove(&flow);
+                closers.remove(&flow);
                 b2b.phone_disconnected(flow);
             }
             Some(Input::TrunkConnected(i, w)) => {
@@ -424,6 +497,14 @@ async fn core(
                 Output::ReleaseMedia { legs } => {
                     for leg in legs {
                         let _ = relay.release(leg);
+                    }
+                }
+                Output::Disconnect { flow } => {
+                    // Dropping the writer flushes what is queued (the BYE)
+                    // and closes; the reader stops on its signal.
+                    phones.remove(&flow);
+                    if let Some(close) = closers.remove(&flow) {
+                        let _ = close.send(());
                     }
                 }
             }

@@ -120,6 +120,15 @@ impl Registry {
         }
     }
 
+    /// Names of the active (registered, not revoked) tokens.
+    pub fn active_names(&self) -> std::collections::HashSet<String> {
+        self.entries
+            .values()
+            .filter(|e| !e.revoked)
+            .map(|e| e.name.clone())
+            .collect()
+    }
+
     /// Number of entries, revoked included.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -99,6 +99,11 @@ pub enum Output {
         /// The legs.
         legs: Vec<LocalLeg>,
     },
+    /// Close a phone connection (its token was revoked).
+    Disconnect {
+        /// The phone connection.
+        flow: u64,
+    },
 }
 
 /// A call's media, ready to relay.
@@ -399,6 +404,42 @@ impl B2bua {
     /// Replaces the token grants (a new registry was applied).
     pub fn set_grants(&mut self, grants: AliasGrants) {
         self.grants = grants;
+    }
+
+    /// A token lost its admission (revoked or removed from the registry):
+    /// its calls end now (BYE on both legs, keys zeroized) and its phone
+    /// connections are closed.
+    pub fn token_revoked(&mut self, now: Instant, token: &str) {
+        let keys: Vec<CallKey> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.token == token)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            match self.calls.get(&key).map(|c| c.state) {
+                Some(State::Setup) => self.fail_setup(now, key, 403, "token revoked"),
+                Some(_) => self.end_call(now, key, "token revoked", true, true),
+                None => {}
+            }
+        }
+        // The BYEs are queued first; the shell closes a connection only
+        // after its queued writes.
+        self.drain_transactions(now);
+        let flows: Vec<u64> = self
+            .phones
+            .iter()
+            .filter(|(_, p)| p.token == token)
+            .map(|(f, _)| *f)
+            .collect();
+        for flow in flows {
+            self.phones.remove(&flow);
+            self.out.push_back(Output::Disconnect { flow });
+        }
+        warn!(
+            token,
+            "token revoked: its calls ended and its connections closed"
+        );
     }
 
     /// A phone connection was admitted at TLS.

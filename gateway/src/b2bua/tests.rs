@@ -817,3 +817,29 @@ fn attempts_per_minute_and_calls_per_address_are_limited() {
     assert_eq!(codes, vec![100, 100, 486]);
     assert!(warning_of(bob.last().unwrap()).contains("from this address"));
 }
+
+#[test]
+fn revoking_a_token_ends_its_live_calls_and_connections() {
+    let mut h = harness();
+    answered_call(&mut h, "echo");
+    h.out.retain(|o| !matches!(o, Output::StartMedia(_)));
+    h.b2b.token_revoked(h.now, "alice");
+    h.collect();
+    assert_eq!(
+        h.sent(Flow::Phone(PHONE_FLOW))[0].method(),
+        Some(&Method::Bye)
+    );
+    assert_eq!(h.sent(Flow::Trunk(0))[0].method(), Some(&Method::Bye));
+    assert!(h.out.iter().any(|o| matches!(o, Output::StopMedia { .. })));
+    let last = h.out.last().unwrap();
+    assert!(
+        matches!(last, Output::Disconnect { flow } if *flow == PHONE_FLOW),
+        "closed after the BYE"
+    );
+    assert_eq!(h.b2b.call_count(), 0);
+    // The closed flow is no longer admitted: its messages are ignored.
+    h.out.clear();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-after", "after"));
+    assert!(h.out.is_empty());
+}
