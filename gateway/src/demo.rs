@@ -59,6 +59,9 @@ pub enum DemoError {
     /// A certificate could not be hashed.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// An `--alias NAME=URI` is malformed or refused.
+    #[error("--alias {0}: expected NAME=sip:user@host[:port] with a usable bridge CA")]
+    BadAlias(String),
 }
 
 fn mkdir(p: &Path) -> Result<(), DemoError> {
@@ -301,6 +304,110 @@ pub fn write_baresip_configs(dir: &Path) -> Result<Vec<PathBuf>, DemoError> {
     Ok(written)
 }
 
+/// An external bridge for the demo's directory: `--alias NAME=URI`.
+#[derive(Debug, Clone)]
+pub struct ExternalAlias {
+    /// The alias phones dial.
+    pub name: String,
+    /// The bridge URI (`sip:` or `sips:`, with host and optional port).
+    pub uri: String,
+}
+
+impl ExternalAlias {
+    /// Parses `NAME=URI`.
+    pub fn parse(arg: &str) -> Result<ExternalAlias, DemoError> {
+        let bad = || DemoError::BadAlias(arg.to_string());
+        let (name, uri) = arg.split_once('=').ok_or_else(bad)?;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(bad());
+        }
+        if !(uri.starts_with("sip:") || uri.starts_with("sips:")) {
+            return Err(bad());
+        }
+        Ok(ExternalAlias {
+            name: name.to_string(),
+            uri: uri.to_string(),
+        })
+    }
+}
+
+/// Adds external bridges to a kit: for each alias a trunk to the URI's
+/// host and port (5061 when absent) trusting `bridge_ca`, with media on the
+/// local address that routes to it, a directory entry, and a grant for
+/// alice. The kit's configuration is checked again afterwards.
+pub fn add_external(
+    dir: &Path,
+    aliases: &[ExternalAlias],
+    bridge_ca: &Path,
+) -> Result<(), DemoError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| DemoError::Io { path, source }
+    };
+    let config_path = dir.join("dialgate.toml");
+    let mut config = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
+    let registry_path = dir.join("registry.toml");
+    let mut registry = std::fs::read_to_string(&registry_path).map_err(io(&registry_path))?;
+    let ca = std::fs::canonicalize(bridge_ca).map_err(io(bridge_ca))?;
+    for a in aliases {
+        let uri = crate::sip::Uri::parse(&a.uri).map_err(|_| DemoError::BadAlias(a.uri.clone()))?;
+        let sip = uri
+            .as_sip()
+            .ok_or_else(|| DemoError::BadAlias(a.uri.clone()))?;
+        let host = sip.host.to_string();
+        let port = sip.port.unwrap_or(5061);
+        let connect = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+            .map_err(io(Path::new(&host)))?
+            .next()
+            .ok_or_else(|| DemoError::BadAlias(format!("{host}: no address")))?;
+        // The interface that routes to the bridge (no packet is sent).
+        let probe =
+            std::net::UdpSocket::bind((if connect.is_ipv4() { "0.0.0.0" } else { "::" }, 0))
+                .map_err(io(Path::new("udp")))?;
+        probe.connect(connect).map_err(io(Path::new(&host)))?;
+        let media = probe.local_addr().map_err(io(Path::new("udp")))?.ip();
+        let trunk = format!("ext-{}", a.name);
+        config.push_str(&format!(
+            "\n[[trunk]]\nname = \"{trunk}\"\nconnect = \"{connect}\"\nhost = \"{host}\"\nca = \"{}\"\nmedia_address = \"{media}\"\n\
+             \n[[directory]]\nalias = \"{}\"\nuri = \"{}\"\ntrunk = \"{trunk}\"\n",
+            ca.display(),
+            a.name,
+            a.uri
+        ));
+        registry = grant_alice(&registry, &a.name);
+    }
+    // Refuse anything the gateway would refuse (duplicates, bad CA file).
+    crate::config::Config::parse(&config, dir).map_err(|e| DemoError::BadAlias(e.to_string()))?;
+    crate::config::parse_registry(&registry).map_err(|e| DemoError::BadAlias(e.to_string()))?;
+    std::fs::write(&config_path, config).map_err(io(&config_path))?;
+    std::fs::write(&registry_path, registry).map_err(io(&registry_path))?;
+    Ok(())
+}
+
+/// Adds `alias` to alice's `aliases = [...]` line.
+fn grant_alice(registry: &str, alias: &str) -> String {
+    let mut out = String::new();
+    let mut in_alice = false;
+    let mut done = false;
+    for line in registry.lines() {
+        if line.starts_with("name = ") {
+            in_alice = line == "name = \"alice\"";
+        }
+        if in_alice && !done && line.starts_with("aliases = [") {
+            out.push_str(&line.replacen("aliases = [", &format!("aliases = [\"{alias}\", "), 1));
+            done = true;
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,6 +452,32 @@ mod tests {
             assert_eq!(mode, 0o600, "{secret}");
         }
         assert!(matches!(init(&dir), Err(DemoError::NotEmpty(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn external_aliases_add_a_trunk_a_directory_entry_and_a_grant() {
+        let dir = std::env::temp_dir().join(format!("dialgate-demo-ext-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        init(&dir).unwrap();
+        let a = ExternalAlias::parse("board=sip:8800@127.0.0.1:5201;transport=tls").unwrap();
+        add_external(&dir, &[a], &dir.join("bridge/ca.pem")).unwrap();
+        let config = Config::load(&dir.join("dialgate.toml")).unwrap();
+        let entry = &config.directory["board"];
+        assert_eq!(entry.trunk, "ext-board");
+        let trunk = &config.trunks["ext-board"];
+        assert_eq!(trunk.connect.to_string(), "127.0.0.1:5201");
+        assert_eq!(trunk.media_address.to_string(), "127.0.0.1");
+        let (_, grants) = load_registry(&dir.join("registry.toml")).unwrap();
+        assert!(grants["alice"].contains("board") && grants["alice"].contains("echo"));
+        assert!(!grants["mallory"].contains("board"));
+        // The same alias twice is refused, and the kit is left as it was.
+        let again = ExternalAlias::parse("board=sip:1@127.0.0.1:5202").unwrap();
+        assert!(add_external(&dir, &[again], &dir.join("bridge/ca.pem")).is_err());
+        assert!(Config::load(&dir.join("dialgate.toml")).is_ok());
+        for bad in ["board", "=sip:x@h", "b d=sip:x@h", "x=http://h"] {
+            assert!(ExternalAlias::parse(bad).is_err(), "{bad}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

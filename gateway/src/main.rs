@@ -68,12 +68,24 @@ fn run(config: &str) -> Result<(), String> {
     })
 }
 
-fn full_demo(dir: &str) -> Result<(), String> {
+fn full_demo(
+    dir: &str,
+    aliases: &[dialgate::demo::ExternalAlias],
+    bridge_ca: Option<&str>,
+) -> Result<(), String> {
     use dialgate::demo;
     let dir = std::path::Path::new(dir);
     let fresh = !dir.join("dialgate.toml").exists();
     if fresh {
         demo::init(dir).map_err(|e| e.to_string())?;
+    }
+    if !aliases.is_empty() {
+        let ca =
+            bridge_ca.ok_or("--alias needs --bridge-ca FILE (the CA of the external bridge)")?;
+        demo::add_external(dir, aliases, std::path::Path::new(ca)).map_err(|e| e.to_string())?;
+        for a in aliases {
+            println!("  alias {} -> {} (granted to alice)", a.name, a.uri);
+        }
     }
     demo::write_baresip_configs(dir).map_err(|e| e.to_string())?;
     logging();
@@ -123,13 +135,27 @@ fn main() -> ExitCode {
                 .iter()
                 .any(|a| a == "--init-only" || a == "--media-only") =>
         {
-            if args.iter().any(|a| a == "--alias" || a == "--bridge-ca") {
-                eprintln!(
-                    "dialgate demo: --alias/--bridge-ca (external bridges) are not supported yet"
-                );
-                return ExitCode::from(2);
+            let mut aliases = Vec::new();
+            for (i, a) in args.iter().enumerate() {
+                if a == "--alias" {
+                    match args
+                        .get(i + 1)
+                        .map(|v| dialgate::demo::ExternalAlias::parse(v))
+                    {
+                        Some(Ok(alias)) => aliases.push(alias),
+                        Some(Err(e)) => {
+                            eprintln!("dialgate demo: {e}");
+                            return ExitCode::from(2);
+                        }
+                        None => {
+                            eprintln!("dialgate demo: --alias needs NAME=URI");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
             }
-            match full_demo(arg(&args, "--dir").unwrap_or("dialgate-demo")) {
+            let dir = arg(&args, "--dir").unwrap_or("dialgate-demo");
+            match full_demo(dir, &aliases, arg(&args, "--bridge-ca")) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("dialgate demo: {e}");
@@ -186,7 +212,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: dialgate run --config FILE\n       \
-                 dialgate demo [--dir DIR] [--init-only]\n       \
+                 dialgate demo [--dir DIR] [--init-only] [--alias NAME=URI ... --bridge-ca FILE]\n       \
                  dialgate demo --media-only [--seconds N]\n\n\
                  run    serve calls with the configuration FILE\n\
                  demo   create (or reuse) a demo kit in DIR (default ./dialgate-demo), start the\n       \
