@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use crate::config::TrunkConfig;
 use crate::sip::{
-    CSeq, Contact, Header, HeaderName, Host, MediaType, Message, Method, NameAddr, Param,
-    RawHeader, SipUri, StatusCode, Transport, Uri, Via,
+    CSeq, Contact, Header, HeaderName, Host, MediaType, Message, Method, NameAddr, Param, SipUri,
+    StatusCode, Transport, Uri, Via,
 };
 
 use super::{BridgeLeg, Call};
@@ -30,9 +30,11 @@ pub(crate) fn contact_uri(msg: &Message) -> Option<Uri> {
     }
 }
 
+/// A header field from its name and value: typed where the codec types
+/// that name (Session-Expires, Require, ...), raw otherwise.
 fn raw(name: &str, value: &str) -> Option<Header> {
     let name = HeaderName::parse(name).ok()?;
-    RawHeader::new(name, value).ok().map(Header::Raw)
+    Header::parse(name, value).ok()
 }
 
 fn with_tag(mut n: NameAddr, tag: &str) -> NameAddr {
@@ -103,6 +105,26 @@ impl<'a> Reply<'a> {
     /// Adds Retry-After (RFC 3261 §20.33).
     pub(crate) fn retry_after(mut self, seconds: u32) -> Reply<'a> {
         if let Some(h) = raw("Retry-After", &seconds.to_string()) {
+            self.extra.push(h);
+        }
+        self
+    }
+
+    /// Adds `Session-Expires: N;refresher=uac` and `Require: timer`
+    /// (RFC 4028 §9): the phone refreshes, the gateway enforces.
+    pub(crate) fn session_timer(mut self, seconds: u32) -> Reply<'a> {
+        if let Some(h) = raw("Session-Expires", &format!("{seconds};refresher=uac")) {
+            self.extra.push(h);
+        }
+        if let Some(h) = raw("Require", "timer") {
+            self.extra.push(h);
+        }
+        self
+    }
+
+    /// Adds Min-SE (RFC 4028 §5), for a 422.
+    pub(crate) fn min_se(mut self, seconds: u32) -> Reply<'a> {
+        if let Some(h) = raw("Min-SE", &seconds.to_string()) {
             self.extra.push(h);
         }
         self

@@ -228,10 +228,34 @@ enum State {
     Ending,
 }
 
+/// The shortest session interval accepted (RFC 4028 §4: at least 90 s).
+pub const MIN_SE: u32 = 90;
+
+/// A session timer the phone asked for (RFC 4028): it refreshes every
+/// `interval / 2`; without a refresh the gateway ends the call.
+#[derive(Clone, Copy, Debug)]
+struct SessionTimer {
+    interval: u32,
+    /// When the call ends unless refreshed: interval - min(32, interval/3)
+    /// after the last refresh (RFC 4028 §10).
+    deadline: Instant,
+}
+
+impl SessionTimer {
+    fn new(now: Instant, interval: u32) -> SessionTimer {
+        let margin = 32.min(interval / 3);
+        SessionTimer {
+            interval,
+            deadline: now + Duration::from_secs(u64::from(interval - margin)),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Call {
     token: String,
     source: IpAddr,
+    session_timer: Option<SessionTimer>,
     alias: String,
     pin: Option<String>,
     phone: PhoneLeg,
@@ -460,7 +484,18 @@ impl B2bua {
 
     /// When [`B2bua::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let keepalive = self.keepalive.iter().flatten().min().copied();
+        let sessions = self
+            .calls
+            .values()
+            .filter_map(|c| c.session_timer.map(|t| t.deadline))
+            .min();
+        let keepalive = self
+            .keepalive
+            .iter()
+            .flatten()
+            .chain(sessions.iter())
+            .min()
+            .copied();
         match (self.txs.poll_timeout(), keepalive) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -506,6 +541,16 @@ impl B2bua {
     /// Fires due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.txs.handle_timeout(now);
+        let expired: Vec<CallKey> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.session_timer.is_some_and(|t| t.deadline <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            // RFC 4028 §10: no refresh in time, the session is over.
+            self.end_call(now, key, "session timer expired", true, true);
+        }
         for trunk in 0..self.keepalive.len() {
             if self.keepalive[trunk].is_some_and(|t| t <= now) {
                 self.keepalive[trunk] = Some(now + KEEPALIVE);
@@ -766,6 +811,12 @@ impl B2bua {
                 return;
             }
         };
+        if let Some(se) = msg.session_expires() {
+            if se.delta < MIN_SE {
+                self.reply(now, tx, Reply::new(&msg, 422, None).min_se(MIN_SE));
+                return;
+            }
+        }
         let limits = self.config.limits;
         let token_calls = self.calls_per_token.get(&auth.token).copied().unwrap_or(0);
         if self.calls.len() >= limits.max_calls as usize {
@@ -898,6 +949,7 @@ impl B2bua {
         let call = Call {
             token: auth.token.clone(),
             source: identity.peer.ip(),
+            session_timer: None,
             alias: auth.entry.alias.clone(),
             pin: auth.entry.pin.clone(),
             phone: PhoneLeg {
@@ -1217,16 +1269,20 @@ impl B2bua {
             tone,
             pin,
         })));
-        let Some(call) = self.calls.get(&key) else {
+        let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        call.session_timer = requested_timer(&call.phone.invite).map(|s| SessionTimer::new(now, s));
         let (Some(tx), tag) = (call.phone.invite_tx, call.phone.our_tag.clone()) else {
             return;
         };
-        let reply = Reply::new(&call.phone.invite, 200, Some(&tag))
+        let mut reply = Reply::new(&call.phone.invite, 200, Some(&tag))
             .contact(&self.local.phone_sip, &call.alias)
             .allow()
             .sdp(answer_text.as_bytes().to_vec());
+        if let Some(t) = call.session_timer {
+            reply = reply.session_timer(t.interval);
+        }
         if let Some(m) = reply.build() {
             let _ = self.txs.respond(now, tx, 200, m.to_bytes());
         }
@@ -1554,7 +1610,15 @@ impl B2bua {
             return;
         }
         let text = sdp.print();
+        let mut timer = None;
         if let Some(call) = self.calls.get_mut(&key) {
+            if phone_leg {
+                if let Some(t) = call.session_timer {
+                    let interval = requested_timer(msg).unwrap_or(t.interval);
+                    call.session_timer = Some(SessionTimer::new(now, interval));
+                    timer = Some(interval);
+                }
+            }
             info!(call = key.0, phone_leg, direction = ?negotiated.direction, "session updated");
             if phone_leg {
                 call.phone.negotiated = Some(negotiated);
@@ -1564,11 +1628,23 @@ impl B2bua {
                 call.bridge.last_sdp = Some(text.clone());
             }
         }
-        let reply = Reply::new(msg, 200, None)
+        let mut reply = Reply::new(msg, 200, None)
             .contact(&self.local.phone_sip, &contact_user)
             .sdp(text.as_bytes().to_vec());
+        if let Some(interval) = timer {
+            reply = reply.session_timer(interval);
+        }
         self.reply(now, tx, reply);
     }
+}
+
+/// The session interval a request asks for, if it supports RFC 4028
+/// timers (`Supported: timer` and a Session-Expires of at least MIN_SE).
+fn requested_timer(msg: &Message) -> Option<u32> {
+    let se = msg.session_expires()?;
+    let supported = msg.supported().any(|t| t.eq_ignore_ascii_case("timer"))
+        || msg.require().any(|t| t.eq_ignore_ascii_case("timer"));
+    (supported && se.delta >= MIN_SE).then_some(se.delta)
 }
 
 fn hex8(n: u32) -> String {

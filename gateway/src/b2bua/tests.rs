@@ -843,3 +843,85 @@ fn revoking_a_token_ends_its_live_calls_and_connections() {
     h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-after", "after"));
     assert!(h.out.is_empty());
 }
+
+/// `msg` with extra header lines (before Content-Type).
+fn with_headers(msg: &Message, extra: &str) -> Message {
+    let text = String::from_utf8(msg.to_bytes()).unwrap();
+    parse(
+        text.replacen("Content-Type:", &format!("{extra}Content-Type:"), 1)
+            .as_bytes(),
+    )
+}
+
+#[test]
+fn session_timer_asked_by_the_phone_is_enforced_and_refreshed() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    let inv = with_headers(
+        &h.invite("alice", "echo", &sdp, "z9hG4bK-st", "call-a"),
+        "Supported: timer\r\nSession-Expires: 90\r\n",
+    );
+    h.phone_sends(inv);
+    let bridge_inv = h.sent(Flow::Trunk(0)).remove(0);
+    h.bridge_sends(
+        bridge_response(
+            &bridge_inv,
+            200,
+            "bt",
+            Some((&Policy::trunk_default(), 40000)),
+        )
+        .0,
+    );
+    let ok = h
+        .sent(Flow::Phone(PHONE_FLOW))
+        .into_iter()
+        .find(|m| m.status().is_some_and(|s| s.as_u16() == 200))
+        .unwrap();
+    let se = ok.session_expires().expect("Session-Expires in the 200");
+    assert_eq!(
+        (se.delta, se.refresher()),
+        (90, Some(crate::sip::Refresher::Uac))
+    );
+    assert!(ok.require().any(|t| t == "timer"));
+    let tag = ok.to().tag().unwrap().to_string();
+    h.sent(Flow::Trunk(0));
+    // A refresh at 50 s moves the deadline.
+    h.advance(Duration::from_secs(50));
+    let refresh = with_headers(
+        &reinvite(&h, &tag, &sdp, "z9hG4bK-st-r", 8),
+        "Supported: timer\r\nSession-Expires: 90\r\n",
+    );
+    h.phone_sends(refresh);
+    let r = h.sent(Flow::Phone(PHONE_FLOW));
+    assert_eq!(r.iter().find_map(|m| m.status()).unwrap().as_u16(), 200);
+    h.advance(Duration::from_secs(55)); // 105 s: past the first deadline (60 s)
+    assert!(h
+        .sent(Flow::Trunk(0))
+        .iter()
+        .all(|m| m.method() != Some(&Method::Bye)));
+    assert_eq!(h.b2b.call_count(), 1);
+    // No further refresh: 60 s after the last one, both legs get BYE.
+    h.advance(Duration::from_secs(6));
+    assert_eq!(
+        h.sent(Flow::Phone(PHONE_FLOW))[0].method(),
+        Some(&Method::Bye)
+    );
+    assert_eq!(h.sent(Flow::Trunk(0))[0].method(), Some(&Method::Bye));
+    assert_eq!(h.b2b.call_count(), 0);
+}
+
+#[test]
+fn a_session_interval_below_90_seconds_gets_422() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    let inv = with_headers(
+        &h.invite("alice", "echo", &sdp, "z9hG4bK-422", "c422"),
+        "Supported: timer\r\nSession-Expires: 30\r\n",
+    );
+    h.phone_sends(inv);
+    let r = h.sent(Flow::Phone(PHONE_FLOW));
+    let last = r.last().unwrap();
+    assert_eq!(last.status().unwrap().as_u16(), 422);
+    assert_eq!(last.min_se().map(|(d, _)| d), Some(90));
+    assert!(h.sent(Flow::Trunk(0)).is_empty());
+}
