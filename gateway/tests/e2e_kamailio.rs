@@ -12,40 +12,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{alice_heard_her_tone, baresip, wait_for, Procs, PEERS};
+use common::{alice_heard_her_tone, baresip, render, wait_for, wait_port, Procs};
 use dialgate::pki::{write_file, Ca, Validity};
 
 const PROXY_PORT: u16 = 5091;
-
-fn render(template: &str, vars: &[(&str, String)]) -> String {
-    let mut s = std::fs::read_to_string(format!("{PEERS}/kamailio/{template}")).expect("template");
-    for (k, v) in vars {
-        s = s.replace(&format!("@{k}@"), v);
-    }
-    // No `@NAME@` placeholder may be left.
-    let left = s
-        .split('@')
-        .skip(1)
-        .step_by(2)
-        .find(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
-    assert!(
-        left.is_none(),
-        "placeholder @{}@ left in {template}",
-        left.unwrap_or_default()
-    );
-    s
-}
-
-fn wait_port(port: u16, within: Duration) -> bool {
-    let deadline = std::time::Instant::now() + within;
-    while std::time::Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
 
 #[test]
 fn baresip_call_through_gateway_and_kamailio_to_the_bridge() {
@@ -92,7 +62,7 @@ fn baresip_call_through_gateway_and_kamailio_to_the_bridge() {
 
     let d = |p: &Path| p.display().to_string();
     let tls_cfg = render(
-        "tls.cfg.tmpl",
+        "kamailio/tls.cfg.tmpl",
         &[
             ("PROXY_PORT", PROXY_PORT.to_string()),
             ("CERT", d(&kam.join("proxy/cert.pem"))),
@@ -104,7 +74,7 @@ fn baresip_call_through_gateway_and_kamailio_to_the_bridge() {
     );
     std::fs::write(kam.join("tls.cfg"), tls_cfg).unwrap();
     let cfg = render(
-        "kamailio.cfg.tmpl",
+        "kamailio/kamailio.cfg.tmpl",
         &[
             ("PROXY_PORT", PROXY_PORT.to_string()),
             ("BRIDGE_ADDR", dialgate::demo::BRIDGE_LISTEN.to_string()),

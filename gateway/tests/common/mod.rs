@@ -89,3 +89,34 @@ pub fn alice_heard_her_tone(kit: &Path) -> Result<(), String> {
         Err(String::from_utf8_lossy(&check.stdout).into_owned())
     }
 }
+
+/// A template of tests/peers with its `@NAME@` placeholders filled.
+pub fn render(template: &str, vars: &[(&str, String)]) -> String {
+    let mut s = std::fs::read_to_string(format!("{PEERS}/{template}")).expect("template");
+    for (k, v) in vars {
+        s = s.replace(&format!("@{k}@"), v);
+    }
+    // No `@NAME@` placeholder may be left.
+    let left = s
+        .split('@')
+        .skip(1)
+        .step_by(2)
+        .find(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+    assert!(
+        left.is_none(),
+        "placeholder @{}@ left in {template}",
+        left.unwrap_or_default()
+    );
+    s
+}
+
+pub fn wait_port(port: u16, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
