@@ -69,9 +69,10 @@ enum Input {
     },
     Phone(u64, Message),
     PhoneClosed(u64),
-    TrunkConnected(usize, mpsc::Sender<Vec<u8>>),
+    /// A trunk-side connection (the trunk's address or a route hop) is up.
+    TrunkConnected(Flow, mpsc::Sender<Vec<u8>>),
     Trunk(usize, Message),
-    TrunkClosed(usize),
+    TrunkClosed(Flow),
     Relay(Event),
 }
 
@@ -357,15 +358,8 @@ async fn core(
 ) {
     let mut phones: HashMap<u64, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut closers: HashMap<u64, tokio::sync::oneshot::Sender<()>> = HashMap::new();
-    let mut trunks: Vec<Trunk> = b2b
-        .trunk_names()
-        .iter()
-        .map(|_| Trunk {
-            writer: None,
-            queued: Vec::new(),
-            connecting: false,
-        })
-        .collect();
+    // Trunk-side connections: each trunk's own address, and route hops.
+    let mut trunks: HashMap<Flow, Trunk> = HashMap::new();
     let mut media: HashMap<CallKey, CallId> = HashMap::new();
     let mut by_relay: HashMap<CallId, CallKey> = HashMap::new();
     loop {
@@ -404,8 +398,10 @@ async fn core(
                 closers.remove(&flow);
                 b2b.phone_disconnected(flow);
             }
-            Some(Input::TrunkConnected(i, w)) => {
-                let t = &mut trunks[i];
+            Some(Input::TrunkConnected(flow, w)) => {
+                let Some(t) = trunks.get_mut(&flow) else {
+                    continue;
+                };
                 t.connecting = false;
                 for m in t.queued.drain(..) {
                     let _ = w.try_send(m);
@@ -413,11 +409,11 @@ async fn core(
                 t.writer = Some(w);
             }
             Some(Input::Trunk(i, m)) => b2b.handle_trunk(now, i, m),
-            Some(Input::TrunkClosed(i)) => {
-                trunks[i].writer = None;
-                trunks[i].connecting = false;
-                trunks[i].queued.clear();
-                b2b.trunk_failed(now, i);
+            Some(Input::TrunkClosed(flow)) => {
+                trunks.remove(&flow);
+                if let Flow::Trunk(i) = flow {
+                    b2b.trunk_failed(now, i);
+                }
             }
             Some(Input::Relay(Event::Inactive { call })) => {
                 if let Some(key) = by_relay.get(&call) {
@@ -438,25 +434,39 @@ async fn core(
                         }
                     }
                 }
-                Output::Send {
-                    flow: Flow::Trunk(i),
-                    bytes,
-                } => {
-                    let t = &mut trunks[i];
+                Output::Send { flow, bytes } => {
+                    // A trunk or a route hop: connect on first use.
+                    let (trunk, target) = match flow {
+                        Flow::Trunk(i) => (i, None),
+                        Flow::Route(r) => match b2b.route_target(r) {
+                            Some((i, addr)) => (i, Some(addr)),
+                            None => continue,
+                        },
+                        Flow::Phone(_) => continue,
+                    };
+                    let t = trunks.entry(flow).or_insert(Trunk {
+                        writer: None,
+                        queued: Vec::new(),
+                        connecting: false,
+                    });
                     match &t.writer {
                         Some(w) if !w.is_closed() => {
                             let _ = w.try_send(bytes);
                         }
                         _ => {
                             t.writer = None;
-                            t.queued.push(bytes);
+                            if t.queued.len() < WRITE_QUEUE {
+                                t.queued.push(bytes);
+                            }
                             if !t.connecting {
                                 t.connecting = true;
-                                let name = b2b.trunk_names()[i].clone();
+                                let name = b2b.trunk_names()[trunk].clone();
                                 tokio::spawn(connect_trunk(
                                     Arc::clone(&config),
                                     name,
-                                    i,
+                                    trunk,
+                                    flow,
+                                    target,
                                     input_tx.clone(),
                                 ));
                             }
@@ -512,10 +522,14 @@ async fn core(
     }
 }
 
+/// Connects to a trunk's address, or to `target` (a route hop) with the
+/// trunk's TLS trust and server name.
 async fn connect_trunk(
     config: Arc<Config>,
     name: String,
     index: usize,
+    flow: Flow,
+    target: Option<SocketAddr>,
     input: mpsc::Sender<Input>,
 ) {
     let Some(trunk) = config.trunks.get(&name) else {
@@ -533,7 +547,7 @@ async fn connect_trunk(
             trunk_client_config(&trunk.trust, trunk.tls, identity).map_err(|e| e.to_string())?;
         let tcp = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            TcpStream::connect(trunk.connect),
+            TcpStream::connect(target.unwrap_or(trunk.connect)),
         )
         .await
         .map_err(|_| "connect timed out".to_string())?
@@ -554,7 +568,7 @@ async fn connect_trunk(
         Ok(s) => s,
         Err(e) => {
             warn!(trunk = %name, error = %e, "trunk connection failed");
-            let _ = input.send(Input::TrunkClosed(index)).await;
+            let _ = input.send(Input::TrunkClosed(flow)).await;
             return;
         }
     };
@@ -568,7 +582,7 @@ async fn connect_trunk(
     let (read, write) = tokio::io::split(stream);
     let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
     if input
-        .send(Input::TrunkConnected(index, wtx.clone()))
+        .send(Input::TrunkConnected(flow, wtx.clone()))
         .await
         .is_err()
     {
@@ -583,5 +597,5 @@ async fn connect_trunk(
         &input,
     )
     .await;
-    let _ = input.send(Input::TrunkClosed(index)).await;
+    let _ = input.send(Input::TrunkClosed(flow)).await;
 }

@@ -19,7 +19,22 @@ const PROXY_PORT: u16 = 5091;
 
 #[test]
 fn baresip_call_through_gateway_and_kamailio_to_the_bridge() {
-    let work = std::env::temp_dir().join(format!("dialgate-e2e-kam-{}", std::process::id()));
+    call_through_kamailio(false);
+}
+
+/// The proxy Record-Routes through a second TLS port (as Webex sends ACK
+/// and BYE to port 5062): the gateway opens a connection to that hop and
+/// sends the in-dialog requests there.
+#[test]
+fn in_dialog_requests_follow_record_route_to_a_second_proxy_port() {
+    call_through_kamailio(true);
+}
+
+const REROUTE_PORT: u16 = 5092;
+
+fn call_through_kamailio(reroute: bool) {
+    let work =
+        std::env::temp_dir().join(format!("dialgate-e2e-kam-{}-{reroute}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let kit = work.join("kit");
     let kam = work.join("kamailio");
@@ -82,6 +97,20 @@ fn baresip_call_through_gateway_and_kamailio_to_the_bridge() {
             ("RUN_DIR", d(&kam)),
         ],
     );
+    let cfg = if reroute {
+        let listen = format!("listen=tls:127.0.0.1:{PROXY_PORT}");
+        let extra = format!(
+            "{listen}\nlisten=tls:127.0.0.1:{REROUTE_PORT}\nalias=\"127.0.0.1:{REROUTE_PORT}\""
+        );
+        let rr = format!("record_route_preset(\"127.0.0.1:{REROUTE_PORT};transport=tls\");");
+        assert!(cfg.contains(&listen) && cfg.contains("record_route();"));
+        cfg.replacen(&listen, &extra, 1)
+            .replacen("record_route();", &rr, 1)
+    } else {
+        cfg
+    };
+    // Log the port each request arrived on.
+    let cfg = cfg.replacen("\"REQ $rm $ru from", "\"REQ $rm $ru port $Rp from", 1);
     std::fs::write(kam.join("kamailio.cfg"), cfg).unwrap();
 
     // Point the kit's trunk at Kamailio.
@@ -158,6 +187,21 @@ fn baresip_call_through_gateway_and_kamailio_to_the_bridge() {
         kl.contains("REQ INVITE"),
         "the INVITE went through Kamailio:\n{kl}"
     );
+    let arrived = |method: &str, port: u16| {
+        kl.lines()
+            .any(|l| l.contains(&format!("REQ {method} ")) && l.contains(&format!("port {port} ")))
+    };
+    assert!(arrived("INVITE", PROXY_PORT), "{kl}");
+    if reroute {
+        assert!(
+            arrived("ACK", REROUTE_PORT),
+            "ACK followed the Record-Route:\n{kl}"
+        );
+        assert!(
+            arrived("BYE", REROUTE_PORT),
+            "BYE followed the Record-Route:\n{kl}"
+        );
+    }
     assert!(
         kl.contains("REQ BYE") || kl.contains("REQ ACK"),
         "in-dialog requests followed the Record-Route:\n{kl}"

@@ -174,6 +174,17 @@ impl<'a> Reply<'a> {
                 _ => h.clone(),
             })
             .collect();
+        // RFC 3261 §12.1.1: a response that creates a dialog carries the
+        // request's Record-Route, so proxies stay on the path.
+        if (101..300).contains(&self.status) {
+            headers.extend(
+                self.req
+                    .headers()
+                    .iter()
+                    .filter(|h| matches!(h, Header::RecordRoute(_)))
+                    .cloned(),
+            );
+        }
         if let Some(h) = raw("Server", concat!("dialgate/", env!("CARGO_PKG_VERSION"))) {
             headers.push(h);
         }

@@ -50,20 +50,28 @@ pub enum Flow {
     Phone(u64),
     /// A trunk, by its index in [`B2bua::trunk_names`].
     Trunk(usize),
+    /// Another next hop of a trunk, taken from a dialog's route set (a
+    /// bridge that Record-Routes in-dialog requests elsewhere, such as
+    /// Webex's port 5062); see [`B2bua::route_target`].
+    Route(usize),
 }
 
 const TRUNK_FLOW: u64 = 1 << 48;
+const ROUTE_FLOW: u64 = 1 << 49;
 
 impl Flow {
     fn id(self) -> FlowId {
         match self {
             Flow::Phone(n) => FlowId(n),
             Flow::Trunk(i) => FlowId(TRUNK_FLOW + i as u64),
+            Flow::Route(i) => FlowId(ROUTE_FLOW + i as u64),
         }
     }
 
     fn of(id: FlowId) -> Flow {
-        if id.0 >= TRUNK_FLOW {
+        if id.0 >= ROUTE_FLOW {
+            Flow::Route((id.0 - ROUTE_FLOW) as usize)
+        } else if id.0 >= TRUNK_FLOW {
             Flow::Trunk((id.0 - TRUNK_FLOW) as usize)
         } else {
             Flow::Phone(id.0)
@@ -292,6 +300,8 @@ pub struct B2bua {
     keepalive_txs: HashMap<TxId, usize>,
     /// Whether each trunk answered its last keep-alive.
     trunk_up: Vec<Option<bool>>,
+    /// Next hops other than a trunk's own address: (trunk, address).
+    routes: Vec<(usize, SocketAddr)>,
 }
 
 /// Interval of OPTIONS keep-alives to each trunk.
@@ -356,6 +366,7 @@ impl B2bua {
             keepalive: vec![None; trunk_policies.len()],
             keepalive_txs: HashMap::new(),
             trunk_up: vec![None; trunk_policies.len()],
+            routes: Vec::new(),
             phone_policy,
             trunk_policies,
         })
@@ -413,6 +424,49 @@ impl B2bua {
         ) {
             self.keepalive_txs.insert(tx, trunk);
         }
+    }
+
+    /// The trunk and address a [`Flow::Route`] connects to (with the
+    /// trunk's TLS trust and server name).
+    pub fn route_target(&self, route: usize) -> Option<(usize, SocketAddr)> {
+        self.routes.get(route).copied()
+    }
+
+    /// Where in-dialog requests to the bridge go (RFC 3261 §12.2.1.1,
+    /// §16.12): the first hop of the route set if it names an address other
+    /// than the trunk's, else the trunk connection.
+    fn bridge_flow(&mut self, key: CallKey) -> Flow {
+        let Some(call) = self.calls.get(&key) else {
+            return Flow::Trunk(0);
+        };
+        let trunk = call.bridge.trunk;
+        let Some(first) = call.bridge.route_set.first().and_then(|r| r.uri.as_sip()) else {
+            return Flow::Trunk(trunk);
+        };
+        let ip = match &first.host {
+            crate::sip::Host::V4(v) => IpAddr::V4(*v),
+            crate::sip::Host::V6(v) => IpAddr::V6(*v),
+            // A host name would need DNS; the trunk connection is the
+            // best hop available.
+            crate::sip::Host::Domain(_) => return Flow::Trunk(trunk),
+        };
+        let addr = SocketAddr::new(ip, first.port.unwrap_or(5061));
+        let own = self
+            .config
+            .trunks
+            .get(&self.trunk_names[trunk])
+            .map(|t| t.connect);
+        if own == Some(addr) {
+            return Flow::Trunk(trunk);
+        }
+        let idx = match self.routes.iter().position(|r| *r == (trunk, addr)) {
+            Some(i) => i,
+            None => {
+                self.routes.push((trunk, addr));
+                self.routes.len() - 1
+            }
+        };
+        Flow::Route(idx)
     }
 
     /// Trunk names; [`Flow::Trunk`] indexes this list.
@@ -927,6 +981,22 @@ impl B2bua {
             }
         };
         let request_uri = match Uri::parse(&auth.entry.uri) {
+            // Webex-class trunks: a sips: URI is for lookup; messages carry
+            // sip: with transport=tls (the hop is TLS either way).
+            Ok(Uri::Sip(mut u)) if u.secure && self.config.trunks[&auth.entry.trunk].webex => {
+                u.secure = false;
+                if !u
+                    .params
+                    .iter()
+                    .any(|p| p.name.eq_ignore_ascii_case("transport"))
+                {
+                    u.params.push(crate::sip::UriParam {
+                        name: "transport".into(),
+                        value: Some("tls".into()),
+                    });
+                }
+                Uri::Sip(u)
+            }
             Ok(u) => u,
             Err(_) => {
                 self.out.push_back(Output::ReleaseMedia {
@@ -1167,18 +1237,23 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if let Some(ack) = build::request(
+        let ack = build::request(
             &BuildLeg::bridge(call, trunk),
             Method::Ack,
             &ack_branch,
             1,
             None,
-        ) {
+        );
+        if let Some(ack) = ack {
+            let flow = self.bridge_flow(key);
             self.out.push_back(Output::Send {
-                flow: Flow::Trunk(call.bridge.trunk),
+                flow,
                 bytes: ack.to_bytes(),
             });
         }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if call.state != State::Setup {
             // Answered after the phone gave up (CANCEL raced the 200): hang up.
             self.end_call(now, key, "answered after cancel", false, true);
@@ -1365,14 +1440,15 @@ impl B2bua {
                 return;
             };
             let trunk = &self.config.trunks[&self.trunk_names[call.bridge.trunk]];
-            if let Some(bye) = build::request(
+            let bye = build::request(
                 &BuildLeg::bridge(call, trunk),
                 Method::Bye,
                 &branch,
                 cseq,
                 None,
-            ) {
-                let flow = Flow::Trunk(call.bridge.trunk);
+            );
+            if let Some(bye) = bye {
+                let flow = self.bridge_flow(key);
                 let _ = self
                     .txs
                     .send_request(now, &branch, "BYE", bye.to_bytes(), flow.id(), true);

@@ -31,10 +31,24 @@ host = "bridge.test"
 pin_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
 media_address = "127.0.0.2"
 
+[[trunk]]
+name = "webex"
+connect = "127.0.0.1:5072"
+host = "webex.test"
+pin_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+media_address = "127.0.0.2"
+tls = "1.2"
+webex = true
+
 [[directory]]
 alias = "echo"
 uri = "sip:echo@bridge.test"
 trunk = "echo"
+
+[[directory]]
+alias = "wbx"
+uri = "sips:2400123@webex.test"
+trunk = "webex"
 
 [[directory]]
 alias = "board"
@@ -92,7 +106,7 @@ fn harness() -> Harness {
     let mut grants = AliasGrants::new();
     grants.insert(
         "alice".into(),
-        HashSet::from(["echo".to_string(), "board".to_string()]),
+        HashSet::from(["echo".to_string(), "board".to_string(), "wbx".to_string()]),
     );
     let mut b2b = B2bua::new(
         config,
@@ -924,4 +938,41 @@ fn a_session_interval_below_90_seconds_gets_422() {
     assert_eq!(last.status().unwrap().as_u16(), 422);
     assert_eq!(last.min_se().map(|(d, _)| d), Some(90));
     assert!(h.sent(Flow::Trunk(0)).is_empty());
+}
+
+#[test]
+fn in_dialog_requests_follow_a_record_route_to_another_address() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-rr", "call-rr"));
+    let inv = h.sent(Flow::Trunk(0)).remove(0);
+    let (ok, _) = bridge_response(&inv, 200, "bt", Some((&Policy::trunk_default(), 40000)));
+    // The bridge's proxy Record-Routes through another port (Webex: 5062).
+    let text = String::from_utf8(ok.to_bytes()).unwrap().replace(
+        "<sip:proxy.test;transport=tls;lr>",
+        "<sip:127.0.0.9:5062;transport=tls;lr>",
+    );
+    h.bridge_sends(parse(text.as_bytes()));
+    let acks = h.sent(Flow::Route(0));
+    assert_eq!(acks[0].method(), Some(&Method::Ack), "ACK to the route hop");
+    assert_eq!(
+        h.b2b.route_target(0),
+        Some((0, "127.0.0.9:5062".parse().unwrap()))
+    );
+    assert!(h.sent(Flow::Trunk(0)).is_empty());
+    h.b2b.media_inactive(h.now, CallKey(1));
+    h.collect();
+    assert_eq!(h.sent(Flow::Route(0))[0].method(), Some(&Method::Bye));
+}
+
+#[test]
+fn webex_trunks_get_sip_uris_over_tls_for_a_sips_directory_entry() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "wbx", &sdp, "z9hG4bK-wx", "call-wx"));
+    let inv = h.sent(Flow::Trunk(1)).remove(0);
+    assert_eq!(
+        inv.request_uri().unwrap().to_string(),
+        "sip:2400123@webex.test;transport=tls"
+    );
 }
