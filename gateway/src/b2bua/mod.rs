@@ -469,6 +469,15 @@ impl B2bua {
         Flow::Route(idx)
     }
 
+    /// The tracing span of a call: every event about it carries the call
+    /// number, the token and the alias (never keys).
+    fn span(&self, key: CallKey) -> tracing::Span {
+        match self.calls.get(&key) {
+            Some(c) => tracing::info_span!("call", id = key.0, token = %c.token, alias = %c.alias),
+            None => tracing::info_span!("call", id = key.0),
+        }
+    }
+
     /// Trunk names; [`Flow::Trunk`] indexes this list.
     pub fn trunk_names(&self) -> &[String] {
         &self.trunk_names
@@ -664,6 +673,7 @@ impl B2bua {
 
     /// The relay saw no media for the inactivity time: end the call.
     pub fn media_inactive(&mut self, now: Instant, call: CallKey) {
+        let _span = self.span(call).entered();
         if self.calls.contains_key(&call) {
             self.end_call(now, call, "media inactive", true, true);
         }
@@ -1195,6 +1205,7 @@ impl B2bua {
     }
 
     fn bridge_ringing(&mut self, now: Instant, key: CallKey) {
+        let _span = self.span(key).entered();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -1213,6 +1224,7 @@ impl B2bua {
     }
 
     fn bridge_answered(&mut self, now: Instant, key: CallKey, msg: &Message) {
+        let _span = self.span(key).entered();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -1365,6 +1377,7 @@ impl B2bua {
 
     /// Setup failed: answer the phone (if still possible) and forget the call.
     fn fail_setup(&mut self, now: Instant, key: CallKey, status: u16, why: &str) {
+        let _span = self.span(key).entered();
         self.refuse_phone(now, key, status, why);
         self.forget(key);
     }
@@ -1426,6 +1439,7 @@ impl B2bua {
         bye_phone: bool,
         bye_bridge: bool,
     ) {
+        let _span = self.span(key).entered();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
