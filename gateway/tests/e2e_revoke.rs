@@ -49,15 +49,21 @@ fn revoking_alice_ends_her_live_call_within_two_seconds() {
     );
     std::thread::sleep(Duration::from_secs(1));
 
-    // HQ revokes alice: the registry file is replaced atomically.
+    // HQ revokes alice with dialgatectl (atomic replacement of the file).
     let registry = kit.join("registry.toml");
-    let text = std::fs::read_to_string(&registry).unwrap();
-    let revoked = text.replacen("name = \"alice\"", "name = \"alice\"\nrevoked = true", 1);
-    assert_ne!(text, revoked);
-    let tmp = kit.join("registry.toml.new");
-    std::fs::write(&tmp, revoked).unwrap();
-    let written = Instant::now();
-    std::fs::rename(&tmp, &registry).unwrap();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_dialgatectl"))
+        .args(["token", "revoke", "--registry"])
+        .arg(&registry)
+        .arg("alice")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = started;
     assert!(
         wait_for(&log, "reason=\"token revoked\"", Duration::from_secs(5)),
         "call ended by revocation:\n{}",
