@@ -163,6 +163,8 @@ mod envelope;
 mod keys;
 mod state;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
 pub use body::{PolicyBody, PolicyToken, Switches};
 pub use envelope::MAX_BUNDLE_BYTES;
