@@ -269,6 +269,38 @@ impl std::fmt::Debug for DirectoryEntry {
     }
 }
 
+/// Checks a directory entry's own fields (its trunk is checked by the
+/// caller, which knows the trunks). Shared with the signed policy bundle so
+/// that a kit accepts the same entries from either source. The PIN is never
+/// part of an error.
+pub(crate) fn check_directory_entry(d: &DirectoryEntry) -> Result<(), ConfigError> {
+    let field = format!("directory.{}", d.alias);
+    if !(d.uri.starts_with("sip:") || d.uri.starts_with("sips:")) {
+        return Err(invalid(format!("{field}.uri"), "a sip: or sips: URI"));
+    }
+    if let Some(pin) = &d.pin {
+        if pin.is_empty()
+            || !pin
+                .chars()
+                .all(|c| c.is_ascii_digit() || "*#ABCD".contains(c))
+        {
+            return Err(invalid(format!("{field}.pin"), "digits, *, #, A-D only"));
+        }
+    }
+    if d.alias.is_empty()
+        || !d
+            .alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(invalid(
+            field,
+            "aliases are letters, digits, '-', '_' and '.'",
+        ));
+    }
+    Ok(())
+}
+
 /// Admission limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -455,29 +487,6 @@ impl Config {
                     format!("no trunk named {:?}", d.trunk),
                 ));
             }
-            if !(d.uri.starts_with("sip:") || d.uri.starts_with("sips:")) {
-                return Err(invalid(format!("{field}.uri"), "a sip: or sips: URI"));
-            }
-            if let Some(pin) = &d.pin {
-                if pin.is_empty()
-                    || !pin
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || "*#ABCD".contains(c))
-                {
-                    return Err(invalid(format!("{field}.pin"), "digits, *, #, A-D only"));
-                }
-            }
-            if d.alias.is_empty()
-                || !d
-                    .alias
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                return Err(invalid(
-                    field,
-                    "aliases are letters, digits, '-', '_' and '.'",
-                ));
-            }
             let alias = d.alias.clone();
             let entry = DirectoryEntry {
                 alias: d.alias,
@@ -485,6 +494,7 @@ impl Config {
                 trunk: d.trunk,
                 pin: d.pin,
             };
+            check_directory_entry(&entry)?;
             if directory.insert(alias, entry).is_some() {
                 return Err(invalid(field, "alias defined twice"));
             }

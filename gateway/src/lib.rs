@@ -8,6 +8,9 @@
 //!   call legs, as a sans-IO core plus a thin socket layer.
 //! - [`sip`]: the SIP message codec (parser, printer, stream framer),
 //!   strict and bounded.
+//! - [`policy`]: the signed, versioned, expiring policy bundle (token
+//!   registry, revocations, meeting directory, switches) and the decision to
+//!   apply one (signature, anti-rollback, expiry, target kit).
 //!
 //! Only the socket layer touches the network, the clock or threads; the
 //! cores are fed bytes and `now` and return what to send.
@@ -19,6 +22,7 @@ pub mod demo;
 pub mod echo;
 pub mod media;
 pub mod pki;
+pub mod policy;
 pub mod relay;
 pub mod sdp;
 pub mod sip;
