@@ -1300,8 +1300,11 @@ impl B2bua {
         let Some(mut checked) = call.phone.checked.take() else {
             return;
         };
-        let phone_local = call.phone.local.expect("allocated at INVITE");
-        let bridge_local = call.bridge.local.expect("allocated at INVITE");
+        // Both legs' ports were allocated at INVITE; never panic on a
+        // peer's response if that ever stops being true.
+        let (Some(phone_local), Some(bridge_local)) = (call.phone.local, call.bridge.local) else {
+            return;
+        };
         let answered = checked
             .restrict_codecs(&negotiated_bridge.codecs)
             .and_then(|()| {
