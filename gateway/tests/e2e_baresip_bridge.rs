@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{alice_heard_her_tone, baresip, render, wait_for, wait_port, Procs};
+use common::{alice_heard_her_tone, baresip, init_kit, render, start_demo, wait_port, Procs};
 use dialgate::pki::{write_file, Ca, Validity};
 
 /// baresip's UDP/TCP port; its TLS listener is this + 1.
@@ -21,13 +21,7 @@ fn baresip_phone_to_baresip_bridge_through_the_gateway() {
     let kit = work.join("kit");
     let bridge = work.join("bridge");
     std::fs::create_dir_all(bridge.join("rec")).unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_dialgate"))
-        .args(["demo", "--init-only", "--dir"])
-        .arg(&kit)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    init_kit(&kit);
 
     // The bridge's own CA and certificate (baresip wants cert and key in
     // one file).
@@ -102,20 +96,7 @@ fn baresip_phone_to_baresip_bridge_through_the_gateway() {
         "baresip bridge listening"
     );
     let log = work.join("gateway.log");
-    procs.0.push(
-        Command::new(env!("CARGO_BIN_EXE_dialgate"))
-            .args(["demo", "--dir"])
-            .arg(&kit)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_for(
-        &log,
-        "listening for phones",
-        Duration::from_secs(30)
-    ));
+    start_demo(&mut procs, &kit, &log);
 
     let out = baresip(&kit, "alice", 10);
     let text =

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{baresip, recordings, wait_for, Procs, PEERS};
+use common::{baresip, recordings, start_demo, wait_for, Procs, PEERS};
 
 #[test]
 fn baresip_call_through_the_demo_gateway_is_secure_end_to_end() {
@@ -47,20 +47,7 @@ fn baresip_call_through_the_demo_gateway_is_secure_end_to_end() {
         "dumpcap started"
     );
 
-    procs.0.push(
-        Command::new(env!("CARGO_BIN_EXE_dialgate"))
-            .args(["demo", "--dir"])
-            .arg(&kit)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(
-        wait_for(&log, "listening for phones", Duration::from_secs(30)),
-        "gateway up: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    start_demo(&mut procs, &kit, &log);
 
     // alice: a 12 s call; her microphone is a 1 kHz tone.
     let out = baresip(&kit, "alice", 12);

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{alice_heard_her_tone, baresip, render, wait_for, wait_port, Procs};
+use common::{alice_heard_her_tone, baresip, init_kit, render, start_demo, wait_port, Procs};
 use dialgate::pki::{write_file, Ca, Validity};
 
 const PROXY_PORT: u16 = 5091;
@@ -39,13 +39,7 @@ fn call_through_kamailio(reroute: bool) {
     let kit = work.join("kit");
     let kam = work.join("kamailio");
     std::fs::create_dir_all(&kam).unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_dialgate"))
-        .args(["demo", "--init-only", "--dir"])
-        .arg(&kit)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    init_kit(&kit);
 
     // The proxy's PKI: its server certificate (which the gateway's trunk
     // verifies, with the host name) and the gateway's client certificate
@@ -158,20 +152,7 @@ fn call_through_kamailio(reroute: bool) {
         std::fs::read_to_string(&kam_log).unwrap_or_default()
     );
     let log = work.join("gateway.log");
-    procs.0.push(
-        Command::new(env!("CARGO_BIN_EXE_dialgate"))
-            .args(["demo", "--dir"])
-            .arg(&kit)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_for(
-        &log,
-        "listening for phones",
-        Duration::from_secs(30)
-    ));
+    start_demo(&mut procs, &kit, &log);
 
     let out = baresip(&kit, "alice", 10);
     let text =

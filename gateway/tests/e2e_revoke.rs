@@ -10,7 +10,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{wait_for, Procs};
+use common::{start_demo, wait_for, Procs};
 
 #[test]
 fn revoking_alice_ends_her_live_call_within_two_seconds() {
@@ -20,20 +20,7 @@ fn revoking_alice_ends_her_live_call_within_two_seconds() {
     let kit = work.join("kit");
     let log = work.join("gateway.log");
     let mut procs = Procs(Vec::new());
-    procs.0.push(
-        Command::new(env!("CARGO_BIN_EXE_dialgate"))
-            .args(["demo", "--dir"])
-            .arg(&kit)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_for(
-        &log,
-        "listening for phones",
-        Duration::from_secs(30)
-    ));
+    start_demo(&mut procs, &kit, &log);
     let phone_log = work.join("alice.log");
     let phone = Procs(vec![Command::new("baresip")
         .args(["-f", &kit.join("baresip/alice").display().to_string()])

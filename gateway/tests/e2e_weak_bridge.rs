@@ -9,7 +9,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{baresip, wait_for, Procs, PEERS};
+use common::{baresip, init_kit, start_demo, Procs, PEERS};
 
 const PROBE_PORT: u16 = 5101;
 
@@ -21,13 +21,7 @@ fn plain_rtp_or_unoffered_crypto_from_the_bridge_gives_the_phone_488() {
         let _ = std::fs::remove_dir_all(&work);
         let kit = work.join("kit");
         std::fs::create_dir_all(&work).unwrap();
-        let status = Command::new(env!("CARGO_BIN_EXE_dialgate"))
-            .args(["demo", "--init-only", "--dir"])
-            .arg(&kit)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        init_kit(&kit);
         let conf = std::fs::read_to_string(kit.join("dialgate.toml"))
             .unwrap()
             .replace(
@@ -62,20 +56,7 @@ fn plain_rtp_or_unoffered_crypto_from_the_bridge_gives_the_phone_488() {
                 .unwrap(),
         );
         let log = work.join("gateway.log");
-        procs.0.push(
-            Command::new(env!("CARGO_BIN_EXE_dialgate"))
-                .args(["demo", "--dir"])
-                .arg(&kit)
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap(),
-        );
-        assert!(wait_for(
-            &log,
-            "listening for phones",
-            Duration::from_secs(30)
-        ));
+        start_demo(&mut procs, &kit, &log);
         std::thread::sleep(Duration::from_millis(300));
 
         let out = baresip(&kit, "alice", 6);

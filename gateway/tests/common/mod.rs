@@ -120,3 +120,46 @@ pub fn wait_port(port: u16, within: Duration) -> bool {
     }
     false
 }
+
+/// The `dialgate` binary under test.
+pub const DIALGATE: &str = env!("CARGO_BIN_EXE_dialgate");
+
+/// `dialgate demo --init-only --dir KIT`.
+pub fn init_kit(kit: &Path) {
+    let status = Command::new(DIALGATE)
+        .args(["demo", "--init-only", "--dir"])
+        .arg(kit)
+        .stdout(Stdio::null())
+        .status()
+        .expect("dialgate runs");
+    assert!(status.success(), "kit created");
+}
+
+/// Rewrites the kit's configuration with `edit`.
+pub fn edit_config(kit: &Path, edit: impl FnOnce(String) -> String) {
+    let path = kit.join("dialgate.toml");
+    let text = std::fs::read_to_string(&path).expect("kit config");
+    let edited = edit(text.clone());
+    assert_ne!(text, edited, "the edit changed the configuration");
+    std::fs::remove_file(&path).expect("remove config");
+    std::fs::write(&path, edited).expect("write config");
+}
+
+/// Starts `dialgate demo --dir KIT` (stderr to `log`) among `procs` and
+/// waits until it listens for phones.
+pub fn start_demo(procs: &mut Procs, kit: &Path, log: &Path) {
+    procs.0.push(
+        Command::new(DIALGATE)
+            .args(["demo", "--dir"])
+            .arg(kit)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("dialgate runs"),
+    );
+    assert!(
+        wait_for(log, "listening for phones", Duration::from_secs(30)),
+        "gateway up: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
