@@ -1,0 +1,172 @@
+//! `dialgatectl` as the kit officer uses it: create the home PKI, sign the
+//! registry into a policy bundle for one kit, verify it as the kit would;
+//! hostile variants (other kit, one byte changed, another HQ's key) are
+//! refused, and a revocation shows up in the next version.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const CTL: &str = env!("CARGO_BIN_EXE_dialgatectl");
+
+fn ctl(args: &[&str]) -> Output {
+    Command::new(CTL)
+        .args(args)
+        .output()
+        .expect("dialgatectl runs")
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn home_pki_policy_bundles_and_revocation() {
+    let work = std::env::temp_dir().join(format!("dialgate-ctl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let (hq, other_hq, kit) = (work.join("hq"), work.join("other-hq"), work.join("kit"));
+    assert!(ctl(&["pki", "init", "--dir", p(&hq)]).status.success());
+    let again = ctl(&["pki", "init", "--dir", p(&hq)]);
+    assert!(!again.status.success() && text(&again).contains("refusing to overwrite"));
+    for secret in ["policy-key.pk8", "token-ca-key.pem"] {
+        let mode = std::fs::metadata(hq.join(secret))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{secret}");
+    }
+    assert!(ctl(&["pki", "init", "--dir", p(&other_hq)])
+        .status
+        .success());
+    let status = Command::new(env!("CARGO_BIN_EXE_dialgate"))
+        .args(["demo", "--init-only", "--dir", p(&kit)])
+        .output()
+        .unwrap()
+        .status;
+    assert!(status.success());
+
+    let registry = kit.join("registry.toml");
+    let config = kit.join("dialgate.toml");
+    let bundle = work.join("policy-1.bundle");
+    let key = hq.join("policy-key.pub.pem");
+    let build = |version: &str, out: &Path| {
+        ctl(&[
+            "policy",
+            "build",
+            "--dir",
+            p(&hq),
+            "--registry",
+            p(&registry),
+            "--config",
+            p(&config),
+            "--kit",
+            "kit-1",
+            "--version",
+            version,
+            "--out",
+            p(out),
+        ])
+    };
+    let b = build("1", &bundle);
+    assert!(b.status.success(), "{}", text(&b));
+    let show = ctl(&[
+        "policy",
+        "show",
+        "--key",
+        p(&key),
+        "--kit",
+        "kit-1",
+        p(&bundle),
+    ]);
+    let shown = text(&show);
+    assert!(show.status.success(), "{shown}");
+    assert!(shown.contains("valid policy version 1"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("alice") && l.contains("active")),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("mallory") && l.contains("REVOKED")),
+        "{shown}"
+    );
+
+    // Hostile: another kit, one byte changed, another HQ's key.
+    let other_kit = ctl(&[
+        "policy",
+        "show",
+        "--key",
+        p(&key),
+        "--kit",
+        "kit-2",
+        p(&bundle),
+    ]);
+    assert!(!other_kit.status.success() && text(&other_kit).contains("does not list this kit"));
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let i = bytes.iter().position(|&c| c == b'=').unwrap() + 2; // inside the body
+    bytes[i] ^= 0x01;
+    let tampered = work.join("tampered.bundle");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let t = ctl(&[
+        "policy",
+        "show",
+        "--key",
+        p(&key),
+        "--kit",
+        "kit-1",
+        p(&tampered),
+    ]);
+    assert!(
+        !t.status.success(),
+        "tampered bundle accepted: {}",
+        text(&t)
+    );
+    let other_key = other_hq.join("policy-key.pub.pem");
+    let o = ctl(&[
+        "policy",
+        "show",
+        "--key",
+        p(&other_key),
+        "--kit",
+        "kit-1",
+        p(&bundle),
+    ]);
+    assert!(
+        !o.status.success(),
+        "bundle accepted under another HQ's key: {}",
+        text(&o)
+    );
+
+    // alice's token is lost: revoke, build version 2, verify.
+    assert!(
+        ctl(&["token", "revoke", "--registry", p(&registry), "alice"])
+            .status
+            .success()
+    );
+    let bundle2 = work.join("policy-2.bundle");
+    assert!(build("2", &bundle2).status.success());
+    let show2 = text(&ctl(&[
+        "policy",
+        "show",
+        "--key",
+        p(&key),
+        "--kit",
+        "kit-1",
+        p(&bundle2),
+    ]));
+    assert!(
+        show2
+            .lines()
+            .any(|l| l.contains("alice") && l.contains("REVOKED")),
+        "{show2}"
+    );
+    std::fs::remove_dir_all(&work).ok();
+}
