@@ -27,6 +27,8 @@ pub mod relay;
 pub mod sdp;
 pub mod sip;
 pub mod srtp;
+#[cfg(test)]
+mod testutil;
 pub mod tls;
 pub mod transaction;
 pub mod transport;

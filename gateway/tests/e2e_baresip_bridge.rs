@@ -8,7 +8,10 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{alice_heard_her_tone, baresip, init_kit, render, start_demo, wait_port, Procs};
+use common::{
+    alice_heard_her_tone, baresip, edit_config, init_kit, render, repoint_trunk, start_demo,
+    wait_port, Procs,
+};
 use dialgate::pki::{write_file, Ca, Validity};
 
 /// baresip's UDP/TCP port; its TLS listener is this + 1.
@@ -54,30 +57,18 @@ fn baresip_phone_to_baresip_bridge_through_the_gateway() {
     .unwrap();
 
     // The kit's trunk goes to baresip instead of the built-in echo bridge.
-    let conf = std::fs::read_to_string(kit.join("dialgate.toml")).unwrap();
-    let conf = conf
-        .replace(
-            &format!("connect = \"{}\"", dialgate::demo::BRIDGE_LISTEN),
-            &format!("connect = \"127.0.0.1:{}\"", BRIDGE_SIP + 1),
-        )
-        .replace(
-            &format!("host = \"{}\"", dialgate::demo::BRIDGE_HOST),
-            "host = \"127.0.0.1\"",
-        )
-        .replace(
-            "ca = \"bridge/ca.pem\"",
-            &format!("ca = \"{}\"", d(&bridge.join("ca.pem"))),
-        )
-        .replace(
+    repoint_trunk(
+        &kit,
+        &format!("127.0.0.1:{}", BRIDGE_SIP + 1),
+        Some("127.0.0.1"),
+        Some(&format!("ca = \"{}\"", d(&bridge.join("ca.pem")))),
+    );
+    edit_config(&kit, |conf| {
+        conf.replace(
             &format!("uri = \"sip:echo@{}\"", dialgate::demo::BRIDGE_HOST),
             "uri = \"sip:echo@127.0.0.1\"",
-        );
-    assert!(
-        conf.contains(&format!("127.0.0.1:{}", BRIDGE_SIP + 1))
-            && conf.contains("sip:echo@127.0.0.1\"")
-    );
-    std::fs::remove_file(kit.join("dialgate.toml")).unwrap();
-    std::fs::write(kit.join("dialgate.toml"), conf).unwrap();
+        )
+    });
 
     let mut procs = Procs(Vec::new());
     let bridge_log = work.join("bridge.log");

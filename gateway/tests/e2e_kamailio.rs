@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{alice_heard_her_tone, baresip, init_kit, render, start_demo, wait_port, Procs};
+use common::{
+    alice_heard_her_tone, baresip, init_kit, render, repoint_trunk, start_demo, wait_port, Procs,
+};
 use dialgate::pki::{write_file, Ca, Validity};
 
 const PROXY_PORT: u16 = 5091;
@@ -108,28 +110,18 @@ fn call_through_kamailio(reroute: bool) {
     std::fs::write(kam.join("kamailio.cfg"), cfg).unwrap();
 
     // Point the kit's trunk at Kamailio.
-    let conf = std::fs::read_to_string(kit.join("dialgate.toml")).unwrap();
-    let conf = conf
-        .replace(
-            &format!("connect = \"{}\"", dialgate::demo::BRIDGE_LISTEN),
-            &format!("connect = \"127.0.0.1:{PROXY_PORT}\""),
-        )
-        .replace(
-            &format!("host = \"{}\"", dialgate::demo::BRIDGE_HOST),
-            "host = \"proxy.dialgate.test\"",
-        )
-        .replace(
-            "ca = \"bridge/ca.pem\"",
-            &format!(
-                "ca = \"{}\"\nclient_certificate = \"{}\"\nclient_key = \"{}\"",
-                d(&kam.join("proxy-ca.pem")),
-                d(&kam.join("gw/cert.pem")),
-                d(&kam.join("gw/key.pem"))
-            ),
-        );
-    assert!(conf.contains("proxy.dialgate.test"));
-    std::fs::remove_file(kit.join("dialgate.toml")).unwrap();
-    std::fs::write(kit.join("dialgate.toml"), conf).unwrap();
+    let trust = format!(
+        "ca = \"{}\"\nclient_certificate = \"{}\"\nclient_key = \"{}\"",
+        d(&kam.join("proxy-ca.pem")),
+        d(&kam.join("gw/cert.pem")),
+        d(&kam.join("gw/key.pem"))
+    );
+    repoint_trunk(
+        &kit,
+        &format!("127.0.0.1:{PROXY_PORT}"),
+        Some("proxy.dialgate.test"),
+        Some(&trust),
+    );
 
     let mut procs = Procs(Vec::new());
     let kam_log = work.join("kamailio.log");

@@ -9,7 +9,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{baresip, init_kit, start_demo, Procs, PEERS};
+use common::{baresip, init_kit, repoint_trunk, start_demo, Procs, PEERS};
 
 const PROBE_PORT: u16 = 5101;
 
@@ -22,14 +22,7 @@ fn plain_rtp_or_unoffered_crypto_from_the_bridge_gives_the_phone_488() {
         let kit = work.join("kit");
         std::fs::create_dir_all(&work).unwrap();
         init_kit(&kit);
-        let conf = std::fs::read_to_string(kit.join("dialgate.toml"))
-            .unwrap()
-            .replace(
-                &format!("connect = \"{}\"", dialgate::demo::BRIDGE_LISTEN),
-                &format!("connect = \"127.0.0.1:{PROBE_PORT}\""),
-            );
-        std::fs::remove_file(kit.join("dialgate.toml")).unwrap();
-        std::fs::write(kit.join("dialgate.toml"), conf).unwrap();
+        repoint_trunk(&kit, &format!("127.0.0.1:{PROBE_PORT}"), None, None);
 
         let mut procs = Procs(Vec::new());
         let probe_log = work.join("probe.log");

@@ -6,26 +6,7 @@
 
 use super::rfc4475::corpus;
 use super::*;
-
-/// xorshift64*: reproducible without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
+use crate::testutil::Rng;
 
 /// Bytes that matter to the grammar, to mutate towards interesting text.
 const SPICE: &[u8] = b"\r\n \t:;,<>\"\\%@?=/[]*0123456789SIPsipVvLlm\x00\xff";

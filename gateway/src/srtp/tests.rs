@@ -2,6 +2,7 @@
 //! RFC test vectors live in `vectors.rs`.
 
 use super::*;
+use crate::testutil::Rng;
 
 fn key(suite: Suite, fill: u8) -> MasterKey {
     let bytes: Vec<u8> = (0..suite.key_len() + suite.salt_len())
@@ -384,18 +385,6 @@ fn rtcp_mux_classification() {
     assert!(!is_rtcp(&r));
     assert!(is_rtcp(&c));
     assert!(!is_rtcp(&[0x80]));
-}
-
-/// A small deterministic PRNG (xorshift64*) for the mutation tests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 #[test]

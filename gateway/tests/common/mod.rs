@@ -163,3 +163,31 @@ pub fn start_demo(procs: &mut Procs, kit: &Path, log: &Path) {
         std::fs::read_to_string(log).unwrap_or_default()
     );
 }
+
+/// Points the demo kit's trunk elsewhere: its `connect` address and,
+/// optionally, its TLS host name and the lines that replace `ca = ...`.
+/// Each replacement must take effect.
+pub fn repoint_trunk(kit: &Path, connect: &str, host: Option<&str>, trust: Option<&str>) {
+    let swap = |text: String, from: String, to: String| {
+        assert!(text.contains(&from), "kit config lacks {from:?}");
+        text.replace(&from, &to)
+    };
+    edit_config(kit, |conf| {
+        let mut conf = swap(
+            conf,
+            format!("connect = \"{}\"", dialgate::demo::BRIDGE_LISTEN),
+            format!("connect = \"{connect}\""),
+        );
+        if let Some(host) = host {
+            conf = swap(
+                conf,
+                format!("host = \"{}\"", dialgate::demo::BRIDGE_HOST),
+                format!("host = \"{host}\""),
+            );
+        }
+        if let Some(trust) = trust {
+            conf = swap(conf, "ca = \"bridge/ca.pem\"".into(), trust.into());
+        }
+        conf
+    });
+}

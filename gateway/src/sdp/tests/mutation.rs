@@ -5,29 +5,10 @@
 use super::fixtures::*;
 use super::{addr, key_in, same, sdp, wire};
 use crate::sdp::*;
+use crate::testutil::Rng;
 
 /// Mutated bodies per source description.
 const ROUNDS: usize = 1000;
-
-/// xorshift64*, as in the SRTP mutation tests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
 
 /// Lines and tokens that probe the interesting paths.
 const LINES: &[&str] = &[
