@@ -104,6 +104,18 @@ struct RawConfig {
     directory: Vec<RawDirectory>,
     #[serde(default)]
     limits: RawLimits,
+    policy: Option<RawPolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    key: PathBuf,
+    kit_id: String,
+    bundle: PathBuf,
+    state: PathBuf,
+    #[serde(default)]
+    grace_secs: u64,
 }
 
 #[derive(Deserialize)]
@@ -113,7 +125,7 @@ struct RawPhone {
     certificate: PathBuf,
     key: PathBuf,
     token_ca: PathBuf,
-    registry: PathBuf,
+    registry: Option<PathBuf>,
     media_address: IpAddr,
     suites: Option<Vec<String>>,
     #[serde(default)]
@@ -187,6 +199,20 @@ pub struct Config {
     pub directory: HashMap<String, DirectoryEntry>,
     /// Admission limits.
     pub limits: Limits,
+    /// Signed policy bundles: where the registry and the directory come
+    /// from when set (then `phone.registry` and `[[directory]]` are absent).
+    pub policy: Option<PolicyConfig>,
+}
+
+/// Signed policy bundles (`[policy]`). See [`crate::policy`].
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// The pinned policy key, the kit id and the grace period.
+    pub trust: crate::policy::Trust,
+    /// Where new bundles are placed (watched, and read on SIGHUP).
+    pub bundle: PathBuf,
+    /// The anti-rollback state (on the data partition). Never deleted.
+    pub state: PathBuf,
 }
 
 /// The phone-side listener.
@@ -200,8 +226,9 @@ pub struct PhoneConfig {
     pub key: PathBuf,
     /// The token CA (PEM).
     pub token_ca: PathBuf,
-    /// The token registry file.
-    pub registry: PathBuf,
+    /// The unsigned token registry file (labs and tests), when the kit
+    /// does not take signed policy bundles.
+    pub registry: Option<PathBuf>,
     /// Address media sockets bind and SDP advertises on the phone side.
     pub media_address: IpAddr,
     /// SRTP suites accepted from phones, preferred first.
@@ -386,7 +413,7 @@ impl Config {
             certificate: resolve(base, p.certificate),
             key: resolve(base, p.key),
             token_ca: resolve(base, p.token_ca),
-            registry: resolve(base, p.registry),
+            registry: p.registry.map(|r| resolve(base, r)),
             media_address: p.media_address,
             suites: suites("phone.suites", p.suites, &DEFAULT_PHONE_SUITES)?,
             pq: if p.require_post_quantum {
@@ -521,14 +548,108 @@ impl Config {
                 return Err(invalid(format!("limits.{name}"), "must be at least 1"));
             }
         }
+        let policy = match raw.policy {
+            None => None,
+            Some(rp) => Some(policy_config(base, rp)?),
+        };
+        match (&phone.registry, &policy) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "phone.registry",
+                    "remove it: with [policy] the registry comes from the signed bundle",
+                ))
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "policy",
+                    "set [policy] (signed bundles) or, for labs, phone.registry",
+                ))
+            }
+            _ => {}
+        }
+        if policy.is_some() && !directory.is_empty() {
+            return Err(invalid(
+                "directory",
+                "remove [[directory]]: with [policy] the directory comes from the signed bundle",
+            ));
+        }
         Ok(Config {
             phone,
             media,
             trunks,
             directory,
             limits,
+            policy,
         })
     }
+}
+
+fn policy_config(base: &Path, rp: RawPolicy) -> Result<PolicyConfig, ConfigError> {
+    use crate::policy::{GracePeriod, PolicyKey, Trust};
+    let key_path = resolve(base, rp.key);
+    let pem = std::fs::read(&key_path).map_err(|source| ConfigError::Read {
+        path: key_path.display().to_string(),
+        source,
+    })?;
+    let pinned_key = PolicyKey::from_pem(&pem).map_err(|e| invalid("policy.key", e.to_string()))?;
+    if rp.kit_id.is_empty()
+        || rp.kit_id.len() > crate::policy::body::MAX_NAME_LEN
+        || !rp
+            .kit_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@+".contains(c))
+    {
+        return Err(invalid(
+            "policy.kit_id",
+            "1 to 128 letters, digits, '-', '_', '.', '@' and '+'",
+        ));
+    }
+    let grace = GracePeriod::from_secs(rp.grace_secs)
+        .map_err(|e| invalid("policy.grace_secs", e.to_string()))?;
+    Ok(PolicyConfig {
+        trust: Trust {
+            pinned_key,
+            kit_id: rp.kit_id,
+            grace,
+        },
+        bundle: resolve(base, rp.bundle),
+        state: resolve(base, rp.state),
+    })
+}
+
+/// Reads the `[[directory]]` entries of a directory file (the home side's
+/// `HQ/directory.toml`, signed into policy bundles). Each entry's own
+/// fields are checked; trunks are checked by the kit that applies it.
+pub fn parse_directory(text: &str) -> Result<Vec<DirectoryEntry>, ConfigError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawDirectoryFile {
+        #[serde(default)]
+        directory: Vec<RawDirectory>,
+    }
+    let raw: RawDirectoryFile = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: "<directory>".into(),
+        message: e.to_string(),
+    })?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for d in raw.directory {
+        let entry = DirectoryEntry {
+            alias: d.alias,
+            uri: d.uri,
+            trunk: d.trunk,
+            pin: d.pin,
+        };
+        check_directory_entry(&entry)?;
+        if !seen.insert(entry.alias.clone()) {
+            return Err(invalid(
+                format!("directory.{}", entry.alias),
+                "alias defined twice",
+            ));
+        }
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -641,7 +762,7 @@ pin = "1234#"
         let c = Config::parse(MINIMAL, Path::new("/kit")).unwrap();
         assert_eq!(c.phone.suites, DEFAULT_PHONE_SUITES.to_vec());
         assert_eq!(c.phone.pq, PqPolicy::Prefer);
-        assert_eq!(c.phone.registry, PathBuf::from("/kit/registry.toml"));
+        assert_eq!(c.phone.registry, Some(PathBuf::from("/kit/registry.toml")));
         let t = &c.trunks["echo"];
         assert_eq!(t.suites, DEFAULT_TRUNK_SUITES.to_vec());
         assert_eq!(t.tls, TrunkTls::Tls13);

@@ -9,13 +9,14 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::b2bua::{
     B2bua, CallKey, Flow, LocalAddrs, MediaPorts, Output, PhoneIdentity, SystemRandom,
@@ -26,6 +27,11 @@ use crate::relay::{CallId, Event, LegSide, RelayConfig};
 use crate::sip::{Event as FrameEvent, Framer, Limits, Message, PONG};
 use crate::tls::{load_certs, load_key, phone_server_config, trunk_client_config, TlsError};
 use crate::transport::{serve, ListenerLimits, ListenerStats, PhoneConnection};
+
+mod policy;
+
+pub use policy::PolicyStartError;
+use policy::{Gate, PolicyWatch};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +54,9 @@ pub enum DaemonError {
     /// The B2BUA refused the configuration.
     #[error(transparent)]
     B2bua(#[from] crate::b2bua::B2buaError),
+    /// The policy state is unusable.
+    #[error(transparent)]
+    Policy(#[from] PolicyStartError),
 }
 
 /// Messages queued per connection before it counts as stuck and is closed.
@@ -62,11 +71,15 @@ enum Input {
         writer: mpsc::Sender<Vec<u8>>,
         close: tokio::sync::oneshot::Sender<()>,
     },
-    /// A new registry was applied: new grants, tokens no longer admitted.
+    /// A new registry (or signed policy) was applied: new grants, the
+    /// policy's directory, tokens no longer admitted.
     Registry {
         grants: crate::config::AliasGrants,
+        directory: Option<HashMap<String, crate::config::DirectoryEntry>>,
         revoked: Vec<String>,
     },
+    /// New calls accepted again, or refused with 503 (policy expired).
+    Gate(Gate),
     Phone(u64, Message),
     PhoneClosed(u64),
     /// A trunk-side connection (the trunk's address or a route hop) is up.
@@ -98,7 +111,40 @@ pub struct Gateway {
 /// returns once it listens. It runs until the runtime shuts down.
 pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
     let config = Arc::new(Config::load(config_path)?);
-    let (registry, grants) = load_registry(&config.phone.registry)?;
+    // Where admission comes from: signed policy bundles, or (labs) an
+    // unsigned registry file.
+    let mut watch = None;
+    let (registry, grants, directory, gate, require_pq) =
+        match (&config.policy, &config.phone.registry) {
+            (Some(pc), _) => {
+                let (w, applied) =
+                    PolicyWatch::open(pc.clone(), config.trunks.keys().cloned().collect())?;
+                let gate = w.gate();
+                watch = Some(w);
+                match applied {
+                    Some(a) => (
+                        a.registry,
+                        a.grants,
+                        Some(a.directory),
+                        gate,
+                        a.require_post_quantum,
+                    ),
+                    None => (
+                        Default::default(),
+                        Default::default(),
+                        Some(HashMap::new()),
+                        gate,
+                        false,
+                    ),
+                }
+            }
+            (None, Some(path)) => {
+                let (registry, grants) = load_registry(path)?;
+                (registry, grants, None, Gate::Open, false)
+            }
+            (None, None) => unreachable_config()?,
+        };
+    let require_pq = Arc::new(AtomicBool::new(require_pq));
     let registry = Arc::new(RwLock::new(registry));
     let tls = phone_server_config(
         load_certs(&config.phone.certificate)?,
@@ -165,7 +211,11 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
         Arc::clone(&stats),
         admitted_tx,
     ));
-    tokio::spawn(accept_phones(admitted_rx, input_tx.clone()));
+    tokio::spawn(accept_phones(
+        admitted_rx,
+        input_tx.clone(),
+        Arc::clone(&require_pq),
+    ));
     // Relay events arrive on a std channel: forward them from a thread.
     {
         let relay = Arc::clone(&relay);
@@ -184,12 +234,42 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
                 source,
             })?;
     }
-    tokio::spawn(watch_registry(
-        config.phone.registry.clone(),
-        Arc::clone(&registry),
-        input_tx.clone(),
-    ));
+    // Registered now, so that a SIGHUP right after start re-reads the
+    // policy instead of ending the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(
+        |source| DaemonError::Io {
+            what: "installing the SIGHUP handler".into(),
+            source,
+        },
+    )?;
+    match (watch, &config.phone.registry) {
+        (Some(w), _) => {
+            tokio::spawn(watch_policy(
+                w,
+                hangup,
+                Arc::clone(&registry),
+                require_pq,
+                gate,
+                input_tx.clone(),
+            ));
+        }
+        (None, Some(path)) => {
+            tokio::spawn(watch_registry(
+                path.clone(),
+                hangup,
+                Arc::clone(&registry),
+                input_tx.clone(),
+            ));
+        }
+        (None, None) => {}
+    }
     let mut b2b = b2b;
+    if let Some(d) = directory {
+        b2b.set_directory(d);
+    }
+    if let Gate::Closed(reason) = gate {
+        b2b.refuse_new_calls(Some(reason));
+    }
     b2b.start(std::time::Instant::now());
     tokio::spawn(core(b2b, config, relay, input_rx, input_tx));
     info!(%phone_addr, "dialgate gateway listening for phones (SIP over TLS)");
@@ -202,12 +282,100 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
 /// How often the registry file is checked for a new version.
 pub const REGISTRY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How often the policy bundle file is checked for a new version (and the
+/// policy in force for expiry). SIGHUP checks at once.
+pub const POLICY_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `Config` guarantees a registry source; this keeps `start` total anyway.
+fn unreachable_config<T>() -> Result<T, DaemonError> {
+    Err(DaemonError::Config(ConfigError::Invalid {
+        field: "policy".into(),
+        reason: "no registry source".into(),
+    }))
+}
+
+/// Tokens admitted before and not after: their calls must end.
+fn lost_admission(
+    shared: &crate::tls::SharedRegistry,
+    after: &crate::tls::Registry,
+) -> Vec<String> {
+    let before = match shared.read() {
+        Ok(r) => r.active_names(),
+        Err(_) => return Vec::new(),
+    };
+    before.difference(&after.active_names()).cloned().collect()
+}
+
+/// Applies new signed policy bundles within [`POLICY_POLL`] (or at once on
+/// SIGHUP), and opens or closes admission of new calls as the policy in
+/// force expires or is renewed.
+async fn watch_policy(
+    mut watch: PolicyWatch,
+    mut hangup: tokio::signal::unix::Signal,
+    shared: crate::tls::SharedRegistry,
+    require_pq: Arc<AtomicBool>,
+    mut gate: Gate,
+    input: mpsc::Sender<Input>,
+) {
+    let mut grace_logged: Option<std::time::Instant> = None;
+    loop {
+        let forced = tokio::select! {
+            () = tokio::time::sleep(POLICY_POLL) => false,
+            s = hangup.recv() => s.is_some(),
+        };
+        if forced {
+            info!(bundle = %watch.bundle_path().display(), "SIGHUP: reading the policy bundle");
+        }
+        if let Some(a) = watch.poll(forced) {
+            let revoked = lost_admission(&shared, &a.registry);
+            if let Ok(mut r) = shared.write() {
+                *r = a.registry;
+            }
+            require_pq.store(a.require_post_quantum, Ordering::Relaxed);
+            if !revoked.is_empty() {
+                warn!(version = a.version, revoked = ?revoked, "policy revokes tokens: ending their calls and connections");
+            }
+            let msg = Input::Registry {
+                grants: a.grants,
+                directory: Some(a.directory),
+                revoked,
+            };
+            if input.send(msg).await.is_err() {
+                return;
+            }
+        }
+        let now_gate = watch.gate();
+        if now_gate != gate {
+            match now_gate {
+                Gate::Open => info!("new calls accepted: a valid policy is in force"),
+                Gate::Closed(reason) => {
+                    error!(
+                        reason,
+                        "new calls refused with 503 until a fresh policy bundle arrives"
+                    )
+                }
+            }
+            gate = now_gate;
+            if input.send(Input::Gate(gate)).await.is_err() {
+                return;
+            }
+        }
+        if let Some(refuse_from) = watch.in_grace() {
+            if grace_logged.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(600)) {
+                warn!(refuse_from, "policy expired, in its grace period: new calls will be refused from then unless a fresh bundle arrives");
+                grace_logged = Some(std::time::Instant::now());
+            }
+        }
+    }
+}
+
 /// Applies a changed registry file within [`REGISTRY_POLL`]: the TLS
 /// verifier sees it at the next handshake, and tokens no longer admitted
 /// lose their live calls and connections. A file that does not parse is
 /// refused with a log line and the last good registry stays in force.
 async fn watch_registry(
     path: std::path::PathBuf,
+    mut hangup: tokio::signal::unix::Signal,
     shared: crate::tls::SharedRegistry,
     input: mpsc::Sender<Input>,
 ) {
@@ -218,9 +386,12 @@ async fn watch_registry(
     };
     let mut last = stamp(&path);
     loop {
-        tokio::time::sleep(REGISTRY_POLL).await;
+        let forced = tokio::select! {
+            () = tokio::time::sleep(REGISTRY_POLL) => false,
+            s = hangup.recv() => s.is_some(),
+        };
         let now = stamp(&path);
-        if now == last {
+        if now == last && !forced {
             continue;
         }
         last = now;
@@ -237,7 +408,11 @@ async fn watch_registry(
                 }
                 info!(tokens = after.len(), revoked = ?revoked, "token registry applied");
                 if input
-                    .send(Input::Registry { grants, revoked })
+                    .send(Input::Registry {
+                        grants,
+                        directory: None,
+                        revoked,
+                    })
                     .await
                     .is_err()
                 {
@@ -251,9 +426,20 @@ async fn watch_registry(
     }
 }
 
-async fn accept_phones(mut admitted: mpsc::Receiver<PhoneConnection>, input: mpsc::Sender<Input>) {
+async fn accept_phones(
+    mut admitted: mpsc::Receiver<PhoneConnection>,
+    input: mpsc::Sender<Input>,
+    require_pq: Arc<AtomicBool>,
+) {
     let mut next_flow: u64 = 1;
     while let Some(conn) = admitted.recv().await {
+        if require_pq.load(Ordering::Relaxed)
+            && conn.group != Some(rustls::NamedGroup::X25519MLKEM768)
+        {
+            // The signed policy demands the hybrid key exchange.
+            warn!(token = %conn.token.name, key = %conn.key, peer = %conn.peer, group = ?conn.group, "connection refused: the policy requires X25519MLKEM768");
+            continue;
+        }
         let flow = next_flow;
         next_flow += 1;
         let identity = PhoneIdentity {
@@ -386,12 +572,23 @@ async fn core(
                 closers.insert(flow, close);
                 b2b.phone_connected(flow, identity);
             }
-            Some(Input::Registry { grants, revoked }) => {
+            Some(Input::Registry {
+                grants,
+                directory,
+                revoked,
+            }) => {
                 b2b.set_grants(grants);
+                if let Some(d) = directory {
+                    b2b.set_directory(d);
+                }
                 for token in revoked {
                     b2b.token_revoked(now, &token);
                 }
             }
+            Some(Input::Gate(g)) => b2b.refuse_new_calls(match g {
+                Gate::Open => None,
+                Gate::Closed(reason) => Some(reason),
+            }),
             Some(Input::Phone(flow, m)) => b2b.handle_phone(now, flow, m),
             Some(Input::PhoneClosed(flow)) => {
                 phones.remove(&flow);

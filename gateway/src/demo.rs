@@ -9,19 +9,28 @@
 //! DIR/tokens/mallory/...          registered, then revoked
 //! DIR/tokens/eve/...              issued by the token CA, never registered
 //! DIR/bridge/{ca,cert,key}.pem    the local echo bridge's CA and certificate
-//! DIR/registry.toml               the token registry
 //! DIR/dialgate.toml               the gateway configuration
-//! DIR/hq/                         the home side: the CAs' private keys
+//! DIR/policy-key.pub.pem          the policy key the kit pins
+//! DIR/policy.bundle               the signed policy in force (registry + directory)
+//! DIR/state/policy.state          anti-rollback state (written by the gateway)
+//! DIR/hq/                         the home side, for `dialgatectl --dir DIR/hq`:
+//!                                 CA keys, policy signing key, registry.toml,
+//!                                 directory.toml (see `crate::hq`)
 //! ```
 //!
 //! Token keys here are software keys, marked `unattested` in the registry:
-//! the demo shows the call path, not hardware-token enrolment.
+//! the demo shows the call path, not hardware-token enrolment. The kit id
+//! is [`KIT_ID`]; revoking a token is `dialgatectl token revoke --dir
+//! DIR/hq NAME` then `dialgatectl policy build --dir DIR/hq --kit demo-kit
+//! --out DIR/policy.bundle`.
 
 use std::path::{Path, PathBuf};
 
 use crate::pki::{write_file, Ca, PkiError, Validity};
 use crate::tls::KeyHash;
 
+/// The demo kit's id in policy bundles.
+pub const KIT_ID: &str = "demo-kit";
 /// Where the demo's gateway listens for phones.
 pub const PHONE_LISTEN: &str = "127.0.0.1:5061";
 /// Where the demo's echo bridge listens (SIP over TLS).
@@ -59,6 +68,12 @@ pub enum DemoError {
     /// A certificate could not be hashed.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The policy signing key or bundle could not be made.
+    #[error(transparent)]
+    Hq(#[from] crate::hq::HqError),
+    /// The policy signing key could not be made.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
     /// An `--alias NAME=URI` is malformed or refused.
     #[error("--alias {0}: expected NAME=sip:user@host[:port] with a usable bridge CA")]
     BadAlias(String),
@@ -89,6 +104,7 @@ pub fn init(dir: &Path) -> Result<Kit, DemoError> {
         "tokens/eve",
         "bridge",
         "hq",
+        "state",
     ] {
         mkdir(&dir.join(sub))?;
     }
@@ -112,10 +128,24 @@ pub fn init(dir: &Path) -> Result<Kit, DemoError> {
         0o644,
     )?;
     write_file(
+        &dir.join("hq/token-ca.pem"),
+        token_ca.cert_pem().as_bytes(),
+        0o644,
+    )?;
+    write_file(
         &dir.join("hq/token-ca-key.pem"),
         token_ca.key_pem().as_bytes(),
         0o600,
     )?;
+    let policy_key = crate::policy::SigningKey::generate()?;
+    write_file(
+        &dir.join("hq/policy-key.pk8"),
+        &policy_key.to_pkcs8()?,
+        0o600,
+    )?;
+    let public = pem("PUBLIC KEY", policy_key.public_key().spki_der());
+    write_file(&dir.join("hq/policy-key.pub.pem"), public.as_bytes(), 0o644)?;
+    write_file(&dir.join("policy-key.pub.pem"), public.as_bytes(), 0o644)?;
     let mut registry =
         String::from("# dialgate token registry (demo kit). Keys are software keys: unattested.\n");
     for (name, registered, revoked) in [
@@ -134,7 +164,11 @@ pub fn init(dir: &Path) -> Result<Kit, DemoError> {
             ));
         }
     }
-    write_file(&dir.join("registry.toml"), registry.as_bytes(), 0o644)?;
+    write_file(&dir.join("hq/registry.toml"), registry.as_bytes(), 0o644)?;
+    let directory = format!(
+        "# The meeting directory, signed into the kit's policy.\n\n[[directory]]\nalias = \"echo\"\nuri = \"sip:echo@{BRIDGE_HOST}\"\ntrunk = \"echo\"\n"
+    );
+    write_file(&dir.join("hq/directory.toml"), directory.as_bytes(), 0o644)?;
 
     let bridge_ca = Ca::new("dialgate demo bridge CA", v)?;
     write_file(
@@ -156,7 +190,6 @@ listen = "{PHONE_LISTEN}"
 certificate = "gateway/cert.pem"
 key = "gateway/key.pem"
 token_ca = "token-ca.pem"
-registry = "registry.toml"
 media_address = "127.0.0.1"
 # Not required: stock OpenSSL 3.0 clients (baresip) lack X25519MLKEM768.
 require_post_quantum = false
@@ -172,10 +205,13 @@ host = "{BRIDGE_HOST}"
 ca = "bridge/ca.pem"
 media_address = "127.0.0.1"
 
-[[directory]]
-alias = "echo"
-uri = "sip:echo@{BRIDGE_HOST}"
-trunk = "echo"
+# The token registry and the meeting directory come from the signed
+# policy bundle (built at home: dialgatectl policy build --dir hq ...).
+[policy]
+key = "policy-key.pub.pem"
+kit_id = "{KIT_ID}"
+bundle = "policy.bundle"
+state = "state/policy.state"
 
 [limits]
 calls_per_token = 500
@@ -186,10 +222,47 @@ loopback_exempt = true
 "#
     );
     write_file(&config, text.as_bytes(), 0o644)?;
+    publish_policy(dir)?;
     Ok(Kit {
         dir: dir.to_path_buf(),
         config,
     })
+}
+
+/// Signs the kit's HQ registry and directory into `DIR/policy.bundle`
+/// (the next version; valid a year), as `dialgatectl policy build` does.
+pub fn publish_policy(dir: &Path) -> Result<u64, DemoError> {
+    let built = crate::hq::build_policy(
+        &crate::hq::Hq::new(&dir.join("hq")),
+        crate::hq::BuildOptions {
+            kit: KIT_ID.to_string(),
+            version: None,
+            valid_for_secs: 365 * 86_400,
+            switches: crate::policy::Switches::default(),
+            directory: None,
+            registry: None,
+        },
+    )?;
+    let path = dir.join("policy.bundle");
+    crate::policy::store::write_atomically(&path, &built.bundle).map_err(|source| {
+        DemoError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    })?;
+    Ok(built.body.version)
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// A WAV file (8 kHz, mono, 16-bit) of a 1 kHz tone, `seconds` long: the
@@ -350,8 +423,10 @@ pub fn add_external(
     };
     let config_path = dir.join("dialgate.toml");
     let mut config = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
-    let registry_path = dir.join("registry.toml");
+    let registry_path = dir.join("hq/registry.toml");
     let mut registry = std::fs::read_to_string(&registry_path).map_err(io(&registry_path))?;
+    let directory_path = dir.join("hq/directory.toml");
+    let mut directory = std::fs::read_to_string(&directory_path).map_err(io(&directory_path))?;
     let ca = std::fs::canonicalize(bridge_ca).map_err(io(bridge_ca))?;
     for a in aliases {
         let uri = crate::sip::Uri::parse(&a.uri).map_err(|_| DemoError::BadAlias(a.uri.clone()))?;
@@ -372,19 +447,23 @@ pub fn add_external(
         let media = probe.local_addr().map_err(io(Path::new("udp")))?.ip();
         let trunk = format!("ext-{}", a.name);
         config.push_str(&format!(
-            "\n[[trunk]]\nname = \"{trunk}\"\nconnect = \"{connect}\"\nhost = \"{host}\"\nca = \"{}\"\nmedia_address = \"{media}\"\n\
-             \n[[directory]]\nalias = \"{}\"\nuri = \"{}\"\ntrunk = \"{trunk}\"\n",
+            "\n[[trunk]]\nname = \"{trunk}\"\nconnect = \"{connect}\"\nhost = \"{host}\"\nca = \"{}\"\nmedia_address = \"{media}\"\n",
             ca.display(),
-            a.name,
-            a.uri
+        ));
+        directory.push_str(&format!(
+            "\n[[directory]]\nalias = \"{}\"\nuri = \"{}\"\ntrunk = \"{trunk}\"\n",
+            a.name, a.uri
         ));
         registry = grant_alice(&registry, &a.name);
     }
     // Refuse anything the gateway would refuse (duplicates, bad CA file).
     crate::config::Config::parse(&config, dir).map_err(|e| DemoError::BadAlias(e.to_string()))?;
     crate::config::parse_registry(&registry).map_err(|e| DemoError::BadAlias(e.to_string()))?;
+    crate::config::parse_directory(&directory).map_err(|e| DemoError::BadAlias(e.to_string()))?;
     std::fs::write(&config_path, config).map_err(io(&config_path))?;
     std::fs::write(&registry_path, registry).map_err(io(&registry_path))?;
+    std::fs::write(&directory_path, directory).map_err(io(&directory_path))?;
+    publish_policy(dir)?;
     Ok(())
 }
 
@@ -422,7 +501,23 @@ mod tests {
         let config = Config::load(&kit.config).unwrap();
         assert_eq!(config.phone.listen.to_string(), PHONE_LISTEN);
         assert!(config.limits.loopback_exempt && config.limits.calls_per_token >= 500);
-        let (registry, grants) = load_registry(&config.phone.registry).unwrap();
+        let (registry, grants) = load_registry(&dir.join("hq/registry.toml")).unwrap();
+        // The signed policy carries the same registry, for this kit.
+        let pc = config.policy.as_ref().unwrap();
+        let bundle = std::fs::read(&pc.bundle).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let v =
+            crate::policy::verify_and_decide(&bundle, &pc.trust, &crate::policy::State::new(), now)
+                .unwrap();
+        assert_eq!(v.version(), 1);
+        assert_eq!(
+            v.registry_and_grants().0.active_names(),
+            registry.active_names()
+        );
+        assert_eq!(v.directory()["echo"].trunk, "echo");
         let key = |n: &str| {
             let c = load_certs(&dir.join("tokens").join(n).join("cert.pem")).unwrap();
             KeyHash::of_certificate(&c[0]).unwrap()
@@ -442,6 +537,7 @@ mod tests {
             "tokens/alice/key.pem",
             "gateway/key.pem",
             "hq/token-ca-key.pem",
+            "hq/policy-key.pk8",
             "bridge/key.pem",
         ] {
             let mode = std::fs::metadata(dir.join(secret))
@@ -463,12 +559,25 @@ mod tests {
         let a = ExternalAlias::parse("board=sip:8800@127.0.0.1:5201;transport=tls").unwrap();
         add_external(&dir, &[a], &dir.join("bridge/ca.pem")).unwrap();
         let config = Config::load(&dir.join("dialgate.toml")).unwrap();
-        let entry = &config.directory["board"];
+        let dir_entries = crate::hq::read_directory(&dir.join("hq/directory.toml")).unwrap();
+        let entry = dir_entries.iter().find(|d| d.alias == "board").unwrap();
         assert_eq!(entry.trunk, "ext-board");
+        // Published: the bundle is version 2 and carries the entry.
+        let pc = config.policy.as_ref().unwrap();
+        let bundle = std::fs::read(&pc.bundle).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let v =
+            crate::policy::verify_and_decide(&bundle, &pc.trust, &crate::policy::State::new(), now)
+                .unwrap();
+        assert_eq!(v.version(), 2);
+        assert_eq!(v.directory()["board"].trunk, "ext-board");
         let trunk = &config.trunks["ext-board"];
         assert_eq!(trunk.connect.to_string(), "127.0.0.1:5201");
         assert_eq!(trunk.media_address.to_string(), "127.0.0.1");
-        let (_, grants) = load_registry(&dir.join("registry.toml")).unwrap();
+        let (_, grants) = load_registry(&dir.join("hq/registry.toml")).unwrap();
         assert!(grants["alice"].contains("board") && grants["alice"].contains("echo"));
         assert!(!grants["mallory"].contains("board"));
         // The same alias twice is refused, and the kit is left as it was.

@@ -20,6 +20,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod echo;
+pub mod hq;
 pub mod media;
 pub mod pki;
 pub mod policy;

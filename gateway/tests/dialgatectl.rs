@@ -50,11 +50,13 @@ fn home_pki_policy_bundles_and_revocation() {
         .status;
     assert!(status.success());
 
-    let registry = kit.join("registry.toml");
-    let config = kit.join("dialgate.toml");
+    // The kit's own HQ registry and directory, signed with this HQ's key.
+    let registry = kit.join("hq/registry.toml");
+    std::fs::copy(kit.join("hq/directory.toml"), hq.join("directory.toml")).unwrap();
     let bundle = work.join("policy-1.bundle");
     let key = hq.join("policy-key.pub.pem");
-    let build = |version: &str, out: &Path| {
+    // No --version: one above the last built in this HQ.
+    let build = |out: &Path| {
         ctl(&[
             "policy",
             "build",
@@ -62,17 +64,13 @@ fn home_pki_policy_bundles_and_revocation() {
             p(&hq),
             "--registry",
             p(&registry),
-            "--config",
-            p(&config),
             "--kit",
             "kit-1",
-            "--version",
-            version,
             "--out",
             p(out),
         ])
     };
-    let b = build("1", &bundle);
+    let b = build(&bundle);
     assert!(b.status.success(), "{}", text(&b));
     let show = ctl(&[
         "policy",
@@ -152,7 +150,12 @@ fn home_pki_policy_bundles_and_revocation() {
             .success()
     );
     let bundle2 = work.join("policy-2.bundle");
-    assert!(build("2", &bundle2).status.success());
+    let b2 = build(&bundle2);
+    assert!(
+        b2.status.success() && text(&b2).contains("policy version 2"),
+        "{}",
+        text(&b2)
+    );
     let show2 = text(&ctl(&[
         "policy",
         "show",
@@ -167,6 +170,25 @@ fn home_pki_policy_bundles_and_revocation() {
             .lines()
             .any(|l| l.contains("alice") && l.contains("REVOKED")),
         "{show2}"
+    );
+    // The demo kit's HQ is managed the same way, by --dir alone.
+    let list = text(&ctl(&["token", "list", "--dir", p(&kit.join("hq"))]));
+    assert!(list.contains("alice") && list.contains("REVOKED"), "{list}");
+    // Without a signing key, build says what to do.
+    let none = ctl(&[
+        "policy",
+        "build",
+        "--dir",
+        p(&work.join("nowhere")),
+        "--kit",
+        "k",
+        "--out",
+        p(&work.join("x.bundle")),
+    ]);
+    assert!(
+        !none.status.success() && text(&none).contains("dialgatectl pki init"),
+        "{}",
+        text(&none)
     );
     std::fs::remove_dir_all(&work).ok();
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    alice_heard_her_tone, baresip, edit_config, init_kit, render, repoint_trunk, start_demo,
+    alice_heard_her_tone, baresip, edit_directory, init_kit, render, repoint_trunk, start_demo,
     wait_port, Procs,
 };
 use dialgate::pki::{write_file, Ca, Validity};
@@ -63,8 +63,8 @@ fn baresip_phone_to_baresip_bridge_through_the_gateway() {
         Some("127.0.0.1"),
         Some(&format!("ca = \"{}\"", d(&bridge.join("ca.pem")))),
     );
-    edit_config(&kit, |conf| {
-        conf.replace(
+    edit_directory(&kit, |dir| {
+        dir.replace(
             &format!("uri = \"sip:echo@{}\"", dialgate::demo::BRIDGE_HOST),
             "uri = \"sip:echo@127.0.0.1\"",
         )

@@ -277,6 +277,11 @@ struct Call {
 pub struct B2bua {
     config: Arc<Config>,
     grants: AliasGrants,
+    /// The meeting directory by alias: the configuration's, or the signed
+    /// policy's.
+    directory: HashMap<String, DirectoryEntry>,
+    /// Why new calls are refused with 503 (an expired policy), if they are.
+    closed: Option<&'static str>,
     local: LocalAddrs,
     trunk_names: Vec<String>,
     txs: Transactions,
@@ -348,6 +353,8 @@ impl B2bua {
                 TimerConfig::default(),
                 4 * config.limits.max_calls as usize + 64,
             ),
+            directory: config.directory.clone(),
+            closed: None,
             config,
             grants,
             local,
@@ -491,6 +498,19 @@ impl B2bua {
     /// Replaces the token grants (a new registry was applied).
     pub fn set_grants(&mut self, grants: AliasGrants) {
         self.grants = grants;
+    }
+
+    /// Replaces the meeting directory (a signed policy was applied). Live
+    /// calls keep the entry they were placed with.
+    pub fn set_directory(&mut self, directory: HashMap<String, DirectoryEntry>) {
+        self.directory = directory;
+    }
+
+    /// Refuses new calls with 503 and `reason` in the Warning (`Some`), or
+    /// accepts them again (`None`). Live calls are not touched. Used when
+    /// the signed policy expires (freeze-attack protection).
+    pub fn refuse_new_calls(&mut self, reason: Option<&'static str>) {
+        self.closed = reason;
     }
 
     /// A token lost its admission (revoked or removed from the registry):
@@ -797,11 +817,7 @@ impl B2bua {
             .and_then(Uri::as_sip)
             .and_then(|u| u.user.clone())
             .ok_or((404, "no such meeting"))?;
-        let entry = self
-            .config
-            .directory
-            .get(&alias)
-            .ok_or((404, "no such meeting"))?;
+        let entry = self.directory.get(&alias).ok_or((404, "no such meeting"))?;
         if !self
             .grants
             .get(&identity.token)
@@ -858,6 +874,12 @@ impl B2bua {
         msg: Message,
     ) {
         self.reply(now, tx, Reply::new(&msg, 100, None));
+        if let Some(reason) = self.closed {
+            info!(token = %identity.token, key = %identity.key, peer = %identity.peer, status = 503, reason, "call refused");
+            let w = format!("399 dialgate \"{reason}\"");
+            self.reply(now, tx, Reply::new(&msg, 503, None).warning(&w));
+            return;
+        }
         if !self.attempt_allowed(now, identity.peer.ip()) {
             info!(token = %identity.token, peer = %identity.peer, "call refused: attempt rate limit");
             let reply = Reply::new(&msg, 503, None)

@@ -1,37 +1,43 @@
 //! `dialgatectl`, the kit officer's tool. It runs at home, never on the
 //! appliance.
 //!
-//! Today it manages a token registry file (the kit applies a changed file
-//! within a second; see the README's "revoke a lost token"):
-//!
 //! ```text
-//! dialgatectl token list   --registry FILE
-//! dialgatectl token show   --registry FILE NAME
-//! dialgatectl token revoke --registry FILE NAME
 //! dialgatectl pki init     --dir HQ
-//! dialgatectl policy build --dir HQ --registry FILE --config KIT.toml --kit ID --version N [--days D] --out BUNDLE
-//! dialgatectl policy show  --key HQ/policy-key.pub.pem --kit ID BUNDLE
+//! dialgatectl token list   --dir HQ | --registry FILE
+//! dialgatectl token show   --dir HQ | --registry FILE  NAME
+//! dialgatectl token revoke --dir HQ | --registry FILE  NAME
+//! dialgatectl policy build --dir HQ --kit ID --out BUNDLE [--version N] [--days D | --valid-for SECONDS]
+//!                          [--registry FILE] [--config KIT.toml]
+//!                          [--require-post-quantum] [--require-attestation]
+//! dialgatectl policy show  --key PUBLIC_KEY_PEM --kit ID BUNDLE
 //! ```
 //!
-//! `pki init` creates the home side: the token CA and the policy signing
-//! key (kept at home; kits pin its public key). `policy build` signs the
-//! registry into a bundle (`dialgate::policy`); `policy show` verifies one
-//! as a kit would and prints it. Wiring bundles into the gateway, and
-//! PKCS#11 enrolment, are the rest of the issue "Hardware-token admission".
+//! `pki init` creates the home side (`dialgate::hq`): the token CA and the
+//! policy signing key (kept at home; kits pin its public key). `token`
+//! edits the HQ registry (`HQ/registry.toml`). `policy build` signs the
+//! registry and the meeting directory (`HQ/directory.toml`, or a kit
+//! configuration's `[[directory]]`) into a bundle for one kit, one version
+//! above the last built; placed at the kit's `policy.bundle` path it is
+//! applied within a second. `policy show` verifies a bundle as a kit would
+//! and prints it.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use dialgate::config::parse_registry;
+use dialgate::hq::{build_policy, BuildOptions, Hq};
+use dialgate::policy::Switches;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: dialgatectl token list   --registry FILE\n       \
-         dialgatectl token show   --registry FILE NAME\n       \
-         dialgatectl token revoke --registry FILE NAME\n       \
-         dialgatectl pki init     --dir HQ\n       \
-         dialgatectl policy build --dir HQ --registry FILE --config KIT.toml --kit ID --version N [--days D] --out BUNDLE\n       \
+        "usage: dialgatectl pki init     --dir HQ\n       \
+         dialgatectl token list   (--dir HQ | --registry FILE)\n       \
+         dialgatectl token show   (--dir HQ | --registry FILE) NAME\n       \
+         dialgatectl token revoke (--dir HQ | --registry FILE) NAME\n       \
+         dialgatectl policy build --dir HQ --kit ID --out BUNDLE [--version N] [--days D | --valid-for SECONDS]\n       \
+                                  [--registry FILE] [--config KIT.toml]\n       \
+                                  [--require-post-quantum] [--require-attestation]\n       \
          dialgatectl policy show  --key PUBLIC_KEY_PEM --kit ID BUNDLE"
     );
     ExitCode::from(2)
@@ -44,10 +50,18 @@ fn main() -> ExitCode {
             .position(|a| a == name)
             .and_then(|i| args.get(i + 1))
     };
+    // Options without a value.
+    const FLAGS: [&str; 2] = ["--require-post-quantum", "--require-attestation"];
+    let flag = |name: &str| args.iter().any(|a| a == name);
     let positional: Vec<&String> = args
         .iter()
         .enumerate()
-        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || !args[i - 1].starts_with("--")))
+        .filter(|(i, a)| {
+            !a.starts_with("--")
+                && (*i == 0
+                    || !args[i - 1].starts_with("--")
+                    || FLAGS.contains(&args[i - 1].as_str()))
+        })
         .map(|(_, a)| a)
         .collect();
     let group = positional.first().map(|s| s.as_str());
@@ -55,13 +69,15 @@ fn main() -> ExitCode {
     let arg3 = positional.get(2).map(|s| s.as_str());
     let result = match (group, cmd, arg3) {
         (Some("token"), Some(cmd), name) => {
-            let Some(registry) = opt("--registry") else {
-                return usage();
+            let registry = match (opt("--registry"), opt("--dir")) {
+                (Some(r), None) => std::path::PathBuf::from(r),
+                (None, Some(d)) => Hq::new(Path::new(d)).registry(),
+                _ => return usage(),
             };
             match (cmd, name) {
-                ("list", None) => list(Path::new(registry)),
-                ("show", Some(name)) => show(Path::new(registry), name),
-                ("revoke", Some(name)) => revoke(Path::new(registry), name),
+                ("list", None) => list(&registry),
+                ("show", Some(name)) => show(&registry, name),
+                ("revoke", Some(name)) => revoke(&registry, name),
                 _ => return usage(),
             }
         }
@@ -70,24 +86,25 @@ fn main() -> ExitCode {
             None => return usage(),
         },
         (Some("policy"), Some("build"), None) => {
-            let (Some(dir), Some(registry), Some(config), Some(kit), Some(version), Some(out)) = (
-                opt("--dir"),
-                opt("--registry"),
-                opt("--config"),
-                opt("--kit"),
-                opt("--version"),
-                opt("--out"),
-            ) else {
+            let (Some(dir), Some(kit), Some(out)) = (opt("--dir"), opt("--kit"), opt("--out"))
+            else {
                 return usage();
             };
-            let days = opt("--days").map_or("30", |d| d.as_str());
-            let paths = BuildPaths {
-                hq: Path::new(dir),
-                registry: Path::new(registry),
-                config: Path::new(config),
-                out: Path::new(out),
+            let switches = Switches {
+                require_post_quantum: flag("--require-post-quantum"),
+                require_attestation: flag("--require-attestation"),
             };
-            policy_build(&paths, kit, version, days)
+            policy_build(
+                Path::new(dir),
+                kit,
+                opt("--version").map(String::as_str),
+                opt("--days").map(String::as_str),
+                opt("--valid-for").map(String::as_str),
+                switches,
+                opt("--registry").map(Path::new),
+                opt("--config").map(Path::new),
+                Path::new(out),
+            )
         }
         (Some("policy"), Some("show"), Some(bundle)) => match (opt("--key"), opt("--kit")) {
             (Some(key), Some(kit)) => policy_show(Path::new(key), kit, Path::new(bundle)),
@@ -192,7 +209,7 @@ fn revoke(path: &Path, name: &str) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
     println!(
-        "{name} revoked in {} ({} active tokens left); a running kit applies it within a second",
+        "{name} revoked in {} ({} active tokens left); now `dialgatectl policy build` and deliver the bundle to the kits (a kit reading this file directly applies it within a second)",
         path.display(),
         registry.active_names().len()
     );
@@ -269,85 +286,66 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// Where `policy build` reads and writes.
-struct BuildPaths<'a> {
-    hq: &'a Path,
-    registry: &'a Path,
-    config: &'a Path,
-    out: &'a Path,
-}
-
-/// Signs the tokens of a registry file and the meeting directory of a kit
-/// configuration into a policy bundle for one kit.
+/// Signs the HQ registry and a meeting directory (HQ/directory.toml, or
+/// a kit configuration's) into a policy bundle for one kit.
+#[allow(clippy::too_many_arguments)]
 fn policy_build(
-    paths: &BuildPaths<'_>,
+    dir: &Path,
     kit: &str,
-    version: &str,
-    days: &str,
+    version: Option<&str>,
+    days: Option<&str>,
+    valid_for: Option<&str>,
+    switches: Switches,
+    registry: Option<&Path>,
+    config: Option<&Path>,
+    out: &Path,
 ) -> Result<(), String> {
-    let (dir, registry, out) = (paths.hq, paths.registry, paths.out);
-    let config = dialgate::config::Config::load(paths.config).map_err(|e| e.to_string())?;
-    let mut directory: Vec<dialgate::config::DirectoryEntry> =
-        config.directory.into_values().collect();
-    directory.sort_by(|a, b| a.alias.cmp(&b.alias));
-    use dialgate::policy::{sign, store, PolicyBody, PolicyToken, SigningKey};
-    use dialgate::tls::KeyHash;
-    let version: u64 = version
-        .parse()
-        .map_err(|_| format!("--version {version}: a whole number"))?;
-    let days: u64 = days
-        .parse()
-        .map_err(|_| format!("--days {days}: a whole number"))?;
-    let text = read(registry)?;
-    // The gateway's own checks first, then the fields the bundle carries.
-    parse_registry(&text).map_err(|e| e.to_string())?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
-    let mut tokens = Vec::new();
-    for t in table
-        .get("token")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let s = |k: &str| {
-            t.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let b = |k: &str| t.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
-        tokens.push(PolicyToken {
-            name: s("name"),
-            key: KeyHash::from_hex(&s("key_sha256")).map_err(|e| e.to_string())?,
-            aliases: t
-                .get("aliases")
-                .and_then(|v| v.as_array())
-                .into_iter()
-                .flatten()
-                .filter_map(|a| a.as_str().map(str::to_string))
-                .collect(),
-            revoked: b("revoked"),
-            unattested: b("unattested"),
-        });
-    }
-    let der = std::fs::read(dir.join("policy-key.pk8"))
-        .map_err(|e| format!("{}/policy-key.pk8: {e}", dir.display()))?;
-    let key = SigningKey::from_pkcs8(&der).map_err(|e| e.to_string())?;
-    let now = now_unix()?;
-    let body = PolicyBody {
-        version,
-        issued_at: now,
-        expires_at: now + days * 86_400,
-        kits: vec![kit.to_string()],
-        tokens,
-        directory,
-        ..PolicyBody::default()
+    let version = match version {
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| format!("--version {v}: a whole number"))?,
+        ),
+        None => None,
     };
-    let bundle = sign(&body, &key).map_err(|e| e.to_string())?;
-    store::write_atomically(out, &bundle).map_err(|e| format!("{}: {e}", out.display()))?;
+    let number = |name: &str, v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| format!("{name} {v}: a whole number"))
+    };
+    let valid_for_secs = match (days, valid_for) {
+        (None, None) => 30 * 86_400,
+        (Some(d), None) => number("--days", d)?.saturating_mul(86_400),
+        (None, Some(s)) => number("--valid-for", s)?,
+        (Some(_), Some(_)) => return Err("give --days or --valid-for, not both".into()),
+    };
+    let directory = match config {
+        Some(c) => {
+            let config = dialgate::config::Config::load(c).map_err(|e| e.to_string())?;
+            Some(config.directory.into_values().collect())
+        }
+        None => None,
+    };
+    let built = build_policy(
+        &Hq::new(dir),
+        BuildOptions {
+            kit: kit.to_string(),
+            version,
+            valid_for_secs,
+            switches,
+            directory,
+            registry: registry.map(Path::to_path_buf),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    dialgate::policy::store::write_atomically(out, &built.bundle)
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    let b = &built.body;
     println!(
-        "policy version {version} for kit {kit}, {} tokens, expires in {days} days: {}",
-        body.tokens.len(),
+        "policy version {} for kit {kit}: {} tokens ({} revoked), {} directory entries, expires at {} (unix seconds): {}",
+        b.version,
+        b.tokens.len(),
+        b.tokens.iter().filter(|t| t.revoked).count(),
+        b.directory.len(),
+        b.expires_at,
         out.display()
     );
     Ok(())

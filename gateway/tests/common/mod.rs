@@ -191,3 +191,152 @@ pub fn repoint_trunk(kit: &Path, connect: &str, host: Option<&str>, trust: Optio
         conf
     });
 }
+
+/// How a scripted call through the gateway ended.
+#[derive(Debug)]
+pub struct CallOutcome {
+    /// The final status of the INVITE.
+    pub status: u16,
+    /// The whole final response, as text (for Warning headers and SDP).
+    pub response: String,
+}
+
+fn tls_client(kit: &Path, who: &str) -> std::sync::Arc<rustls::ClientConfig> {
+    use dialgate::tls::{load_certs, load_key};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in load_certs(&kit.join("ca.pem")).expect("kit CA") {
+        roots.add(c).expect("kit CA usable");
+    }
+    let dir = kit.join("tokens").join(who);
+    let cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            load_certs(&dir.join("cert.pem")).expect("token cert"),
+            load_key(&dir.join("key.pem")).expect("token key"),
+        )
+        .expect("client config");
+    std::sync::Arc::new(cfg)
+}
+
+/// Places one call as `who` (the kit's token `who`, with `from` as the SIP
+/// identity) to `alias` through the gateway at `addr`, with a real SRTP
+/// offer: INVITE, and on 200 ACK and BYE. `Err` when the TLS handshake or
+/// the connection fails (the gateway refused the token).
+pub fn sip_call(
+    kit: &Path,
+    addr: &str,
+    who: &str,
+    from: &str,
+    alias: &str,
+) -> Result<CallOutcome, String> {
+    use dialgate::sip::{Event, Framer, Limits, Message};
+    use dialgate::srtp::{format_inline, MasterKey, Suite};
+    use std::io::Write;
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let local = tcp.local_addr().map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
+    let conn =
+        rustls::ClientConnection::new(tls_client(kit, who), name).map_err(|e| e.to_string())?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    let key = MasterKey::generate(Suite::AesCm128HmacSha1_80).map_err(|e| e.to_string())?;
+    let n = local.port();
+    let sdp = format!(
+        "v=0\r\no=- {n} 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=crypto:1 AES_CM_128_HMAC_SHA1_80 {}\r\na=sendrecv\r\n",
+        40000 + (n % 1000) * 2,
+        &*format_inline(&key)
+    );
+    let head = |method: &str, cseq: u32, to_tag: &str| {
+        format!(
+            "{method} sip:{alias}@127.0.0.1:5061;transport=tls SIP/2.0\r\n\
+             Via: SIP/2.0/TLS {local};branch=z9hG4bK-{method}-{n}\r\nMax-Forwards: 70\r\n\
+             From: <sip:{from}@127.0.0.1>;tag=t{n}\r\nTo: <sip:{alias}@127.0.0.1>{to_tag}\r\n\
+             Call-ID: scripted-{n}@test\r\nCSeq: {cseq} {method}\r\nContact: <sip:{from}@{local};transport=tls>\r\n"
+        )
+    };
+    let invite = format!(
+        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        head("INVITE", 1, ""),
+        sdp.len()
+    );
+    s.write_all(invite.as_bytes()).map_err(|e| e.to_string())?;
+    let mut framer = Framer::client(Limits::default());
+    let mut buf = vec![0u8; 16384];
+    let mut read_until =
+        |s: &mut rustls::StreamOwned<_, _>, cseq: u32| -> Result<Message, String> {
+            loop {
+                while let Ok(Some(ev)) = framer.poll_event() {
+                    if let Event::Message(m) = ev {
+                        if m.status().is_some_and(|c| c.as_u16() >= 200) && m.cseq().seq == cseq {
+                            return Ok(m);
+                        }
+                    }
+                }
+                let k = std::io::Read::read(s, &mut buf).map_err(|e| e.to_string())?;
+                if k == 0 {
+                    return Err("connection closed".into());
+                }
+                framer.handle_data(&buf[..k]);
+            }
+        };
+    let fin = read_until(&mut s, 1)?;
+    let status = fin.status().map_or(0, |c| c.as_u16());
+    let response = String::from_utf8_lossy(&fin.to_bytes()).to_string();
+    if status == 200 {
+        let tag = format!(";tag={}", fin.to().tag().unwrap_or_default());
+        let ack = format!("{}Content-Length: 0\r\n\r\n", head("ACK", 1, &tag));
+        let bye = format!("{}Content-Length: 0\r\n\r\n", head("BYE", 2, &tag));
+        s.write_all(ack.as_bytes()).map_err(|e| e.to_string())?;
+        s.write_all(bye.as_bytes()).map_err(|e| e.to_string())?;
+        let done = read_until(&mut s, 2)?;
+        if done.status().map(|c| c.as_u16()) != Some(200) {
+            return Err(format!("BYE answered {:?}", done.status()));
+        }
+    }
+    Ok(CallOutcome { status, response })
+}
+
+/// `dialgatectl ARGS...`; panics with its output if it fails.
+pub fn ctl(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_dialgatectl"))
+        .args(args)
+        .output()
+        .expect("dialgatectl runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "dialgatectl {args:?}: {text}");
+    text
+}
+
+/// Signs the kit's HQ registry and directory into its policy bundle (the
+/// next version), as the kit officer does; the running gateway applies it
+/// within a second.
+pub fn publish_policy(kit: &Path, extra: &[&str]) -> String {
+    let hq = kit.join("hq");
+    let out = kit.join("policy.bundle");
+    let mut args = vec![
+        "policy",
+        "build",
+        "--dir",
+        hq.to_str().expect("utf-8 path"),
+        "--kit",
+        dialgate::demo::KIT_ID,
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    ctl(&args)
+}
+
+/// Rewrites the kit's HQ meeting directory with `edit` and publishes it.
+pub fn edit_directory(kit: &Path, edit: impl FnOnce(String) -> String) {
+    let path = kit.join("hq/directory.toml");
+    let text = std::fs::read_to_string(&path).expect("HQ directory");
+    let edited = edit(text.clone());
+    assert_ne!(text, edited, "the edit changed the directory");
+    std::fs::write(&path, edited).expect("write directory");
+    publish_policy(kit, &[]);
+}

@@ -1,0 +1,280 @@
+//! Signed policy bundles on a running gateway (`dialgate demo`): hostile
+//! bundles placed at the kit's bundle path are refused with a logged
+//! reason and the last good policy stays in force; a valid one is applied
+//! without a restart (its meeting directory included); SIGHUP re-reads the
+//! bundle; a policy that expires closes the kit to new calls (503) until a
+//! fresh one arrives; after a restart the anti-rollback state refuses an
+//! older bundle and the kept copy of the last applied one stays in force;
+//! a damaged state stops the gateway from starting.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{
+    ctl, edit_directory, publish_policy, sip_call, start_demo, wait_for, Procs, DIALGATE,
+};
+
+const GW: &str = "127.0.0.1:5061";
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+/// Puts `bytes` at the kit's bundle path atomically (as a delivery would).
+fn place(kit: &Path, bytes: &[u8]) {
+    let tmp = kit.join(".incoming.bundle");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, kit.join("policy.bundle")).unwrap();
+}
+
+/// Waits until the gateway log has `needle` more often than `before`.
+fn wait_count(log: &Path, needle: &str, before: usize, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        let n = std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches(needle)
+            .count();
+        if n > before {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn count(log: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}
+
+fn alice_calls(kit: &Path, alias: &str) -> u16 {
+    sip_call(kit, GW, "alice", "alice", alias)
+        .expect("alice is admitted at TLS")
+        .status
+}
+
+#[test]
+fn hostile_bundles_are_refused_and_valid_ones_apply_live() {
+    let work = std::env::temp_dir().join(format!("dialgate-e2e-policy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let kit = work.join("kit");
+    let log = work.join("gateway.log");
+    let mut procs = Procs(Vec::new());
+    start_demo(&mut procs, &kit, &log);
+    assert!(wait_for(&log, "policy applied", Duration::from_secs(5)));
+    assert_eq!(alice_calls(&kit, "echo"), 200);
+
+    // A new directory entry, granted to alice, applies without a restart.
+    let registry = kit.join("hq/registry.toml");
+    let text = std::fs::read_to_string(&registry).unwrap();
+    std::fs::write(
+        &registry,
+        text.replacen("aliases = [\"echo\"]", "aliases = [\"echo\", \"echo2\"]", 1),
+    )
+    .unwrap();
+    let applied = count(&log, "policy applied");
+    edit_directory(&kit, |d| {
+        d + "\n[[directory]]\nalias = \"echo2\"\nuri = \"sip:echo@echo-bridge.dialgate.test\"\ntrunk = \"echo\"\n"
+    });
+    assert!(
+        wait_count(&log, "policy applied", applied, Duration::from_secs(2)),
+        "v2 applied within 2 s"
+    );
+    assert_eq!(alice_calls(&kit, "echo2"), 200, "directory from the bundle");
+    let good_v2 = std::fs::read(kit.join("policy.bundle")).unwrap();
+
+    // Hostile variants of a valid version 3, each refused with its reason.
+    let hq = kit.join("hq");
+    let v3 = work.join("v3.bundle");
+    ctl(&[
+        "policy",
+        "build",
+        "--dir",
+        p(&hq),
+        "--kit",
+        "demo-kit",
+        "--out",
+        p(&v3),
+    ]);
+    let valid = std::fs::read(&v3).unwrap();
+    let other_hq = work.join("other-hq");
+    ctl(&["pki", "init", "--dir", p(&other_hq)]);
+    std::fs::copy(hq.join("directory.toml"), other_hq.join("directory.toml")).unwrap();
+    let foreign = work.join("foreign.bundle");
+    ctl(&[
+        "policy",
+        "build",
+        "--dir",
+        p(&other_hq),
+        "--registry",
+        p(&registry),
+        "--kit",
+        "demo-kit",
+        "--version",
+        "99",
+        "--out",
+        p(&foreign),
+    ]);
+    let other_kit = work.join("other-kit.bundle");
+    ctl(&[
+        "policy",
+        "build",
+        "--dir",
+        p(&hq),
+        "--kit",
+        "kit-elsewhere",
+        "--version",
+        "98",
+        "--out",
+        p(&other_kit),
+    ]);
+    let expired = work.join("expired.bundle");
+    ctl(&[
+        "policy",
+        "build",
+        "--dir",
+        p(&hq),
+        "--kit",
+        "demo-kit",
+        "--version",
+        "97",
+        "--valid-for",
+        "1",
+        "--out",
+        p(&expired),
+    ]);
+    std::thread::sleep(Duration::from_millis(1100)); // the short one is past its expiry
+    let body_at = valid.iter().position(|&c| c == b'\n').unwrap() + 12;
+    let mut tampered = valid.clone();
+    tampered[body_at] ^= 0x20;
+    let sig_at = valid[..valid.len() - 1]
+        .iter()
+        .rposition(|&c| c == b'\n')
+        .unwrap()
+        + 1;
+    let mut doubled = valid.clone();
+    doubled.extend_from_slice(&valid[sig_at..]);
+    let hostile: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("wrong key", std::fs::read(&foreign).unwrap(), "signed by"),
+        ("tampered body", tampered, "does not verify"),
+        ("truncated", valid[..valid.len() / 2].to_vec(), "truncated"),
+        ("duplicated signature", doubled, "more than one signature"),
+        (
+            "older version",
+            std::fs::read(kit.join("state/policy.applied")).unwrap_or_default(),
+            "not newer",
+        ),
+        ("expired", std::fs::read(&expired).unwrap(), "expired"),
+        ("other kit", std::fs::read(&other_kit).unwrap(), "this kit"),
+    ];
+    for (what, bytes, reason) in &hostile {
+        assert!(!bytes.is_empty(), "{what}: fixture exists");
+        let refused = count(&log, "policy bundle refused");
+        place(&kit, bytes);
+        assert!(
+            wait_count(
+                &log,
+                "policy bundle refused",
+                refused,
+                Duration::from_secs(3)
+            ),
+            "{what}: refused in the log"
+        );
+        let last = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .rfind(|l| l.contains("policy bundle refused"))
+            .unwrap()
+            .to_string();
+        assert!(last.contains(reason), "{what}: {last}");
+        assert!(
+            last.contains("last good policy stays in force"),
+            "{what}: {last}"
+        );
+    }
+    // The last good policy (v2) is still in force.
+    assert_eq!(count(&log, "policy applied"), applied + 1);
+    assert_eq!(alice_calls(&kit, "echo2"), 200);
+    let state = std::fs::read_to_string(kit.join("state/policy.state")).unwrap();
+    assert!(state.contains("version 2\n"), "{state}");
+
+    // SIGHUP re-reads the bundle at once (the process stays up).
+    let pid = procs.0[0].id().to_string();
+    let hup = count(&log, "SIGHUP");
+    place(&kit, &valid);
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(wait_count(&log, "SIGHUP", hup, Duration::from_secs(2)));
+    assert!(wait_count(
+        &log,
+        "policy applied",
+        applied + 1,
+        Duration::from_secs(2)
+    ));
+    assert!(procs.0[0].try_wait().unwrap().is_none(), "still running");
+
+    // A policy valid for 3 s: calls, then 503 once it expires, then calls
+    // again when a fresh one arrives.
+    let applied = count(&log, "policy applied");
+    publish_policy(&kit, &["--valid-for", "3"]);
+    assert!(wait_count(
+        &log,
+        "policy applied",
+        applied,
+        Duration::from_secs(2)
+    ));
+    assert_eq!(alice_calls(&kit, "echo"), 200);
+    assert!(
+        wait_for(&log, "new calls refused with 503", Duration::from_secs(5)),
+        "expiry noticed"
+    );
+    let refused = sip_call(&kit, GW, "alice", "alice", "echo").unwrap();
+    assert_eq!(refused.status, 503, "{}", refused.response);
+    assert!(
+        refused.response.contains("policy expired"),
+        "{}",
+        refused.response
+    );
+    publish_policy(&kit, &[]);
+    assert!(wait_for(&log, "new calls accepted", Duration::from_secs(3)));
+    assert_eq!(alice_calls(&kit, "echo"), 200);
+
+    // Restart with an older (validly signed) bundle in place: refused by
+    // the persisted anti-rollback state; the kept copy stays in force.
+    drop(procs);
+    place(&kit, &good_v2);
+    let log2 = work.join("gateway2.log");
+    let mut procs = Procs(Vec::new());
+    start_demo(&mut procs, &kit, &log2);
+    assert!(wait_for(
+        &log2,
+        "last applied policy stays in force",
+        Duration::from_secs(3)
+    ));
+    let l2 = std::fs::read_to_string(&log2).unwrap();
+    assert!(l2.contains("not newer than the applied version"), "{l2}");
+    assert_eq!(alice_calls(&kit, "echo"), 200);
+    drop(procs);
+
+    // A damaged anti-rollback state: the gateway does not start.
+    std::fs::write(kit.join("state/policy.state"), "version 0\n").unwrap();
+    let out = Command::new(DIALGATE)
+        .args(["demo", "--dir", p(&kit)])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with a damaged state: {err}");
+    assert!(err.contains("damaged"), "{err}");
+    std::fs::remove_dir_all(&work).ok();
+}
