@@ -506,25 +506,14 @@ impl Config {
         }
 
         let mut directory = HashMap::new();
-        for d in raw.directory {
-            let field = format!("directory.{}", d.alias);
-            if !trunks.contains_key(&d.trunk) {
+        for entry in directory_entries(raw.directory)? {
+            if !trunks.contains_key(&entry.trunk) {
                 return Err(invalid(
-                    format!("{field}.trunk"),
-                    format!("no trunk named {:?}", d.trunk),
+                    format!("directory.{}.trunk", entry.alias),
+                    format!("no trunk named {:?}", entry.trunk),
                 ));
             }
-            let alias = d.alias.clone();
-            let entry = DirectoryEntry {
-                alias: d.alias,
-                uri: d.uri,
-                trunk: d.trunk,
-                pin: d.pin,
-            };
-            check_directory_entry(&entry)?;
-            if directory.insert(alias, entry).is_some() {
-                return Err(invalid(field, "alias defined twice"));
-            }
+            directory.insert(entry.alias.clone(), entry);
         }
 
         let l = raw.limits;
@@ -631,9 +620,14 @@ pub fn parse_directory(text: &str) -> Result<Vec<DirectoryEntry>, ConfigError> {
         path: "<directory>".into(),
         message: e.to_string(),
     })?;
+    directory_entries(raw.directory)
+}
+
+/// Directory entries with their own fields checked and no alias twice.
+fn directory_entries(raw: Vec<RawDirectory>) -> Result<Vec<DirectoryEntry>, ConfigError> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for d in raw.directory {
+    for d in raw {
         let entry = DirectoryEntry {
             alias: d.alias,
             uri: d.uri,

@@ -143,7 +143,7 @@ pub fn init(dir: &Path) -> Result<Kit, DemoError> {
         &policy_key.to_pkcs8()?,
         0o600,
     )?;
-    let public = pem("PUBLIC KEY", policy_key.public_key().spki_der());
+    let public = crate::pki::pem_encode("PUBLIC KEY", policy_key.public_key().spki_der());
     write_file(&dir.join("hq/policy-key.pub.pem"), public.as_bytes(), 0o644)?;
     write_file(&dir.join("policy-key.pub.pem"), public.as_bytes(), 0o644)?;
     let mut registry =
@@ -251,18 +251,6 @@ pub fn publish_policy(dir: &Path) -> Result<u64, DemoError> {
         }
     })?;
     Ok(built.body.version)
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// A WAV file (8 kHz, mono, 16-bit) of a 1 kHz tone, `seconds` long: the
@@ -493,6 +481,18 @@ mod tests {
     use crate::config::{load_registry, Config};
     use crate::tls::load_certs;
 
+    /// The kit's bundle, verified as a fresh kit would.
+    fn kit_policy(config: &Config) -> crate::policy::Verified {
+        let pc = config.policy.as_ref().unwrap();
+        let bundle = std::fs::read(&pc.bundle).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        crate::policy::verify_and_decide(&bundle, &pc.trust, &crate::policy::State::new(), now)
+            .unwrap()
+    }
+
     #[test]
     fn kit_is_complete_loadable_and_never_overwritten() {
         let dir = std::env::temp_dir().join(format!("dialgate-demo-kit-{}", std::process::id()));
@@ -503,15 +503,7 @@ mod tests {
         assert!(config.limits.loopback_exempt && config.limits.calls_per_token >= 500);
         let (registry, grants) = load_registry(&dir.join("hq/registry.toml")).unwrap();
         // The signed policy carries the same registry, for this kit.
-        let pc = config.policy.as_ref().unwrap();
-        let bundle = std::fs::read(&pc.bundle).unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let v =
-            crate::policy::verify_and_decide(&bundle, &pc.trust, &crate::policy::State::new(), now)
-                .unwrap();
+        let v = kit_policy(&config);
         assert_eq!(v.version(), 1);
         assert_eq!(
             v.registry_and_grants().0.active_names(),
@@ -563,15 +555,7 @@ mod tests {
         let entry = dir_entries.iter().find(|d| d.alias == "board").unwrap();
         assert_eq!(entry.trunk, "ext-board");
         // Published: the bundle is version 2 and carries the entry.
-        let pc = config.policy.as_ref().unwrap();
-        let bundle = std::fs::read(&pc.bundle).unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let v =
-            crate::policy::verify_and_decide(&bundle, &pc.trust, &crate::policy::State::new(), now)
-                .unwrap();
+        let v = kit_policy(&config);
         assert_eq!(v.version(), 2);
         assert_eq!(v.directory()["board"].trunk, "ext-board");
         let trunk = &config.trunks["ext-board"];

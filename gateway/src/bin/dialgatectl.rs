@@ -254,7 +254,7 @@ fn pki_init(dir: &Path) -> Result<(), String> {
     let key = SigningKey::generate().map_err(|e| e.to_string())?;
     let pkcs8 = key.to_pkcs8().map_err(|e| e.to_string())?;
     write_file(&dir.join("policy-key.pk8"), &pkcs8, 0o600).map_err(|e| e.to_string())?;
-    let public = pem("PUBLIC KEY", key.public_key().spki_der());
+    let public = dialgate::pki::pem_encode("PUBLIC KEY", key.public_key().spki_der());
     write_file(&dir.join("policy-key.pub.pem"), public.as_bytes(), 0o644)
         .map_err(|e| e.to_string())?;
     println!("home PKI created in {}", dir.display());
@@ -272,18 +272,6 @@ fn pki_init(dir: &Path) -> Result<(), String> {
         key.public_key().id().to_hex()
     );
     Ok(())
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// Signs the HQ registry and a meeting directory (HQ/directory.toml, or
