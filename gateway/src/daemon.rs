@@ -198,6 +198,7 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
             max_connections_per_address: 4096,
             max_connections: 4096,
             max_pending_handshakes: 512,
+            penalize_loopback: false,
             ..ListenerLimits::default()
         }
     } else {

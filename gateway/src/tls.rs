@@ -112,6 +112,12 @@ impl Registry {
     }
 
     /// Why a key is not admitted, for logs and audit.
+    /// The entry of `key`, active or revoked.
+    pub fn entry(&self, key: &KeyHash) -> Option<&TokenEntry> {
+        self.entries.get(key)
+    }
+
+    /// Why `key` is not admitted, or `None` if it is active.
     pub fn refusal(&self, key: &KeyHash) -> Option<Refusal> {
         match self.entries.get(key) {
             None => Some(Refusal::NotRegistered),
@@ -250,6 +256,46 @@ pub fn phone_kx_groups(pq: PqPolicy) -> Vec<&'static dyn SupportedKxGroup> {
     }
 }
 
+/// Why the phone side refused a client certificate. It travels inside the
+/// handshake error (`CertificateError::Other`), so that the listener can
+/// write one audit event with the key, the token and the address; the
+/// phone gets the same `bad_certificate` alert for every reason.
+#[derive(Debug, Clone)]
+pub struct TokenRefused {
+    /// The certificate's key.
+    pub key: KeyHash,
+    /// The registry's name for the key, if it has one.
+    pub token: Option<String>,
+    /// Why: "revoked", "not registered", or the certificate's own fault.
+    pub reason: String,
+}
+
+impl fmt::Display for TokenRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "token certificate refused: {}", self.reason)
+    }
+}
+
+impl std::error::Error for TokenRefused {}
+
+impl TokenRefused {
+    /// The refusal inside a handshake error, if that is what it is.
+    pub fn of(e: &rustls::Error) -> Option<&TokenRefused> {
+        match e {
+            rustls::Error::InvalidCertificate(CertificateError::Other(o)) => {
+                o.0.downcast_ref::<TokenRefused>()
+            }
+            _ => None,
+        }
+    }
+
+    fn into_error(self) -> rustls::Error {
+        rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+            self,
+        ))))
+    }
+}
+
 /// Verifies phone certificates: the chain must reach the token CA (webpki,
 /// including validity dates), and the key must be an active registry entry.
 struct TokenVerifier {
@@ -278,26 +324,42 @@ impl ClientCertVerifier for TokenVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.chain
-            .verify_client_cert(end_entity, intermediates, now)?;
         let key = KeyHash::of_certificate(end_entity)
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
         let registry = self
             .registry
             .read()
             .map_err(|_| rustls::Error::General("token registry unavailable".into()))?;
+        let token = registry.entry(&key).map(|e| e.name.clone());
+        let refuse = |reason: String| TokenRefused {
+            key,
+            token: token.clone(),
+            reason,
+        };
+        if let Err(e) = self
+            .chain
+            .verify_client_cert(end_entity, intermediates, now)
+        {
+            let reason = match &e {
+                rustls::Error::InvalidCertificate(CertificateError::Expired)
+                | rustls::Error::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
+                    "certificate expired".to_string()
+                }
+                rustls::Error::InvalidCertificate(CertificateError::NotValidYet)
+                | rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext {
+                    ..
+                }) => "certificate not yet valid".to_string(),
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                    "not issued by the token CA".to_string()
+                }
+                other => format!("certificate refused ({other})"),
+            };
+            return Err(refuse(reason).into_error());
+        }
         match registry.refusal(&key) {
             None => Ok(ClientCertVerified::assertion()),
-            Some(Refusal::Revoked) => {
-                tracing::warn!(key = %key, reason = "revoked", "token refused at TLS handshake");
-                Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
-            }
-            Some(_) => {
-                tracing::warn!(key = %key, reason = "not registered", "token refused at TLS handshake");
-                Err(rustls::Error::InvalidCertificate(
-                    CertificateError::ApplicationVerificationFailure,
-                ))
-            }
+            Some(Refusal::Revoked) => Err(refuse("revoked".into()).into_error()),
+            Some(_) => Err(refuse("not registered".into()).into_error()),
         }
     }
 

@@ -12,15 +12,23 @@
 //! - a handshake that does not finish within
 //!   [`ListenerLimits::handshake_timeout`] is dropped (slowloris);
 //! - admitted connections are capped overall and per source address;
+//! - an address whose handshakes keep failing (no, foreign, expired,
+//!   revoked or unregistered certificate) is slowed down: after
+//!   [`FailurePenalty::FREE`] failures its connects are closed unread for
+//!   a period that doubles with each further failure, up to
+//!   [`FailurePenalty::MAX`]; a successful admission clears it;
 //! - connections already admitted are never affected by any of this.
 //!
-//! Refusals are counted and logged at most once per second per reason.
+//! Limit refusals are counted and logged at most once per second. Every
+//! admission decision at the handshake is an audit event (tracing target
+//! `audit`) with the address, the key hash prefix and the token name when
+//! the registry knows the key.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::{NamedGroup, ProtocolVersion, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,7 +36,81 @@ use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::tls::{identify, KeyHash, SharedRegistry, TokenEntry};
+use crate::tls::{identify, KeyHash, SharedRegistry, TokenEntry, TokenRefused};
+
+/// Per-address slow-down after failed handshakes. Sans-IO: the caller
+/// passes the time.
+#[derive(Debug, Default)]
+pub struct FailurePenalty {
+    by_addr: HashMap<IpAddr, Failures>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+    until: Option<Instant>,
+}
+
+impl FailurePenalty {
+    /// Failures allowed before the first penalty.
+    pub const FREE: u32 = 3;
+    /// The first penalty; each further failure doubles it.
+    pub const BASE: Duration = Duration::from_secs(1);
+    /// The longest penalty.
+    pub const MAX: Duration = Duration::from_secs(60);
+    /// A record with no failure for this long is forgotten.
+    pub const FORGET: Duration = Duration::from_secs(600);
+    /// Addresses tracked at most (oldest records dropped beyond).
+    pub const MAX_ADDRS: usize = 4096;
+
+    /// How long connects from `ip` are still refused, if they are.
+    pub fn penalized(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let until = self.by_addr.get(&ip)?.until?;
+        (until > now).then(|| until - now)
+    }
+
+    /// Records a failed handshake; returns the penalty it starts, if any.
+    pub fn failed(&mut self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        if self.by_addr.len() >= Self::MAX_ADDRS && !self.by_addr.contains_key(&ip) {
+            self.by_addr
+                .retain(|_, f| now.saturating_duration_since(f.last) < Self::FORGET);
+            if self.by_addr.len() >= Self::MAX_ADDRS {
+                // Still full of recent failures: drop the oldest record.
+                if let Some(oldest) = self
+                    .by_addr
+                    .iter()
+                    .min_by_key(|(_, f)| f.last)
+                    .map(|(a, _)| *a)
+                {
+                    self.by_addr.remove(&oldest);
+                }
+            }
+        }
+        let f = self.by_addr.entry(ip).or_insert(Failures {
+            count: 0,
+            last: now,
+            until: None,
+        });
+        if now.saturating_duration_since(f.last) >= Self::FORGET {
+            f.count = 0;
+        }
+        f.count = f.count.saturating_add(1);
+        f.last = now;
+        if f.count <= Self::FREE {
+            return None;
+        }
+        let doublings = (f.count - Self::FREE - 1).min(16);
+        let penalty = Self::BASE.saturating_mul(1 << doublings).min(Self::MAX);
+        f.until = Some(now + penalty);
+        Some(penalty)
+    }
+
+    /// An admission from `ip`: its record is cleared.
+    pub fn admitted(&mut self, ip: IpAddr) {
+        self.by_addr.remove(&ip);
+    }
+}
 
 /// Limits of the phone-side listener.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +125,10 @@ pub struct ListenerLimits {
     pub max_connections: usize,
     /// Admitted connections from one source address.
     pub max_connections_per_address: usize,
+    /// Slow down addresses whose handshakes keep failing
+    /// ([`FailurePenalty`]); loopback is exempt when this is false (demo
+    /// kits, where every phone shares 127.0.0.1).
+    pub penalize_loopback: bool,
 }
 
 impl Default for ListenerLimits {
@@ -53,6 +139,7 @@ impl Default for ListenerLimits {
             handshake_timeout: Duration::from_secs(5),
             max_connections: 256,
             max_connections_per_address: 8,
+            penalize_loopback: true,
         }
     }
 }
@@ -89,6 +176,9 @@ pub struct ListenerStats {
     pub refused_by_limit: AtomicU64,
     /// Pending handshakes dropped to make room for newer ones.
     pub evicted: AtomicU64,
+    /// Connects closed unread because their address is slowed down after
+    /// failed handshakes.
+    pub refused_by_penalty: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +190,7 @@ struct Counts {
     pending_by_addr: HashMap<IpAddr, usize>,
     connections: usize,
     connections_by_addr: HashMap<IpAddr, usize>,
+    penalty: FailurePenalty,
 }
 
 type Shared = Arc<Mutex<Counts>>;
@@ -178,6 +269,17 @@ pub async fn serve(
         // Decide, spawn and enqueue under one lock: the task's slot release
         // needs the same lock, so it cannot race the enqueue.
         let Ok(mut c) = counts.lock() else { return };
+        if let Some(left) = c.penalty.penalized(ip, Instant::now()) {
+            drop(c);
+            stats.refused_by_penalty.fetch_add(1, Ordering::Relaxed);
+            let now = tokio::time::Instant::now();
+            if last_refusal_log.is_none_or(|t| now - t >= Duration::from_secs(1)) {
+                last_refusal_log = Some(now);
+                tracing::info!(target: "audit", %peer, decision = "refused", reason = "slowed down after failed handshakes", retry_in_ms = left.as_millis() as u64, "phone connect refused");
+            }
+            drop(tcp);
+            continue;
+        }
         let pending_here = c.pending_by_addr.get(&ip).copied().unwrap_or(0);
         let conns_here = c.connections_by_addr.get(&ip).copied().unwrap_or(0);
         if pending_here >= limits.max_pending_per_address
@@ -225,6 +327,14 @@ pub async fn serve(
     }
 }
 
+/// Records a failed handshake from `ip` (unless loopback is exempt).
+fn failed(counts: &Shared, ip: IpAddr, penalize_loopback: bool) -> Option<Duration> {
+    if ip.is_loopback() && !penalize_loopback {
+        return None;
+    }
+    counts.lock().ok()?.penalty.failed(ip, Instant::now())
+}
+
 /// One connection's handshake and admission.
 #[allow(clippy::too_many_arguments)]
 async fn handshake(
@@ -243,12 +353,34 @@ async fn handshake(
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             stats.handshake_failed.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(%peer, error = %e, "phone TLS handshake refused");
+            let penalty = failed(&counts, peer.ip(), limits.penalize_loopback);
+            let penalty_ms = penalty.map(|d| d.as_millis() as u64);
+            let refused = e
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<rustls::Error>())
+                .and_then(TokenRefused::of);
+            match refused {
+                Some(r) => tracing::warn!(
+                    target: "audit",
+                    %peer,
+                    decision = "refused",
+                    key = %r.key,
+                    token = r.token.as_deref().unwrap_or("-"),
+                    reason = r.reason.as_str(),
+                    penalty_ms,
+                    "token refused at TLS handshake"
+                ),
+                None => {
+                    tracing::info!(target: "audit", %peer, decision = "refused", reason = %e, penalty_ms, "phone TLS handshake refused")
+                }
+            }
             return;
         }
         Err(_) => {
             stats.handshake_timeout.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(%peer, "phone TLS handshake timed out");
+            let penalty_ms =
+                failed(&counts, peer.ip(), limits.penalize_loopback).map(|d| d.as_millis() as u64);
+            tracing::info!(target: "audit", %peer, decision = "refused", reason = "handshake timed out", penalty_ms, "phone TLS handshake refused");
             return;
         }
     };
@@ -262,6 +394,7 @@ async fn handshake(
     let group = conn.negotiated_key_exchange_group().map(|g| g.name());
     let slot = {
         let Ok(mut c) = counts.lock() else { return };
+        c.penalty.admitted(peer.ip());
         c.connections += 1;
         *c.connections_by_addr.entry(peer.ip()).or_default() += 1;
         ConnectionSlot {
@@ -272,7 +405,7 @@ async fn handshake(
     // Admitted: no longer pending, and no longer evictable.
     drop(pending);
     stats.admitted.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(%peer, token = %token.name, key = %key, ?version, ?group, "phone admitted at TLS");
+    tracing::info!(target: "audit", %peer, decision = "admitted", token = %token.name, key = %key, ?version, ?group, "phone admitted at TLS");
     let _ = admitted
         .send(PhoneConnection {
             stream,
@@ -284,4 +417,52 @@ async fn handshake(
             slot,
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn penalties_start_after_free_failures_double_cap_and_clear() {
+        let mut p = FailurePenalty::default();
+        let ip: IpAddr = [192, 0, 2, 1].into();
+        let other: IpAddr = [192, 0, 2, 2].into();
+        let t0 = Instant::now();
+        for i in 0..FailurePenalty::FREE {
+            assert_eq!(p.failed(ip, t0), None, "failure {i} is free");
+        }
+        assert_eq!(p.penalized(ip, t0), None);
+        assert_eq!(p.failed(ip, t0), Some(Duration::from_secs(1)));
+        assert_eq!(p.penalized(ip, t0), Some(Duration::from_secs(1)));
+        assert_eq!(p.penalized(other, t0), None);
+        assert_eq!(p.penalized(ip, t0 + Duration::from_secs(1)), None);
+        assert_eq!(p.failed(ip, t0), Some(Duration::from_secs(2)));
+        assert_eq!(p.failed(ip, t0), Some(Duration::from_secs(4)));
+        for _ in 0..40 {
+            p.failed(ip, t0);
+        }
+        assert_eq!(p.penalized(ip, t0), Some(FailurePenalty::MAX));
+        // An admission clears the record.
+        p.admitted(ip);
+        assert_eq!(p.penalized(ip, t0), None);
+        assert_eq!(p.failed(ip, t0), None);
+        // A long quiet period forgets old failures.
+        let mut q = FailurePenalty::default();
+        for _ in 0..FailurePenalty::FREE {
+            q.failed(ip, t0);
+        }
+        assert_eq!(q.failed(ip, t0 + FailurePenalty::FORGET), None);
+    }
+
+    #[test]
+    fn the_penalty_table_is_bounded() {
+        let mut p = FailurePenalty::default();
+        let t0 = Instant::now();
+        for i in 0..(FailurePenalty::MAX_ADDRS as u32 + 100) {
+            let ip: IpAddr = std::net::Ipv4Addr::from(0x0a00_0000 + i).into();
+            p.failed(ip, t0 + Duration::from_millis(u64::from(i)));
+        }
+        assert!(p.by_addr.len() <= FailurePenalty::MAX_ADDRS);
+    }
 }

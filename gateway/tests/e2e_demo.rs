@@ -101,13 +101,30 @@ fn baresip_call_through_the_demo_gateway_is_secure_end_to_end() {
         assert!(recordings(&kit, who).is_empty(), "{who} heard something");
     }
     let gw = std::fs::read_to_string(&log).unwrap();
+    // Each decision is one audit event with the address, the key hash
+    // prefix and the token's name where the registry knows the key.
+    let audit = |needle: &str| {
+        gw.lines()
+            .find(|l| l.contains(" audit: ") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no audit event with {needle}:\n{gw}"))
+            .to_string()
+    };
+    let mallory = audit("reason=\"revoked\"");
     assert!(
-        gw.contains("reason=\"revoked\""),
-        "mallory refused as revoked:\n{gw}"
+        mallory.contains("token=\"mallory\"")
+            && mallory.contains("peer=127.0.0.1:")
+            && mallory.contains("key="),
+        "{mallory}"
     );
+    let eve = audit("reason=\"not registered\"");
     assert!(
-        gw.contains("reason=\"not registered\""),
-        "eve refused as unregistered:\n{gw}"
+        eve.contains("token=\"-\"") && eve.contains("peer=127.0.0.1:"),
+        "{eve}"
+    );
+    let alice = audit("decision=\"admitted\"");
+    assert!(
+        alice.contains("alice") && alice.contains("peer=127.0.0.1:"),
+        "{alice}"
     );
     assert!(gw.contains("call up"), "{gw}");
     assert!(gw.contains("media stopped, keys zeroized"), "{gw}");

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dialgate::pki::Issued;
 use dialgate::tls::PqPolicy;
 use dialgate::transport::{serve, ListenerLimits, ListenerStats, PhoneConnection};
 use dialgate_tests::kit::TestKit;
@@ -44,6 +45,18 @@ async fn start(
         tx,
     ));
     (addr, stats, rx)
+}
+
+/// A handshake with a certificate the listener refuses (eve, mallory).
+async fn refused_token(kit: &TestKit, who: &Issued, src: Ipv4Addr, addr: SocketAddr) {
+    let tcp = connect_from(src, addr).await.unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    if let Ok(mut tls) = TlsConnector::from(kit.client(Some(who)))
+        .connect(name, tcp)
+        .await
+    {
+        let _ = tls.write_all(b"x").await;
+    }
 }
 
 async fn phone(kit: &TestKit, src: Ipv4Addr, addr: SocketAddr) -> Result<(), String> {
@@ -139,14 +152,7 @@ async fn connections_per_address_are_capped_and_refusals_do_not_count() {
     let src = Ipv4Addr::new(127, 0, 0, 30);
     // Eve and mallory fail the handshake and hold nothing.
     for who in [&kit.eve, &kit.mallory] {
-        let tcp = connect_from(src, addr).await.unwrap();
-        let name = ServerName::try_from("127.0.0.1").unwrap();
-        if let Ok(mut tls) = TlsConnector::from(kit.client(Some(who)))
-            .connect(name, tcp)
-            .await
-        {
-            let _ = tls.write_all(b"x").await;
-        }
+        refused_token(&kit, who, src, addr).await;
     }
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -166,6 +172,43 @@ async fn connections_per_address_are_capped_and_refusals_do_not_count() {
     // ...and closing one frees its slot.
     held.pop();
     tokio::time::sleep(Duration::from_millis(50)).await;
+    phone(&kit, src, addr).await.unwrap();
+    assert_eq!(admitted.recv().await.unwrap().token.name, "alice");
+}
+
+#[tokio::test]
+async fn repeated_handshake_failures_slow_an_address_down() {
+    let kit = TestKit::new();
+    let (addr, stats, mut admitted) = start(&kit, ListenerLimits::default()).await;
+    let src = Ipv4Addr::new(127, 0, 0, 40);
+    let fail = |who| {
+        let kit = &kit;
+        async move {
+            refused_token(kit, who, src, addr).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    // Three free failures: alice from the same address still gets in.
+    for _ in 0..3 {
+        fail(&kit.eve).await;
+    }
+    phone(&kit, src, addr).await.unwrap();
+    assert_eq!(admitted.recv().await.unwrap().token.name, "alice");
+    // The admission cleared the record: three more are free again, the
+    // fourth starts a one-second penalty.
+    for _ in 0..4 {
+        fail(&kit.mallory).await;
+    }
+    assert_eq!(stats.handshake_failed.load(Ordering::Relaxed), 7);
+    assert!(phone(&kit, src, addr).await.is_err(), "slowed down");
+    assert_eq!(stats.refused_by_penalty.load(Ordering::Relaxed), 1);
+    // Another address is not affected.
+    phone(&kit, Ipv4Addr::new(127, 0, 0, 41), addr)
+        .await
+        .unwrap();
+    admitted.recv().await.unwrap();
+    // After the penalty, the address is heard again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     phone(&kit, src, addr).await.unwrap();
     assert_eq!(admitted.recv().await.unwrap().token.name, "alice");
 }

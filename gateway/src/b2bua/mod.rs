@@ -309,6 +309,11 @@ pub struct B2bua {
     routes: Vec<(usize, SocketAddr)>,
 }
 
+/// The audit event of a refused call.
+fn audit_refusal(identity: &PhoneIdentity, status: u16, why: &str) {
+    info!(target: "audit", decision = "refused", token = %identity.token, key = %identity.key, peer = %identity.peer, status, reason = why, "call refused");
+}
+
 /// Interval of OPTIONS keep-alives to each trunk.
 pub const KEEPALIVE: Duration = Duration::from_secs(30);
 
@@ -544,6 +549,8 @@ impl B2bua {
             self.out.push_back(Output::Disconnect { flow });
         }
         warn!(
+            target: "audit",
+            decision = "revoked",
             token,
             "token revoked: its calls ended and its connections closed"
         );
@@ -837,6 +844,22 @@ impl B2bua {
         })
     }
 
+    /// Refuses a new call with `status` and `why` in a Warning, as an audit
+    /// event.
+    fn refuse_call(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        msg: &Message,
+        identity: &PhoneIdentity,
+        status: u16,
+        why: &str,
+    ) {
+        audit_refusal(identity, status, why);
+        let w = format!("399 dialgate \"{why}\"");
+        self.reply(now, tx, Reply::new(msg, status, None).warning(&w));
+    }
+
     /// Counts a call attempt from `ip`; false if it is over the rate limit
     /// (a sliding minute), unless loopback is exempt (demo kits).
     fn attempt_allowed(&mut self, now: Instant, ip: IpAddr) -> bool {
@@ -875,13 +898,11 @@ impl B2bua {
     ) {
         self.reply(now, tx, Reply::new(&msg, 100, None));
         if let Some(reason) = self.closed {
-            info!(token = %identity.token, key = %identity.key, peer = %identity.peer, status = 503, reason, "call refused");
-            let w = format!("399 dialgate \"{reason}\"");
-            self.reply(now, tx, Reply::new(&msg, 503, None).warning(&w));
+            self.refuse_call(now, tx, &msg, identity, 503, reason);
             return;
         }
         if !self.attempt_allowed(now, identity.peer.ip()) {
-            info!(token = %identity.token, peer = %identity.peer, "call refused: attempt rate limit");
+            audit_refusal(identity, 503, "too many call attempts; try again later");
             let reply = Reply::new(&msg, 503, None)
                 .warning("399 dialgate \"too many call attempts; try again later\"")
                 .retry_after(60);
@@ -891,9 +912,7 @@ impl B2bua {
         let auth = match self.authorize(identity, &msg) {
             Ok(a) => a,
             Err((status, why)) => {
-                info!(token = %identity.token, key = %identity.key, peer = %identity.peer, status, reason = why, "call refused");
-                let w = format!("399 dialgate \"{why}\"");
-                self.reply(now, tx, Reply::new(&msg, status, None).warning(&w));
+                self.refuse_call(now, tx, &msg, identity, status, why);
                 return;
             }
         };
@@ -905,37 +924,24 @@ impl B2bua {
         }
         let limits = self.config.limits;
         let token_calls = self.calls_per_token.get(&auth.token).copied().unwrap_or(0);
-        if self.calls.len() >= limits.max_calls as usize {
-            self.reply(
-                now,
-                tx,
-                Reply::new(&msg, 503, None).warning("399 dialgate \"gateway full\""),
-            );
-            return;
-        }
-        if token_calls >= limits.calls_per_token {
-            self.reply(
-                now,
-                tx,
-                Reply::new(&msg, 486, None)
-                    .warning("399 dialgate \"too many calls for this token\""),
-            );
-            return;
-        }
         let address_calls = self
             .calls_per_address
             .get(&identity.peer.ip())
             .copied()
             .unwrap_or(0);
-        if address_calls >= limits.calls_per_address
+        let over = if self.calls.len() >= limits.max_calls as usize {
+            Some((503, "gateway full"))
+        } else if token_calls >= limits.calls_per_token {
+            Some((486, "too many calls for this token"))
+        } else if address_calls >= limits.calls_per_address
             && !(limits.loopback_exempt && identity.peer.ip().is_loopback())
         {
-            self.reply(
-                now,
-                tx,
-                Reply::new(&msg, 486, None)
-                    .warning("399 dialgate \"too many calls from this address\""),
-            );
+            Some((486, "too many calls from this address"))
+        } else {
+            None
+        };
+        if let Some((status, why)) = over {
+            self.refuse_call(now, tx, &msg, identity, status, why);
             return;
         }
         // The offer: must be SDP, must pass the phone-side policy.
@@ -955,7 +961,7 @@ impl B2bua {
                         "399 dialgate \"an SDP offer with SRTP (SDES) is required\"".to_string(),
                     ),
                 };
-                info!(token = %auth.token, alias = %auth.entry.alias, %warning, "call refused: media");
+                info!(target: "audit", decision = "refused", token = %auth.token, key = %identity.key, peer = %identity.peer, alias = %auth.entry.alias, status, %warning, "call refused: media");
                 self.reply(now, tx, Reply::new(&msg, status, None).warning(&warning));
                 return;
             }
@@ -1131,7 +1137,7 @@ impl B2bua {
                     .calls_per_address
                     .entry(identity.peer.ip())
                     .or_default() += 1;
-                info!(call = key.0, token = %auth.token, key = %identity.key, alias = %auth.entry.alias, trunk = %auth.entry.trunk, "call admitted");
+                info!(target: "audit", decision = "admitted", call = key.0, token = %auth.token, key = %identity.key, peer = %identity.peer, alias = %auth.entry.alias, trunk = %auth.entry.trunk, "call admitted");
                 self.calls.insert(key, call);
             }
             Err(_) => {

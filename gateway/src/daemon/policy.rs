@@ -174,9 +174,9 @@ impl PolicyWatch {
             Ok(v) => self.put_in_force(v, &bytes),
             Err(e) => {
                 if self.current.is_none() {
-                    error!(bundle = %path.display(), reason = %e, "policy bundle refused; no policy in force: every call is refused");
+                    error!(target: "audit", decision = "refused", bundle = %path.display(), reason = %e, "policy bundle refused; no policy in force: every call is refused");
                 } else {
-                    warn!(bundle = %path.display(), reason = %e, in_force = self.state.last_applied_version(), "policy bundle refused; the last good policy stays in force");
+                    warn!(target: "audit", decision = "refused", bundle = %path.display(), reason = %e, in_force = self.state.last_applied_version(), "policy bundle refused; the last good policy stays in force");
                 }
                 None
             }
@@ -209,6 +209,8 @@ impl PolicyWatch {
             .map(|t| t.name.as_str())
             .collect();
         info!(
+            target: "audit",
+            decision = "applied",
             version = body.version,
             signer = %verified.signer(),
             tokens = registry.active_names().len(),
