@@ -24,7 +24,7 @@ use crate::b2bua::{
 use crate::config::{load_registry, Config, ConfigError};
 use crate::relay::net::{LocalLeg, NetConfig, RelayHandle};
 use crate::relay::{CallId, Event, LegSide, RelayConfig};
-use crate::sip::{Event as FrameEvent, Framer, Limits, Message, PONG};
+use crate::sip::{salvage_response, Event as FrameEvent, Framer, Limits, Message, PONG};
 use crate::tls::{load_certs, load_key, phone_server_config, trunk_client_config, TlsError};
 use crate::transport::{serve, ListenerLimits, ListenerStats, PhoneConnection};
 
@@ -515,11 +515,15 @@ async fn read_messages<R: AsyncRead + Unpin>(
                     let _ = writer.try_send(PONG.to_vec());
                 }
                 Ok(Some(FrameEvent::Pong)) => {}
-                Ok(Some(FrameEvent::Rejected { error, .. })) => {
-                    // RFC 3261 §18.3: a framing error on a stream cannot be
-                    // recovered from; close the connection.
-                    warn!(%error, "malformed SIP on a TLS connection: closing it");
-                    return;
+                Ok(Some(FrameEvent::Rejected { error, bytes })) => {
+                    // Delimited but unparseable: answer a request with 400
+                    // (or 505/513/416) where the transaction can be named,
+                    // and go on; the stream is still in step.
+                    let answered = match salvage_response(&bytes, &error) {
+                        Some(r) => writer.try_send(r).is_ok(),
+                        None => false,
+                    };
+                    warn!(%error, answered, "malformed SIP message on a TLS connection");
                 }
                 Err(error) => {
                     warn!(%error, "SIP framing failed: closing the connection");

@@ -278,3 +278,40 @@ fn hostile_bundles_are_refused_and_valid_ones_apply_live() {
     assert!(err.contains("damaged"), "{err}");
     std::fs::remove_dir_all(&work).ok();
 }
+
+/// An unparseable request on a phone's TLS connection gets 400 naming the
+/// problem, and the connection stays usable.
+#[test]
+fn malformed_request_gets_400_and_the_connection_goes_on() {
+    use std::io::Write;
+    let work = std::env::temp_dir().join(format!("dialgate-e2e-malformed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let kit = work.join("kit");
+    let log = work.join("gateway.log");
+    let mut procs = Procs(Vec::new());
+    start_demo(&mut procs, &kit, &log);
+    let (mut s, local) = common::phone_tls(&kit, GW, "alice").unwrap();
+    let head = |method: &str, extra: &str| {
+        format!(
+            "{method} sip:echo@127.0.0.1:5061;transport=tls SIP/2.0\r\n\
+             Via: SIP/2.0/TLS {local};branch=z9hG4bK-{method}-1\r\nMax-Forwards: {extra}\r\n\
+             From: <sip:alice@127.0.0.1>;tag=m1\r\nTo: <sip:echo@127.0.0.1>\r\n\
+             Call-ID: malformed-1@test\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    s.write_all(head("OPTIONS", "seventy").as_bytes()).unwrap();
+    let bad = common::read_message(&mut s).unwrap();
+    assert_eq!(bad.status().map(|c| c.as_u16()), Some(400));
+    let text = String::from_utf8_lossy(&bad.to_bytes()).to_string();
+    assert!(text.contains("Warning: 399 dialgate"), "{text}");
+    s.write_all(head("OPTIONS", "70").as_bytes()).unwrap();
+    let ok = common::read_message(&mut s).unwrap();
+    assert_eq!(
+        ok.status().map(|c| c.as_u16()),
+        Some(200),
+        "connection still usable"
+    );
+    drop(procs);
+    std::fs::remove_dir_all(&work).ok();
+}

@@ -51,6 +51,7 @@ mod grammar;
 mod headers;
 mod message;
 mod parse;
+mod salvage;
 mod uri;
 mod values;
 
@@ -65,6 +66,7 @@ pub use error::ParseError;
 pub use framer::{Event, Framer, Role, PONG};
 pub use headers::{Header, HeaderName, RawHeader};
 pub use message::{Message, Method, StartLine, StatusCode};
+pub use salvage::salvage_response;
 pub use uri::{Host, OtherUri, SipUri, TelUri, Uri, UriError, UriParam};
 pub use values::{
     CSeq, Contact, MediaType, NameAddr, Param, Refresher, SessionExpires, Transport, Via,

@@ -218,6 +218,46 @@ fn tls_client(kit: &Path, who: &str) -> std::sync::Arc<rustls::ClientConfig> {
     std::sync::Arc::new(cfg)
 }
 
+/// A TLS connection to the gateway at `addr` with the kit's token `who`,
+/// and its local address.
+pub fn phone_tls(
+    kit: &Path,
+    addr: &str,
+    who: &str,
+) -> Result<(PhoneTls, std::net::SocketAddr), String> {
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let local = tcp.local_addr().map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
+    let conn =
+        rustls::ClientConnection::new(tls_client(kit, who), name).map_err(|e| e.to_string())?;
+    Ok((rustls::StreamOwned::new(conn, tcp), local))
+}
+
+/// A phone's TLS connection.
+pub type PhoneTls = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+/// Reads from `s` until a SIP message arrives (or the stream ends).
+pub fn read_message(s: &mut PhoneTls) -> Result<dialgate::sip::Message, String> {
+    use dialgate::sip::{Event, Framer, Limits};
+    let mut framer = Framer::client(Limits::default());
+    let mut buf = vec![0u8; 16384];
+    loop {
+        match framer.poll_event() {
+            Ok(Some(Event::Message(m))) => return Ok(m),
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let k = std::io::Read::read(s, &mut buf).map_err(|e| e.to_string())?;
+        if k == 0 {
+            return Err("connection closed".into());
+        }
+        framer.handle_data(&buf[..k]);
+    }
+}
+
 /// Places one call as `who` (the kit's token `who`, with `from` as the SIP
 /// identity) to `alias` through the gateway at `addr`, with a real SRTP
 /// offer: INVITE, and on 200 ACK and BYE. `Err` when the TLS handshake or
@@ -232,14 +272,7 @@ pub fn sip_call(
     use dialgate::sip::{Event, Framer, Limits, Message};
     use dialgate::srtp::{format_inline, MasterKey, Suite};
     use std::io::Write;
-    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let local = tcp.local_addr().map_err(|e| e.to_string())?;
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
-    let conn =
-        rustls::ClientConnection::new(tls_client(kit, who), name).map_err(|e| e.to_string())?;
-    let mut s = rustls::StreamOwned::new(conn, tcp);
+    let (mut s, local) = phone_tls(kit, addr, who)?;
     let key = MasterKey::generate(Suite::AesCm128HmacSha1_80).map_err(|e| e.to_string())?;
     let n = local.port();
     let sdp = format!(
