@@ -21,11 +21,7 @@ use common::{baresip, recordings, start_demo, wait_for, Procs, PEERS};
 
 #[test]
 fn baresip_call_through_the_demo_gateway_is_secure_end_to_end() {
-    let work = std::env::temp_dir().join(format!("dialgate-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    let kit = work.join("kit");
-    let log = work.join("gateway.log");
+    let (work, kit, log) = common::work_dir("e2e");
     let mut procs = Procs(Vec::new());
 
     // The wire, from before the first byte: SIP/TLS ports and the

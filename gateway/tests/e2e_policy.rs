@@ -61,11 +61,7 @@ fn alice_calls(kit: &Path, alias: &str) -> u16 {
 
 #[test]
 fn hostile_bundles_are_refused_and_valid_ones_apply_live() {
-    let work = std::env::temp_dir().join(format!("dialgate-e2e-policy-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    let kit = work.join("kit");
-    let log = work.join("gateway.log");
+    let (work, kit, log) = common::work_dir("e2e-policy");
     let mut procs = Procs(Vec::new());
     start_demo(&mut procs, &kit, &log);
     assert!(wait_for(&log, "policy applied", Duration::from_secs(5)));
@@ -284,11 +280,7 @@ fn hostile_bundles_are_refused_and_valid_ones_apply_live() {
 #[test]
 fn malformed_request_gets_400_and_the_connection_goes_on() {
     use std::io::Write;
-    let work = std::env::temp_dir().join(format!("dialgate-e2e-malformed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    let kit = work.join("kit");
-    let log = work.join("gateway.log");
+    let (work, kit, log) = common::work_dir("e2e-malformed");
     let mut procs = Procs(Vec::new());
     start_demo(&mut procs, &kit, &log);
     let (mut s, local) = common::phone_tls(&kit, GW, "alice").unwrap();

@@ -16,11 +16,7 @@ use common::{ctl, publish_policy, start_demo, wait_for, Procs};
 
 #[test]
 fn revoking_alice_ends_her_live_call_within_two_seconds() {
-    let work = std::env::temp_dir().join(format!("dialgate-e2e-revoke-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    let kit = work.join("kit");
-    let log = work.join("gateway.log");
+    let (work, kit, log) = common::work_dir("e2e-revoke");
     let mut procs = Procs(Vec::new());
     start_demo(&mut procs, &kit, &log);
     let phone_log = work.join("alice.log");

@@ -373,3 +373,14 @@ pub fn edit_directory(kit: &Path, edit: impl FnOnce(String) -> String) {
     std::fs::write(&path, edited).expect("write directory");
     publish_policy(kit, &[]);
 }
+
+/// A fresh work folder for one test, `TMP/dialgate-NAME-PID`, with the
+/// kit and gateway log paths inside it (nothing created but the folder).
+pub fn work_dir(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let work = std::env::temp_dir().join(format!("dialgate-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("work folder");
+    let kit = work.join("kit");
+    let log = work.join("gateway.log");
+    (work, kit, log)
+}
