@@ -122,7 +122,23 @@ fn baresip_call_through_the_demo_gateway_is_secure_end_to_end() {
         alice.contains("alice") && alice.contains("peer=127.0.0.1:"),
         "{alice}"
     );
-    assert!(gw.contains("call up"), "{gw}");
+    // Per-leg spans: the answer is handled on the bridge leg, alice's
+    // hang-up on the phone leg.
+    let up = gw.lines().find(|l| l.contains("call up")).expect("call up");
+    assert!(
+        up.contains("leg{") && up.contains("side=\"bridge\"") && up.contains("trunk=echo"),
+        "{up}"
+    );
+    let ended = gw
+        .lines()
+        .find(|l| l.contains("call ended"))
+        .expect("call ended");
+    assert!(
+        ended.contains("side=\"phone\"") && ended.contains("phone hung up"),
+        "{ended}"
+    );
+    // Never a key: no SDES inline key material in the log.
+    assert!(!gw.contains("inline:"), "key material in the log");
     assert!(gw.contains("media stopped, keys zeroized"), "{gw}");
 
     drop(procs); // stop the gateway and the capture (SIGTERM, by PID)

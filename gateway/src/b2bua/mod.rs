@@ -490,6 +490,30 @@ impl B2bua {
         }
     }
 
+    /// The tracing span of one leg of a call, entered where a message of
+    /// that leg is handled: the side, the SIP Call-ID of the leg, and the
+    /// phone's address or the trunk and bridge URI (never keys).
+    fn leg_span(&self, key: CallKey, from_phone: bool) -> tracing::Span {
+        match self.calls.get(&key) {
+            Some(c) if from_phone => tracing::info_span!(
+                "leg",
+                call = key.0,
+                side = "phone",
+                peer = %c.source,
+                sip_call_id = %c.phone.call_id
+            ),
+            Some(c) => tracing::info_span!(
+                "leg",
+                call = key.0,
+                side = "bridge",
+                trunk = %self.trunk_names[c.bridge.trunk],
+                uri = %c.bridge.request_uri,
+                sip_call_id = %c.bridge.call_id
+            ),
+            None => tracing::info_span!("leg", call = key.0),
+        }
+    }
+
     /// Trunk names; [`Flow::Trunk`] indexes this list.
     pub fn trunk_names(&self) -> &[String] {
         &self.trunk_names
@@ -1186,6 +1210,7 @@ impl B2bua {
             }
             return;
         };
+        let _leg = self.leg_span(key, false).entered();
         let code = status.as_u16();
         if needs_ack {
             if let Some(call) = self.calls.get(&key) {
@@ -1608,6 +1633,7 @@ impl B2bua {
             return;
         };
         let from_phone_leg = msg.call_id() == call.phone.call_id;
+        let _leg = self.leg_span(key, from_phone_leg).entered();
         // A phone may only touch its own token's calls, and only the phone leg.
         if let Some(p) = phone {
             if !from_phone_leg || p.token != call.token {
