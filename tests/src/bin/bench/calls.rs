@@ -143,6 +143,9 @@ pub fn run(opts: &[String]) -> Result<(), String> {
         .map(|s| s.parse().map_err(|_| "bad --concurrency"))
         .transpose()?
         .unwrap_or(8);
+    // --separate: the gateway runs as its own process (`dialgate run`),
+    // so that its CPU time per call is measured alone.
+    let separate = opts.iter().any(|o| o == "--separate");
     let dir = std::env::temp_dir().join(format!("dialgate-bench-calls-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let kit = dialgate::demo::init(&dir).map_err(|e| e.to_string())?;
@@ -158,22 +161,39 @@ pub fn run(opts: &[String]) -> Result<(), String> {
         let lo: std::net::IpAddr = [127, 0, 0, 1].into();
         let bridge = dialgate::echo::start((lo, 0).into(), chain, key, lo).await?;
         let text = std::fs::read_to_string(&kit.config).map_err(|e| e.to_string())?;
+        let listen = if separate {
+            // A free port for the child (released just before it binds).
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            probe.local_addr().map_err(|e| e.to_string())?.to_string()
+        } else {
+            "127.0.0.1:0".to_string()
+        };
         let text = text
-            .replace(dialgate::demo::PHONE_LISTEN, "127.0.0.1:0")
+            .replace(dialgate::demo::PHONE_LISTEN, &listen)
             .replace(dialgate::demo::BRIDGE_LISTEN, &bridge.to_string());
         let config = dir.join("bench.toml");
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
-        let gw = dialgate::daemon::start(Path::new(&config))
-            .await
-            .map_err(|e| e.to_string())?;
+        let (phone_addr, child) = if separate {
+            let child = GatewayProcess::spawn(&config, &dir.join("gateway.log"), &listen)?;
+            (listen.parse().map_err(|e| format!("{e}"))?, Some(child))
+        } else {
+            let gw = dialgate::daemon::start(Path::new(&config))
+                .await
+                .map_err(|e| e.to_string())?;
+            (gw.phone_addr, None)
+        };
         let tls = client_config(&dir)?;
         // Warm-up: the first call opens the trunk connection.
-        one_call(gw.phone_addr, Arc::clone(&tls), u64::MAX / 2).await?;
+        one_call(phone_addr, Arc::clone(&tls), u64::MAX / 2).await?;
+        let cpu_before = match &child {
+            Some(c) => Some(super::load::cpu_seconds(c.pid())?),
+            None => None,
+        };
         let start = Instant::now();
         let mut tasks = Vec::new();
         for w in 0..concurrency {
             let tls = Arc::clone(&tls);
-            let addr = gw.phone_addr;
+            let addr = phone_addr;
             tasks.push(tokio::spawn(async move {
                 let mut samples = Vec::new();
                 let mut errors = Vec::new();
@@ -195,10 +215,19 @@ pub fn run(opts: &[String]) -> Result<(), String> {
             samples.extend(s);
             errors.extend(e);
         }
-        Ok::<_, String>((start.elapsed(), samples, errors))
+        let elapsed = start.elapsed();
+        let gateway = match (&child, cpu_before) {
+            (Some(c), Some(before)) => Some((
+                super::load::cpu_seconds(c.pid())? - before,
+                super::load::rss_kib(c.pid())?,
+            )),
+            _ => None,
+        };
+        drop(child);
+        Ok::<_, String>((elapsed, samples, errors, gateway))
     });
     let _ = std::fs::remove_dir_all(&dir);
-    let (elapsed, samples, errors) = result?;
+    let (elapsed, samples, errors, gateway) = result?;
     let mut setup: Vec<Duration> = samples.iter().map(|s| s.setup).collect();
     let mut hs: Vec<Duration> = samples.iter().map(|s| s.handshake).collect();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -220,6 +249,15 @@ pub fn run(opts: &[String]) -> Result<(), String> {
         ms(percentile(&mut setup, 0.99)),
         ms(percentile(&mut setup, 1.0)),
     );
+    match gateway {
+        Some((cpu, rss)) => println!(
+            "  gateway as its own process (dialgate run): CPU {:.3} ms per call ({:.1} % of one core), RSS after {:.1} MB",
+            cpu * 1000.0 / samples.len().max(1) as f64,
+            cpu * 100.0 / elapsed.as_secs_f64(),
+            rss as f64 / 1024.0
+        ),
+        None => println!("  gateway, echo bridge and load generator in one process (--separate: gateway alone)"),
+    }
     if let Some(e) = errors.first() {
         println!("  first error: {e}");
     }
@@ -245,4 +283,51 @@ fn client_config(dir: &Path) -> Result<Arc<ClientConfig>, String> {
     .with_client_auth_cert(chain, key)
     .map_err(|e| e.to_string())?;
     Ok(Arc::new(cfg))
+}
+
+/// `dialgate run --config FILE` as a child process; killed on drop.
+struct GatewayProcess(std::process::Child);
+
+impl GatewayProcess {
+    fn spawn(config: &Path, log: &Path, listen: &str) -> Result<GatewayProcess, String> {
+        let exe = std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("dialgate");
+        if !exe.exists() {
+            return Err(format!(
+                "{} not found: build it first with the same profile (cargo build --release --bin dialgate)",
+                exe.display()
+            ));
+        }
+        let child = std::process::Command::new(&exe)
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", exe.display()))?;
+        let process = GatewayProcess(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(listen).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the gateway did not listen on {listen}: {}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(process)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -343,7 +343,7 @@ fn setup_call(relay: &mut Relay, target: Target, i: usize) -> Result<CallEnds, S
 }
 
 /// CPU time of every thread of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> Result<f64, String> {
+pub(crate) fn cpu_seconds(pid: u32) -> Result<f64, String> {
     let dir = format!("/proc/{pid}/task");
     let mut ns: u64 = 0;
     for t in std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))? {
@@ -359,7 +359,7 @@ fn cpu_seconds(pid: u32) -> Result<f64, String> {
 }
 
 /// Resident set size of `pid`, in KiB.
-fn rss_kib(pid: u32) -> Result<u64, String> {
+pub(crate) fn rss_kib(pid: u32) -> Result<u64, String> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
     s.lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))

@@ -7,7 +7,9 @@
 //!   loopback, dialgate vs rtpengine (userspace), with a direct (no relay)
 //!   baseline: CPU per million packets, loss, latency, memory.
 //! - `bench calls --calls 500 --concurrency 8`: calls per second and call
-//!   set-up time through the gateway over TLS with client certificates.
+//!   set-up time through the gateway over TLS with client certificates;
+//!   `--separate` runs the gateway as its own process (`dialgate run`,
+//!   built beside the bench) and reports its CPU time per call.
 //! - `bench all`: all of them.
 //!
 //! `bench relay-server` is the child process the relay benchmark runs
@@ -25,7 +27,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: bench srtp [--iterations N]\n       \
          bench relay [--calls N[,N...]] [--seconds S] [--warmup S] [--targets direct,dialgate,dialgate-tokio,rtpengine] [--no-pin]\n       \
-         bench calls [--calls N] [--concurrency C]\n       \
+         bench calls [--calls N] [--concurrency C] [--separate]\n       \
          bench all\n       \
          bench relay-server --port-min P --port-max P [--io mio|tokio]"
     );
