@@ -520,6 +520,37 @@ impl Prepared {
     }
 }
 
+/// HQ's enrolment settings, `HQ/enrol.toml` (optional):
+///
+/// ```toml
+/// require_attestation = true   # refuse tokens without a verified attestation
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HqSettings {
+    /// Refuse keys without a verified hardware attestation.
+    #[serde(default)]
+    pub require_attestation: bool,
+}
+
+impl HqSettings {
+    /// Reads `HQ/enrol.toml`; absent means the defaults.
+    pub fn load(dir: &Path) -> Result<HqSettings, EnrolError> {
+        let path = dir.join("enrol.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| EnrolError::Registry {
+                path: path.display().to_string(),
+                source: ConfigError::Syntax {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                },
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HqSettings::default()),
+            Err(e) => Err(io_error(&path)(e)),
+        }
+    }
+}
+
 /// Why a software key is unattested.
 pub fn software_why() -> String {
     "software key read from a file".into()

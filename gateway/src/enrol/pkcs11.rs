@@ -3,7 +3,8 @@
 //! through it, read any attestation it exposes, store the certificate back.
 //!
 //! The key is generated with `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE`,
-//! `CKA_SIGN` true and `CKA_EXTRACTABLE` false, and read back: a module that
+//! `CKA_SIGN` true and `CKA_EXTRACTABLE`, `CKA_DECRYPT`, `CKA_UNWRAP`,
+//! `CKA_DERIVE` false, and read back: a module that
 //! does not keep it sensitive and non-extractable is refused (and the key
 //! destroyed). Signing uses `CKM_ECDSA` over a SHA-256 digest computed here
 //! (the most widely supported mechanism); the token's raw `r || s` is
@@ -249,9 +250,13 @@ impl Token {
             Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Id(id.to_vec()),
         ];
+        // A signing key and nothing else.
         let mut public = vec![
             Attribute::Private(false),
             Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Derive(false),
             Attribute::EcParams(P256_PARAMS.to_vec()),
         ];
         public.extend_from_slice(&common);
@@ -260,6 +265,9 @@ impl Token {
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
         ];
         private.extend_from_slice(&common);
         let (public, private) = self
