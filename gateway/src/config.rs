@@ -804,7 +804,7 @@ pub fn parse_registry(text: &str) -> Result<(Registry, AliasGrants), ConfigError
             },
         );
         if t.unattested {
-            tracing::info!(token = %t.name, key = %key, "registry entry is an unattested software key");
+            tracing::info!(token = %t.name, key = %key, origin = t.origin.as_deref().unwrap_or("unknown"), "registry entry is unattested (no verified hardware attestation)");
         }
         grants.insert(t.name, t.aliases.into_iter().collect());
     }
