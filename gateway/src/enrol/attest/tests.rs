@@ -135,7 +135,7 @@ fn the_real_chain_is_refused_when_anything_is_off() {
     let e = verify(
         &r.slot[0],
         f9,
-        &[fake.root.clone()],
+        std::slice::from_ref(&fake.root),
         &r.spki,
         None,
         at_2026(),
