@@ -1,5 +1,6 @@
 //! End to end with a hardware-held key: a SoftHSM2 token enrolled with
-//! `dialgatectl token enroll` into a demo kit, then a call through
+//! `dialgatectl token enroll` into a demo kit's HQ, the kit's policy bundle
+//! signed with `dialgatectl policy build`, then a call through
 //! `dialgate run` placed by OpenSSL's `s_client` using the token-held key
 //! through PKCS#11 (Debian's `libengine-pkcs11-openssl`), the private key
 //! never leaving the token.
@@ -26,7 +27,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{edit_config, init_kit, wait_for, Procs, DIALGATE};
+use common::{edit_config, init_kit, publish_policy, wait_for, Procs, DIALGATE};
 use dialgate::pki::{Ca, Validity};
 use dialgate::tls::KeyHash;
 use softhsm::{s, text, Hsm, MODULE, PIN};
@@ -304,11 +305,10 @@ fn a_token_held_key_places_a_call_and_everything_else_is_refused() {
     let hsm = Hsm::new("e2e");
     let kit = hsm.dir.join("kit");
     init_kit(&kit);
+    // The kit's home side: its token CA and its registry, from which the
+    // kit's signed policy bundle is built.
     let hq = kit.join("hq");
-    if !hq.join("token-ca.pem").exists() {
-        std::fs::copy(kit.join("token-ca.pem"), hq.join("token-ca.pem")).unwrap();
-    }
-    let registry = kit.join("registry.toml");
+    let registry = hq.join("registry.toml");
 
     // Certificates that must be refused even though their keys are in the
     // registry: one from another CA that takes the token CA's name (its
@@ -332,15 +332,13 @@ fn a_token_held_key_places_a_call_and_everything_else_is_refused() {
     register(&registry, "rogue", &rogue.der);
     register(&registry, "old", &old.der);
 
-    // bob: a SoftHSM token, enrolled into the kit's registry.
+    // bob: a SoftHSM token, enrolled into the kit's HQ; then the policy is
+    // signed for the kit, as the officer does.
     hsm.init_token("bob-token");
-    let out = hsm.enroll(
-        &hq,
-        "bob",
-        "bob-token",
-        &["--aliases", "echo", "--registry", &s(&registry)],
-    );
+    let out = hsm.enroll(&hq, "bob", "bob-token", &["--aliases", "echo"]);
     assert!(out.status.success(), "enrolment: {}", text(&out));
+    let published = publish_policy(&kit, &[]);
+    assert!(published.contains("5 tokens"), "{published}");
 
     // The echo bridge in this process, the gateway on its own ports.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -357,21 +355,23 @@ fn a_token_held_key_places_a_call_and_everything_else_is_refused() {
         ))
         .unwrap();
     edit_config(&kit, |c| {
-        c.replace(
-            &format!("listen = \"{}\"", dialgate::demo::PHONE_LISTEN),
-            &format!("listen = \"127.0.0.1:{PHONE_PORT}\""),
-        )
-        .replace(
-            &format!("connect = \"{}\"", dialgate::demo::BRIDGE_LISTEN),
-            &format!("connect = \"{bridge}\""),
-        )
-        .replace("port_min = 30000", "port_min = 42000")
-        .replace("port_max = 39999", "port_max = 42899")
+        let swaps = [
+            (
+                format!("listen = \"{}\"", dialgate::demo::PHONE_LISTEN),
+                format!("listen = \"127.0.0.1:{PHONE_PORT}\""),
+            ),
+            (
+                format!("connect = \"{}\"", dialgate::demo::BRIDGE_LISTEN),
+                format!("connect = \"{bridge}\""),
+            ),
+            ("port_min = 30000".into(), "port_min = 42000".into()),
+            ("port_max = 39999".into(), "port_max = 42899".into()),
+        ];
+        swaps.into_iter().fold(c, |c, (from, to)| {
+            assert!(c.contains(&from), "kit config lacks {from:?}");
+            c.replace(&from, &to)
+        })
     });
-    let config = std::fs::read_to_string(kit.join("dialgate.toml")).unwrap();
-    assert!(
-        config.contains(&format!("127.0.0.1:{PHONE_PORT}")) && config.contains(&bridge.to_string())
-    );
     let log = hsm.dir.join("gateway.log");
     let procs = Procs(vec![Command::new(DIALGATE)
         .args(["run", "--config"])
