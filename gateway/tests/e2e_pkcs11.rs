@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use common::{edit_config, init_kit, publish_policy, wait_for, Procs, DIALGATE};
 use dialgate::pki::{Ca, Validity};
 use dialgate::tls::KeyHash;
-use softhsm::{s, text, Hsm, MODULE, PIN};
+use softhsm::{text, Hsm, MODULE, PIN};
 
 const PHONE_PORT: u16 = 5161;
 
@@ -177,12 +177,22 @@ impl Phone {
 fn engine_conf(hsm: &Hsm) -> PathBuf {
     let path = hsm.dir.join("openssl-pkcs11.cnf");
     if !path.exists() {
+        // ENGINESDIR: "/usr/lib/x86_64-linux-gnu/engines-3"
+        let dirs = Command::new("openssl")
+            .args(["version", "-e"])
+            .output()
+            .expect("openssl runs");
+        let engines = String::from_utf8_lossy(&dirs.stdout)
+            .split('"')
+            .nth(1)
+            .expect("openssl version -e names ENGINESDIR")
+            .to_string();
         std::fs::write(
             &path,
             format!(
                 "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n\
                  [engine_section]\npkcs11 = pkcs11_section\n[pkcs11_section]\nengine_id = pkcs11\n\
-                 dynamic_path = /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so\n\
+                 dynamic_path = {engines}/pkcs11.so\n\
                  MODULE_PATH = {MODULE}\ninit = 0\n"
             ),
         )
