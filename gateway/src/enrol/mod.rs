@@ -313,7 +313,7 @@ impl Enrolled {
             ),
             format!("  certificate: {}{mark}", self.cert_path.display()),
             format!(
-                "  registry:    {} (a running kit applies it within a second){mark}",
+                "  registry:    {}; next: dialgatectl policy build, and deliver the bundle to the kits{mark}",
                 self.registry.display()
             ),
         ]
