@@ -664,6 +664,86 @@ struct RawToken {
     revoked: bool,
     #[serde(default)]
     unattested: bool,
+    // Written by `dialgatectl token enroll`; informational for the gateway
+    // (the certificate itself carries the validity webpki enforces).
+    origin: Option<String>,
+    certificate_serial: Option<String>,
+    not_before: Option<toml::value::Datetime>,
+    not_after: Option<toml::value::Datetime>,
+    attestation: Option<RawAttestation>,
+}
+
+/// A verified hardware attestation, as enrolment recorded it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttestation {
+    format: String,
+    slot: String,
+    device_serial: u64,
+    firmware: String,
+    pin_policy: String,
+    touch_policy: String,
+}
+
+/// How a registry entry's key was enrolled (`origin = ...`).
+pub const TOKEN_ORIGINS: [&str; 2] = ["pkcs11", "software"];
+
+/// Checks the enrolment record fields of one registry entry.
+fn check_enrolment_fields(field: &str, t: &RawToken) -> Result<(), ConfigError> {
+    if let Some(o) = &t.origin {
+        if !TOKEN_ORIGINS.contains(&o.as_str()) {
+            return Err(invalid(
+                format!("{field}.origin"),
+                format!("{o:?}: one of {TOKEN_ORIGINS:?}"),
+            ));
+        }
+        if o == "software" && !t.unattested {
+            return Err(invalid(
+                format!("{field}.origin"),
+                "a software key is always `unattested = true`",
+            ));
+        }
+    }
+    if let Some(s) = &t.certificate_serial {
+        if s.is_empty() || s.len() > 40 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(invalid(
+                format!("{field}.certificate_serial"),
+                "hex digits, at most 20 octets",
+            ));
+        }
+    }
+    for (name, d) in [("not_before", &t.not_before), ("not_after", &t.not_after)] {
+        if let Some(d) = d {
+            if d.date.is_none() || d.time.is_none() || d.offset.is_none() {
+                return Err(invalid(
+                    format!("{field}.{name}"),
+                    "a full date and time with offset, e.g. 2027-01-31T12:00:00Z",
+                ));
+            }
+        }
+    }
+    if let Some(a) = &t.attestation {
+        if t.unattested {
+            return Err(invalid(
+                format!("{field}.attestation"),
+                "an entry is either attested or `unattested = true`, not both",
+            ));
+        }
+        if a.format != "yubico-piv"
+            || a.slot.len() != 2
+            || !a.slot.chars().all(|c| c.is_ascii_hexdigit())
+            || a.firmware.is_empty()
+            || a.pin_policy.is_empty()
+            || a.touch_policy.is_empty()
+            || a.device_serial > u64::from(u32::MAX)
+        {
+            return Err(invalid(
+                format!("{field}.attestation"),
+                "format \"yubico-piv\" with slot, device_serial, firmware, pin_policy, touch_policy",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The aliases each token may call, by token name.
@@ -677,7 +757,13 @@ pub type AliasGrants = HashMap<String, HashSet<String>>;
 /// key_sha256 = "<64 hex digits: SHA-256 of the certificate's public key>"
 /// aliases = ["echo"]
 /// # revoked = false
-/// # unattested = true   # a software key (demo/test), not a hardware token
+/// # unattested = true   # no verified hardware attestation (a software key, or a token without one)
+/// # Recorded by `dialgatectl token enroll` (all optional):
+/// # origin = "pkcs11"             # or "software" (then unattested = true)
+/// # certificate_serial = "5f0c..."  # hex
+/// # not_before = 2026-05-01T10:00:00Z
+/// # not_after = 2027-05-01T10:00:00Z
+/// # attestation = { format = "yubico-piv", slot = "9a", device_serial = 12345678, firmware = "5.4.3", pin_policy = "once", touch_policy = "always" }
 /// ```
 pub fn load_registry(path: &Path) -> Result<(Registry, AliasGrants), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -704,6 +790,7 @@ pub fn parse_registry(text: &str) -> Result<(Registry, AliasGrants), ConfigError
     let mut keys = HashSet::new();
     for t in raw.token {
         let field = format!("token.{}", t.name);
+        check_enrolment_fields(&field, &t)?;
         let key = KeyHash::from_hex(&t.key_sha256)
             .map_err(|e| invalid(format!("{field}.key_sha256"), e.to_string()))?;
         if !keys.insert(key) || grants.contains_key(&t.name) {
@@ -717,7 +804,7 @@ pub fn parse_registry(text: &str) -> Result<(Registry, AliasGrants), ConfigError
             },
         );
         if t.unattested {
-            tracing::info!(token = %t.name, key = %key, "registry entry is an unattested software key");
+            tracing::info!(token = %t.name, key = %key, origin = t.origin.as_deref().unwrap_or("unknown"), "registry entry is unattested (no verified hardware attestation)");
         }
         grants.insert(t.name, t.aliases.into_iter().collect());
     }
@@ -863,5 +950,50 @@ pin = "1234#"
             .to_string()
             .contains("twice"));
         assert!(parse_registry("[[token]]\nname = \"x\"\nkey_sha256 = \"zz\"\n").is_err());
+    }
+
+    #[test]
+    fn enrolment_records_parse_and_contradictions_are_refused() {
+        let k = "44".repeat(32);
+        let base =
+            format!("[[token]]\nname = \"bob\"\nkey_sha256 = \"{k}\"\naliases = [\"echo\"]\n");
+        let attested = format!(
+            "{base}origin = \"pkcs11\"\ncertificate_serial = \"5f0c01\"\n\
+             not_before = 2026-05-01T10:00:00Z\nnot_after = 2027-05-01T10:00:00Z\n\
+             attestation = {{ format = \"yubico-piv\", slot = \"9a\", device_serial = 12345678, \
+             firmware = \"5.4.3\", pin_policy = \"once\", touch_policy = \"always\" }}\n"
+        );
+        let (reg, _) = parse_registry(&attested).unwrap();
+        assert_eq!(
+            reg.active(&KeyHash::from_hex(&k).unwrap()).unwrap().name,
+            "bob"
+        );
+        let software = format!("{base}origin = \"software\"\nunattested = true\n");
+        assert!(parse_registry(&software).is_ok());
+        let cases = [
+            (
+                format!("{base}origin = \"software\"\n"),
+                "unattested = true",
+            ),
+            (format!("{base}origin = \"usb\"\n"), "token.bob.origin"),
+            (
+                attested.replace("origin = \"pkcs11\"", "unattested = true"),
+                "not both",
+            ),
+            (attested.replace("5f0c01", "xyz"), "certificate_serial"),
+            (
+                attested.replace("2027-05-01T10:00:00Z", "2027-05-01"),
+                "token.bob.not_after",
+            ),
+            (
+                attested.replace("yubico-piv", "tpm"),
+                "token.bob.attestation",
+            ),
+            (attested.replace("touch_policy", "touch"), "unknown field"),
+        ];
+        for (text, needle) in cases {
+            let e = parse_registry(&text).expect_err(needle).to_string();
+            assert!(e.contains(needle), "expected {needle:?} in {e:?}");
+        }
     }
 }

@@ -7,7 +7,8 @@
 //! HQ/registry.toml      the token registry (config::parse_registry format)
 //! HQ/directory.toml     the meeting directory ([[directory]] entries)
 //! HQ/policy-version     the last policy version built here
-//! HQ/tokens/NAME/cert.pem  issued token certificates
+//! HQ/tokens/NAME/cert.pem  issued token certificates (crate::enrol)
+//! HQ/enrol.toml        enrolment settings (require_attestation), optional
 //! ```
 //!
 //! [`build_policy`] signs the registry and the directory into a bundle for

@@ -11,6 +11,9 @@
 //! - [`policy`]: the signed, versioned, expiring policy bundle (token
 //!   registry, revocations, meeting directory, switches) and the decision to
 //!   apply one (signature, anti-rollback, expiry, target kit).
+//! - [`enrol`]: token enrolment for `dialgatectl` (a key generated on a
+//!   PKCS#11 token, its certificate from the HQ token CA, the registry
+//!   entry) and YubiKey PIV attestation verification.
 //!
 //! Only the socket layer touches the network, the clock or threads; the
 //! cores are fed bytes and `now` and return what to send.
@@ -20,6 +23,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod echo;
+pub mod enrol;
 pub mod hq;
 pub mod media;
 pub mod pki;

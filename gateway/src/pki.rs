@@ -29,6 +29,12 @@ pub enum PkiError {
     /// A validity time is not representable.
     #[error("validity period out of range")]
     BadValidity,
+    /// The CA certificate or key cannot be used.
+    #[error("token CA: {0}")]
+    BadCa(String),
+    /// The public key to certify is not a P-256 key.
+    #[error("the public key to certify is not a P-256 key")]
+    BadPublicKey,
     /// A name is neither an IP address nor a DNS name.
     #[error("invalid subject alternative name {0:?}")]
     BadName(String),
@@ -209,6 +215,121 @@ impl Ca {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(params)
     }
+
+    /// Loads a CA written by [`Ca::new`] (or any CA with a P-256 key whose
+    /// name rcgen reproduces byte for byte) from its certificate and
+    /// private key, PEM.
+    ///
+    /// rcgen 0.13 signs with a `Certificate` built from parameters, so the
+    /// CA's parameters are rebuilt from its certificate: its subject name
+    /// attributes and its key. Certificates issued this way name the CA
+    /// exactly as its certificate does (checked), so they chain to it.
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Ca, PkiError> {
+        use crate::enrol::der;
+        let ders = der::pem_certificates(cert_pem);
+        let [ca_der] = ders.as_slice() else {
+            return Err(PkiError::BadCa("expected one certificate".into()));
+        };
+        let parsed =
+            der::Certificate::parse(ca_der.as_ref()).map_err(|e| PkiError::BadCa(e.to_string()))?;
+        let key =
+            KeyPair::from_pem(key_pem).map_err(|_| PkiError::BadCa("unreadable key".into()))?;
+        if key.algorithm() != &PKCS_ECDSA_P256_SHA256 {
+            return Err(PkiError::BadCa("the CA key is not P-256".into()));
+        }
+        if key.public_key_der() != parsed.spki {
+            return Err(PkiError::BadCa(
+                "the key does not belong to the certificate".into(),
+            ));
+        }
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for a in &parsed.subject_attributes {
+            let oid = der::oid_arcs(a.oid).map_err(|e| PkiError::BadCa(e.to_string()))?;
+            let text = std::str::from_utf8(a.value)
+                .map_err(|_| PkiError::BadCa("name is not text".into()))?;
+            let value = match a.tag {
+                0x0c => rcgen::DnValue::Utf8String(text.into()),
+                0x13 => rcgen::DnValue::PrintableString(
+                    text.try_into()
+                        .map_err(|_| PkiError::BadCa("PrintableString".into()))?,
+                ),
+                0x16 => rcgen::DnValue::Ia5String(
+                    text.try_into()
+                        .map_err(|_| PkiError::BadCa("IA5String".into()))?,
+                ),
+                _ => return Err(PkiError::BadCa("unsupported name string type".into())),
+            };
+            params
+                .distinguished_name
+                .push(DnType::CustomDnType(oid), value);
+        }
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key)?;
+        let rebuilt = der::Certificate::parse(cert.der().as_ref())
+            .map_err(|e| PkiError::BadCa(e.to_string()))?;
+        if rebuilt.subject != parsed.subject {
+            return Err(PkiError::BadCa(
+                "its name cannot be reproduced exactly".into(),
+            ));
+        }
+        Ok(Ca { cert, key })
+    }
+
+    /// A TLS client certificate named `common_name` for a P-256 public key
+    /// held elsewhere (a hardware token), given as its SubjectPublicKeyInfo.
+    pub fn issue_client_for_key(
+        &self,
+        common_name: &str,
+        spki: &[u8],
+        validity: Validity,
+    ) -> Result<IssuedForKey, PkiError> {
+        let point = crate::enrol::der::p256_point(spki)
+            .map_err(|_| PkiError::BadPublicKey)?
+            .to_vec();
+        let mut params = base_params(common_name, validity)?;
+        let serial = params
+            .serial_number
+            .as_ref()
+            .map(|s| s.to_bytes())
+            .unwrap_or_default();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let cert = params.signed_by(&P256Public(point), &self.cert, &self.key)?;
+        Ok(IssuedForKey {
+            cert_pem: cert.pem(),
+            der: cert.der().clone(),
+            serial,
+            validity,
+        })
+    }
+}
+
+/// A P-256 public key by its uncompressed point.
+struct P256Public(Vec<u8>);
+
+impl rcgen::PublicKeyData for P256Public {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    fn algorithm(&self) -> &rcgen::SignatureAlgorithm {
+        &PKCS_ECDSA_P256_SHA256
+    }
+}
+
+/// A certificate issued for a key held elsewhere.
+#[derive(Debug, Clone)]
+pub struct IssuedForKey {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The certificate, DER.
+    pub der: CertificateDer<'static>,
+    /// Its serial number (big-endian, positive).
+    pub serial: Vec<u8>,
+    /// Its validity.
+    pub validity: Validity,
 }
 
 /// PEM text of DER `der` under `label` (e.g. "PUBLIC KEY").

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! dialgatectl pki init     --dir HQ
+//! dialgatectl token enroll --dir HQ --name NAME --pkcs11-module SO [--token-label L] --pin-file F [--aliases a,b]
+//! dialgatectl token enroll --dir HQ --name NAME --software --key KEY.pem [--aliases a,b]
 //! dialgatectl token list   --dir HQ | --registry FILE
 //! dialgatectl token show   --dir HQ | --registry FILE  NAME
 //! dialgatectl token revoke --dir HQ | --registry FILE  NAME
@@ -20,6 +22,15 @@
 //! above the last built; placed at the kit's `policy.bundle` path it is
 //! applied within a second. `policy show` verifies a bundle as a kit would
 //! and prints it.
+//!
+//! `token enroll` generates a P-256 key on a PKCS#11 token, has the HQ
+//! token CA certify it and adds the registry entry (`dialgate::enrol`);
+//! options: `--key-label` and `--key-id` (default the name and 01, which
+//! Yubico's ykcs11 maps to PIV slot 9a), `--attestation-root` (default
+//! Yubico's PIV root), `--registry` (default HQ/registry.toml), `--days`
+//! (365), `--require-attestation` (also `require_attestation = true` in
+//! HQ/enrol.toml). `--software --key KEY.pem` enrols a key file instead,
+//! marked unattested (tests and demos).
 
 use std::io::Write;
 use std::path::Path;
@@ -32,6 +43,10 @@ use dialgate::policy::Switches;
 fn usage() -> ExitCode {
     eprintln!(
         "usage: dialgatectl pki init     --dir HQ\n       \
+         dialgatectl token enroll --dir HQ --name NAME --pkcs11-module SO [--token-label L] --pin-file F\n       \
+         \x20                         [--key-label L] [--key-id HEX] [--attestation-root PEM] [--aliases a,b]\n       \
+         \x20                         [--registry FILE] [--days N] [--require-attestation]\n       \
+         dialgatectl token enroll --dir HQ --name NAME --software --key KEY.pem [--aliases a,b] [--registry FILE] [--days N]\n       \
          dialgatectl token list   (--dir HQ | --registry FILE)\n       \
          dialgatectl token show   (--dir HQ | --registry FILE) NAME\n       \
          dialgatectl token revoke (--dir HQ | --registry FILE) NAME\n       \
@@ -51,7 +66,11 @@ fn main() -> ExitCode {
             .and_then(|i| args.get(i + 1))
     };
     // Options without a value.
-    const FLAGS: [&str; 2] = ["--require-post-quantum", "--require-attestation"];
+    const FLAGS: [&str; 3] = [
+        "--require-post-quantum",
+        "--require-attestation",
+        "--software",
+    ];
     let flag = |name: &str| args.iter().any(|a| a == name);
     let positional: Vec<&String> = args
         .iter()
@@ -68,6 +87,10 @@ fn main() -> ExitCode {
     let cmd = positional.get(1).map(|s| s.as_str());
     let arg3 = positional.get(2).map(|s| s.as_str());
     let result = match (group, cmd, arg3) {
+        (Some("token"), Some("enroll"), None) => match enroll(&args, &opt) {
+            Ok(result) => result,
+            Err(()) => return usage(),
+        },
         (Some("token"), Some(cmd), name) => {
             let registry = match (opt("--registry"), opt("--dir")) {
                 (Some(r), None) => std::path::PathBuf::from(r),
@@ -121,6 +144,107 @@ fn main() -> ExitCode {
     }
 }
 
+/// `token enroll`: a key generated on a PKCS#11 token (or, with
+/// `--software`, read from a file and marked unattested), its certificate
+/// from the HQ token CA, and its registry entry. `Err(())` is a usage error.
+fn enroll<'a>(
+    args: &[String],
+    opt: &dyn Fn(&str) -> Option<&'a String>,
+) -> Result<Result<(), String>, ()> {
+    use dialgate::enrol::{self, pkcs11, HqPaths, HqSettings, Request};
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let (Some(dir), Some(name)) = (opt("--dir"), opt("--name")) else {
+        return Err(());
+    };
+    let software = flag("--software");
+    if software == opt("--pkcs11-module").is_some() {
+        return Err(()); // exactly one of --software and --pkcs11-module
+    }
+    let dir = Path::new(dir);
+    let mut paths = HqPaths::new(dir);
+    if let Some(r) = opt("--registry") {
+        paths.registry = r.into();
+    }
+    let run = || -> Result<enrol::Enrolled, String> {
+        let settings = HqSettings::load(dir).map_err(|e| e.to_string())?;
+        let days = match opt("--days") {
+            Some(d) => d
+                .parse::<u64>()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| format!("--days {d}: a whole number from 1 to 3650"))?,
+            None => 365,
+        };
+        let request = Request {
+            name: name.clone(),
+            aliases: opt("--aliases")
+                .map(|a| {
+                    a.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            days,
+            require_attestation: flag("--require-attestation") || settings.require_attestation,
+        };
+        let prepared = enrol::prepare(paths.clone(), request).map_err(|e| e.to_string())?;
+        if software {
+            let key_path = opt("--key").ok_or("--software needs --key KEY.pem")?;
+            eprintln!(
+                "dialgatectl: enrolling {name} from a SOFTWARE key file: it will be marked unattested"
+            );
+            let key = enrol::software_key(Path::new(key_path)).map_err(|e| e.to_string())?;
+            let csr = prepared
+                .certification_request(&key)
+                .map_err(|e| e.to_string())?;
+            let issued = prepared.issue(&csr).map_err(|e| e.to_string())?;
+            return prepared
+                .commit(
+                    &issued,
+                    enrol::Origin::Software,
+                    enrol::Attestation::Unattested(enrol::software_why()),
+                )
+                .map_err(|e| e.to_string());
+        }
+        let module = opt("--pkcs11-module").ok_or("--pkcs11-module SO")?;
+        let pin_file = opt("--pin-file").ok_or("a PKCS#11 token needs --pin-file FILE")?;
+        let pin = pkcs11::Pin::from_file(Path::new(pin_file)).map_err(|e| e.to_string())?;
+        let key_id = match opt("--key-id") {
+            Some(h) => pkcs11::parse_key_id(h)
+                .ok_or_else(|| format!("--key-id {h}: 1 to 32 octets in hex, e.g. 01"))?,
+            None => vec![1],
+        };
+        let roots = match opt("--attestation-root") {
+            Some(f) => {
+                let certs = dialgate::enrol::der::pem_certificates(&read(Path::new(f))?);
+                if certs.is_empty() {
+                    return Err(format!("--attestation-root {f}: no certificate in it"));
+                }
+                certs
+            }
+            None => vec![enrol::attest::yubico_piv_root()],
+        };
+        pkcs11::enrol(
+            &prepared,
+            &pkcs11::Options {
+                module: Path::new(module),
+                token_label: opt("--token-label").map(String::as_str),
+                pin: &pin,
+                key_label: opt("--key-label").map_or(name.as_str(), String::as_str),
+                key_id: &key_id,
+                attestation_roots: &roots,
+            },
+        )
+        .map_err(|e| e.to_string())
+    };
+    Ok(run().map(|enrolled| {
+        for line in enrolled.describe() {
+            println!("{line}");
+        }
+    }))
+}
+
 fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -149,13 +273,16 @@ fn list(path: &Path) -> Result<(), String> {
     for (name, lines) in blocks(&text) {
         let revoked = lines.iter().any(|l| l.trim() == "revoked = true");
         let unattested = lines.iter().any(|l| l.trim() == "unattested = true");
+        let pkcs11 = lines.iter().any(|l| l.trim() == "origin = \"pkcs11\"");
+        let attested = lines.iter().any(|l| l.trim().starts_with("attestation = "));
         println!(
             "{name:<16} {}{}",
             if revoked { "REVOKED" } else { "active" },
-            if unattested {
-                "  (unattested software key)"
-            } else {
-                ""
+            match (unattested, pkcs11, attested) {
+                (_, _, true) => "  (attested hardware token)",
+                (true, true, _) => "  (unattested PKCS#11 token)",
+                (true, false, _) => "  (unattested software key)",
+                _ => "",
             }
         );
     }
