@@ -80,6 +80,8 @@ enum Input {
     },
     /// New calls accepted again, or refused with 503 (policy expired).
     Gate(Gate),
+    /// The certificate of a phone connection expired.
+    CertificateExpired(u64),
     Phone(u64, Message),
     PhoneClosed(u64),
     /// A trunk-side connection (the trunk's address or a route hop) is up.
@@ -464,6 +466,7 @@ async fn accept_phones(
             return;
         }
         let slot = conn.slot;
+        let not_after = conn.not_after;
         tokio::spawn(writer(write, wrx));
         let input = input.clone();
         tokio::spawn(async move {
@@ -473,10 +476,27 @@ async fn accept_phones(
                 () = read_messages(read, framer, &wtx, |m| Input::Phone(flow, m), &input) => {}
                 // The core closes the connection (revoked token).
                 _ = close_rx => {}
+                // Never completes: it tells the core, then waits with the rest.
+                () = certificate_expiry(flow, not_after, &input) => {}
             }
             let _ = input.send(Input::PhoneClosed(flow)).await;
         });
     }
+}
+
+/// Tells the core when a phone connection's certificate expires, then
+/// never completes (it lives as long as the connection's reader).
+async fn certificate_expiry(flow: u64, not_after: Option<u64>, input: &mpsc::Sender<Input>) {
+    if let Some(not_after) = not_after {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // RFC 5280: the certificate is valid through notAfter, inclusive.
+        let left = not_after.saturating_add(1).saturating_sub(now);
+        tokio::time::sleep(std::time::Duration::from_secs(left)).await;
+        let _ = input.send(Input::CertificateExpired(flow)).await;
+    }
+    std::future::pending::<()>().await
 }
 
 async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Vec<u8>>) {
@@ -594,6 +614,12 @@ async fn core(
                 Gate::Open => None,
                 Gate::Closed(reason) => Some(reason),
             }),
+            Some(Input::CertificateExpired(flow)) => {
+                if phones.contains_key(&flow) {
+                    info!(target: "audit", flow, "token certificate expired: new calls on this connection refused");
+                    b2b.phone_certificate_expired(flow);
+                }
+            }
             Some(Input::Phone(flow, m)) => b2b.handle_phone(now, flow, m),
             Some(Input::PhoneClosed(flow)) => {
                 phones.remove(&flow);

@@ -159,6 +159,9 @@ pub struct PhoneConnection {
     pub version: Option<ProtocolVersion>,
     /// Negotiated key exchange group.
     pub group: Option<NamedGroup>,
+    /// When the client certificate expires (unix seconds): new calls on
+    /// this connection are refused after it.
+    pub not_after: Option<u64>,
     /// Releases this connection's slot in the limits when dropped.
     pub slot: ConnectionSlot,
 }
@@ -390,6 +393,11 @@ async fn handshake(
         stats.handshake_failed.fetch_add(1, Ordering::Relaxed);
         return;
     };
+    let not_after = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| crate::enrol::der::Certificate::parse(c).ok())
+        .map(|c| u64::try_from(c.not_after).unwrap_or(0));
     let version = conn.protocol_version();
     let group = conn.negotiated_key_exchange_group().map(|g| g.name());
     let slot = {
@@ -414,6 +422,7 @@ async fn handshake(
             token,
             version,
             group,
+            not_after,
             slot,
         })
         .await;

@@ -284,6 +284,7 @@ fn malformed_request_gets_400_and_the_connection_goes_on() {
     let mut procs = Procs(Vec::new());
     start_demo(&mut procs, &kit, &log);
     let (mut s, local) = common::phone_tls(&kit, GW, "alice").unwrap();
+    let mut framer = common::framer();
     let head = |method: &str, extra: &str| {
         format!(
             "{method} sip:echo@127.0.0.1:5061;transport=tls SIP/2.0\r\n\
@@ -293,17 +294,100 @@ fn malformed_request_gets_400_and_the_connection_goes_on() {
         )
     };
     s.write_all(head("OPTIONS", "seventy").as_bytes()).unwrap();
-    let bad = common::read_message(&mut s).unwrap();
+    let bad = common::read_message(&mut s, &mut framer).unwrap();
     assert_eq!(bad.status().map(|c| c.as_u16()), Some(400));
     let text = String::from_utf8_lossy(&bad.to_bytes()).to_string();
     assert!(text.contains("Warning: 399 dialgate"), "{text}");
     s.write_all(head("OPTIONS", "70").as_bytes()).unwrap();
-    let ok = common::read_message(&mut s).unwrap();
+    let ok = common::read_message(&mut s, &mut framer).unwrap();
     assert_eq!(
         ok.status().map(|c| c.as_u16()),
         Some(200),
         "connection still usable"
     );
+    drop(procs);
+    std::fs::remove_dir_all(&work).ok();
+}
+
+/// A token certificate that expires while its connection is open: the
+/// connection stays (calls in progress would go on), a new INVITE on it
+/// gets 403 "token certificate expired".
+#[test]
+fn a_certificate_expiring_on_an_open_connection_refuses_new_calls() {
+    use dialgate::pki::{Ca, Validity};
+    use std::io::Write;
+    use std::time::SystemTime;
+    let (work, kit, log) = common::work_dir("e2e-cert-expiry");
+    common::init_kit(&kit);
+    // carol: issued by the kit's token CA for the next 3 seconds.
+    let hq = kit.join("hq");
+    let ca = Ca::load(
+        &std::fs::read_to_string(hq.join("token-ca.pem")).unwrap(),
+        &std::fs::read_to_string(hq.join("token-ca-key.pem")).unwrap(),
+    )
+    .unwrap();
+    let now = SystemTime::now();
+    let carol = ca
+        .issue_client(
+            "carol",
+            Validity {
+                not_before: now - Duration::from_secs(60),
+                not_after: now + Duration::from_secs(3),
+            },
+        )
+        .unwrap();
+    std::fs::create_dir_all(kit.join("tokens/carol")).unwrap();
+    carol.write_to(&kit.join("tokens/carol")).unwrap();
+    let key = dialgate::tls::KeyHash::of_certificate(&carol.der).unwrap();
+    let registry = hq.join("registry.toml");
+    let text = std::fs::read_to_string(&registry).unwrap();
+    std::fs::write(
+        &registry,
+        format!(
+            "{text}\n[[token]]\nname = \"carol\"\nkey_sha256 = \"{}\"\naliases = [\"echo\"]\nunattested = true\n",
+            key.to_hex()
+        ),
+    )
+    .unwrap();
+    publish_policy(&kit, &[]);
+    let mut procs = Procs(Vec::new());
+    start_demo(&mut procs, &kit, &log);
+    let (mut s, local) = common::phone_tls(&kit, GW, "carol").unwrap();
+    let mut framer = common::framer();
+    let options = format!(
+        "OPTIONS sip:echo@127.0.0.1:5061;transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS {local};branch=z9hG4bK-o1\r\nMax-Forwards: 70\r\n\
+         From: <sip:carol@127.0.0.1>;tag=c1\r\nTo: <sip:echo@127.0.0.1>\r\n\
+         Call-ID: carol-o@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.write_all(options.as_bytes()).unwrap();
+    let ok = common::read_message(&mut s, &mut framer).unwrap();
+    assert_eq!(ok.status().map(|c| c.as_u16()), Some(200), "carol admitted");
+    assert!(
+        wait_for(&log, "token certificate expired", Duration::from_secs(6)),
+        "expiry noticed"
+    );
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 40000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
+               a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVzcyBpbmZpbmUgKXIgMC4=\r\n";
+    let invite = format!(
+        "INVITE sip:echo@127.0.0.1:5061;transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS {local};branch=z9hG4bK-i1\r\nMax-Forwards: 70\r\n\
+         From: <sip:carol@127.0.0.1>;tag=c2\r\nTo: <sip:echo@127.0.0.1>\r\n\
+         Call-ID: carol-i@test\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@{local};transport=tls>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    s.write_all(invite.as_bytes()).unwrap();
+    let fin = loop {
+        let m = common::read_message(&mut s, &mut framer).unwrap();
+        if m.status().is_some_and(|c| c.as_u16() >= 200) {
+            break m;
+        }
+    };
+    assert_eq!(fin.status().map(|c| c.as_u16()), Some(403));
+    let text = String::from_utf8_lossy(&fin.to_bytes()).to_string();
+    assert!(text.contains("token certificate expired"), "{text}");
     drop(procs);
     std::fs::remove_dir_all(&work).ok();
 }

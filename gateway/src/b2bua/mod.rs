@@ -290,6 +290,9 @@ pub struct B2bua {
     dialogs: HashMap<(String, String), CallKey>,
     invite_txs: HashMap<TxId, CallKey>,
     phones: HashMap<u64, PhoneIdentity>,
+    /// Phone connections whose certificate has expired since admission:
+    /// their calls go on, new calls are refused.
+    expired_flows: std::collections::HashSet<u64>,
     calls_per_token: HashMap<String, u32>,
     calls_per_address: HashMap<IpAddr, u32>,
     /// Recent call attempts per source address (for the rate limit).
@@ -368,6 +371,7 @@ impl B2bua {
             dialogs: HashMap::new(),
             invite_txs: HashMap::new(),
             phones: HashMap::new(),
+            expired_flows: std::collections::HashSet::new(),
             calls_per_token: HashMap::new(),
             calls_per_address: HashMap::new(),
             attempts: HashMap::new(),
@@ -589,6 +593,15 @@ impl B2bua {
     /// on a new connection); media inactivity ends abandoned ones.
     pub fn phone_disconnected(&mut self, flow: u64) {
         self.phones.remove(&flow);
+        self.expired_flows.remove(&flow);
+    }
+
+    /// The certificate a phone connection was admitted with has expired:
+    /// calls in progress go on, new INVITEs on it get 403.
+    pub fn phone_certificate_expired(&mut self, flow: u64) {
+        if self.phones.contains_key(&flow) {
+            self.expired_flows.insert(flow);
+        }
     }
 
     /// The next thing for the shell to do.
@@ -923,6 +936,10 @@ impl B2bua {
         self.reply(now, tx, Reply::new(&msg, 100, None));
         if let Some(reason) = self.closed {
             self.refuse_call(now, tx, &msg, identity, 503, reason);
+            return;
+        }
+        if matches!(flow, Flow::Phone(f) if self.expired_flows.contains(&f)) {
+            self.refuse_call(now, tx, &msg, identity, 403, "token certificate expired");
             return;
         }
         if !self.attempt_allowed(now, identity.peer.ip()) {

@@ -371,6 +371,22 @@ fn a_call_is_set_up_with_fresh_keys_on_each_leg_and_torn_down_by_the_phone() {
 }
 
 #[test]
+fn a_certificate_that_expired_after_admission_gets_403_for_new_calls() {
+    let mut h = harness();
+    h.b2b.phone_certificate_expired(PHONE_FLOW);
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-x", "call-x"));
+    let to_phone = h.sent(Flow::Phone(PHONE_FLOW));
+    let last = to_phone.last().unwrap();
+    assert_eq!(last.status().unwrap().as_u16(), 403);
+    assert!(warning_of(last).contains("certificate expired"));
+    assert!(
+        h.sent(Flow::Trunk(0)).is_empty(),
+        "nothing sent to the bridge"
+    );
+}
+
+#[test]
 fn refusals_carry_the_right_status_and_a_warning() {
     let cases = [
         (

@@ -238,10 +238,18 @@ pub fn phone_tls(
 /// A phone's TLS connection.
 pub type PhoneTls = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
 
+/// A framer for reading a phone connection's messages (keep one per
+/// connection: it holds bytes that arrived with the previous message).
+pub fn framer() -> dialgate::sip::Framer {
+    dialgate::sip::Framer::client(dialgate::sip::Limits::default())
+}
+
 /// Reads from `s` until a SIP message arrives (or the stream ends).
-pub fn read_message(s: &mut PhoneTls) -> Result<dialgate::sip::Message, String> {
-    use dialgate::sip::{Event, Framer, Limits};
-    let mut framer = Framer::client(Limits::default());
+pub fn read_message(
+    s: &mut PhoneTls,
+    framer: &mut dialgate::sip::Framer,
+) -> Result<dialgate::sip::Message, String> {
+    use dialgate::sip::Event;
     let mut buf = vec![0u8; 16384];
     loop {
         match framer.poll_event() {
