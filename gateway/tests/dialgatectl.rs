@@ -16,6 +16,13 @@ fn ctl(args: &[&str]) -> Output {
         .expect("dialgatectl runs")
 }
 
+fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs")
+}
+
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
 }
@@ -190,5 +197,81 @@ fn home_pki_policy_bundles_and_revocation() {
         "{}",
         text(&none)
     );
+    std::fs::remove_dir_all(&work).ok();
+}
+
+#[test]
+fn pki_kit_issues_a_kits_identities_from_the_kit_ca() {
+    let work = std::env::temp_dir().join(format!("dialgate-ctl-kit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let hq = work.join("hq");
+    let pki_kit = |kit: &str, rest: &[&str]| {
+        ctl(&[&["pki", "kit", "--dir", p(&hq), "--kit", kit], rest].concat())
+    };
+    // Before pki init: says what to do.
+    let early = pki_kit("k1", &["--address", "10.1.2.3"]);
+    assert!(
+        !early.status.success() && text(&early).contains("pki init"),
+        "{}",
+        text(&early)
+    );
+    assert!(ctl(&["pki", "init", "--dir", p(&hq)]).status.success());
+    let out = pki_kit(
+        "k1",
+        &["--address", "10.1.2.3", "--address", "kit1.example"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let kit = hq.join("kits/k1");
+    for (f, mode) in [
+        ("gateway-key.pem", 0o600),
+        ("device-key.pem", 0o600),
+        ("gateway-cert.pem", 0o644),
+        ("policy-key.pub.pem", 0o644),
+    ] {
+        let m = std::fs::metadata(kit.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, mode, "{f}");
+    }
+    // Both certificates chain to the kit CA (checked by OpenSSL), the
+    // server one for the given names, the device one for client auth.
+    for (cert, purpose) in [
+        ("gateway-cert.pem", "sslserver"),
+        ("device-cert.pem", "sslclient"),
+    ] {
+        let v = openssl(&[
+            "verify",
+            "-purpose",
+            purpose,
+            "-CAfile",
+            p(&hq.join("kit-ca.pem")),
+            p(&kit.join(cert)),
+        ]);
+        assert!(v.status.success(), "{cert}: {}", text(&v));
+    }
+    let san = openssl(&[
+        "x509",
+        "-noout",
+        "-ext",
+        "subjectAltName",
+        "-in",
+        p(&kit.join("gateway-cert.pem")),
+    ]);
+    let san = text(&san);
+    assert!(
+        san.contains("10.1.2.3") && san.contains("kit1.example"),
+        "{san}"
+    );
+    // The token CA does not vouch for a kit.
+    let wrong = openssl(&[
+        "verify",
+        "-CAfile",
+        p(&hq.join("token-ca.pem")),
+        p(&kit.join("gateway-cert.pem")),
+    ]);
+    assert!(!wrong.status.success());
+    // Never overwritten; bad kit ids refused.
+    let again = pki_kit("k1", &["--address", "10.1.2.3"]);
+    assert!(!again.status.success() && text(&again).contains("refusing to overwrite"));
+    let bad = pki_kit("../x", &["--address", "10.1.2.3"]);
+    assert!(!bad.status.success());
     std::fs::remove_dir_all(&work).ok();
 }

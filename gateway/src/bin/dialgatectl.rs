@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! dialgatectl pki init     --dir HQ
+//! dialgatectl pki kit      --dir HQ --kit ID --address ADDR [--address ADDR ...]
 //! dialgatectl token enroll --dir HQ --name NAME --pkcs11-module SO [--token-label L] --pin-file F [--aliases a,b]
 //! dialgatectl token enroll --dir HQ --name NAME --software --key KEY.pem [--aliases a,b]
 //! dialgatectl token list   --dir HQ | --registry FILE
@@ -43,6 +44,7 @@ use dialgate::policy::Switches;
 fn usage() -> ExitCode {
     eprintln!(
         "usage: dialgatectl pki init     --dir HQ\n       \
+         dialgatectl pki kit      --dir HQ --kit ID --address ADDR [--address ADDR ...]\n       \
          dialgatectl token enroll --dir HQ --name NAME --pkcs11-module SO [--token-label L] --pin-file F\n       \
          \x20                         [--key-label L] [--key-id HEX] [--attestation-root PEM] [--aliases a,b]\n       \
          \x20                         [--registry FILE] [--days N] [--require-attestation]\n       \
@@ -108,6 +110,20 @@ fn main() -> ExitCode {
             Some(dir) => pki_init(Path::new(dir)),
             None => return usage(),
         },
+        (Some("pki"), Some("kit"), None) => {
+            let addresses: Vec<&str> = args
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i > 0 && args[i - 1] == "--address")
+                .map(|(_, a)| a.as_str())
+                .collect();
+            match (opt("--dir"), opt("--kit")) {
+                (Some(dir), Some(kit)) if !addresses.is_empty() => {
+                    pki_kit(Path::new(dir), kit, &addresses)
+                }
+                _ => return usage(),
+            }
+        }
         (Some("policy"), Some("build"), None) => {
             let (Some(dir), Some(kit), Some(out)) = (opt("--dir"), opt("--kit"), opt("--out"))
             else {
@@ -378,6 +394,16 @@ fn pki_init(dir: &Path) -> Result<(), String> {
         0o600,
     )
     .map_err(|e| e.to_string())?;
+    let kit_ca =
+        Ca::new("dialgate kit CA", Validity::days_from_now(3650)).map_err(|e| e.to_string())?;
+    write_file(&dir.join("kit-ca.pem"), kit_ca.cert_pem().as_bytes(), 0o644)
+        .map_err(|e| e.to_string())?;
+    write_file(
+        &dir.join("kit-ca-key.pem"),
+        kit_ca.key_pem().as_bytes(),
+        0o600,
+    )
+    .map_err(|e| e.to_string())?;
     let key = SigningKey::generate().map_err(|e| e.to_string())?;
     let pkcs8 = key.to_pkcs8().map_err(|e| e.to_string())?;
     write_file(&dir.join("policy-key.pk8"), &pkcs8, 0o600).map_err(|e| e.to_string())?;
@@ -390,6 +416,10 @@ fn pki_init(dir: &Path) -> Result<(), String> {
         dir.display()
     );
     println!(
+        "  kit CA:            {}/kit-ca.pem (key kit-ca-key.pem, 0600): issues kits' certificates",
+        dir.display()
+    );
+    println!(
         "  policy signing key: {}/policy-key.pk8 (0600, stays at home)",
         dir.display()
     );
@@ -398,6 +428,75 @@ fn pki_init(dir: &Path) -> Result<(), String> {
         dir.display(),
         key.public_key().id().to_hex()
     );
+    Ok(())
+}
+
+/// Issues one kit's identities from the HQ kit CA into `HQ/kits/ID/`: the
+/// gateway's phone-side server certificate (for `addresses`), the kit's
+/// device identity (a client certificate, e.g. for trunks that require
+/// one), and the files the kit trusts (the kit CA for phones, the token
+/// CA, the pinned policy key). Keys are P-256, written 0600; an existing
+/// kit folder is never overwritten.
+fn pki_kit(dir: &Path, kit: &str, addresses: &[&str]) -> Result<(), String> {
+    use dialgate::pki::{write_file, Ca, Validity};
+    if kit.is_empty()
+        || kit.len() > 128
+        || !kit
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@+".contains(c))
+    {
+        return Err(format!(
+            "--kit {kit:?}: 1 to 128 letters, digits, '-', '_', '.', '@' and '+'"
+        ));
+    }
+    let file = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read_to_string(&p).map_err(|e| {
+            format!(
+                "{}: {e}; create the home PKI with `dialgatectl pki init --dir HQ`",
+                p.display()
+            )
+        })
+    };
+    let kit_ca = file("kit-ca.pem")?;
+    let ca = Ca::load(&kit_ca, &file("kit-ca-key.pem")?).map_err(|e| e.to_string())?;
+    let (token_ca, policy_key) = (file("token-ca.pem")?, file("policy-key.pub.pem")?);
+    let out = dir.join("kits").join(kit);
+    if out.exists() {
+        return Err(format!(
+            "{} exists: refusing to overwrite a kit's identities",
+            out.display()
+        ));
+    }
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let v = Validity::days_from_now(825);
+    let server = ca
+        .issue_server(&format!("dialgate gateway {kit}"), addresses, v)
+        .map_err(|e| e.to_string())?;
+    let device = ca
+        .issue_client(&format!("dialgate kit {kit}"), v)
+        .map_err(|e| e.to_string())?;
+    let w = |name: &str, data: &[u8], mode: u32| {
+        write_file(&out.join(name), data, mode).map_err(|e| e.to_string())
+    };
+    w("gateway-cert.pem", server.cert_pem.as_bytes(), 0o644)?;
+    w("gateway-key.pem", server.key_pem.as_bytes(), 0o600)?;
+    w("device-cert.pem", device.cert_pem.as_bytes(), 0o644)?;
+    w("device-key.pem", device.key_pem.as_bytes(), 0o600)?;
+    w("ca.pem", kit_ca.as_bytes(), 0o644)?;
+    w("token-ca.pem", token_ca.as_bytes(), 0o644)?;
+    w("policy-key.pub.pem", policy_key.as_bytes(), 0o644)?;
+    println!(
+        "kit {kit}: identities in {} (valid 825 days)",
+        out.display()
+    );
+    println!(
+        "  gateway-cert.pem / gateway-key.pem  phone-side server certificate for {addresses:?}"
+    );
+    println!(
+        "  device-cert.pem / device-key.pem    the kit's device identity (client certificate)"
+    );
+    println!("  ca.pem, token-ca.pem, policy-key.pub.pem  what the kit and its phones trust");
     Ok(())
 }
 
