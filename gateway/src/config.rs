@@ -249,7 +249,7 @@ pub struct MediaConfig {
 }
 
 /// A trunk to a conference bridge.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrunkConfig {
     /// Its name, referenced by directory entries.
     pub name: String,

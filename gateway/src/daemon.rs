@@ -76,6 +76,7 @@ enum Input {
     Registry {
         grants: crate::config::AliasGrants,
         directory: Option<HashMap<String, crate::config::DirectoryEntry>>,
+        trunks: Option<HashMap<String, crate::config::TrunkConfig>>,
         revoked: Vec<String>,
     },
     /// New calls accepted again, or refused with 503 (policy expired).
@@ -85,9 +86,11 @@ enum Input {
     Phone(u64, Message),
     PhoneClosed(u64),
     /// A trunk-side connection (the trunk's address or a route hop) is up.
-    TrunkConnected(Flow, mpsc::Sender<Vec<u8>>),
+    /// (flow, connection generation, writer).
+    TrunkConnected(Flow, u64, mpsc::Sender<Vec<u8>>),
     Trunk(usize, Message),
-    TrunkClosed(Flow),
+    /// (flow, connection generation).
+    TrunkClosed(Flow, u64),
     Relay(Event),
 }
 
@@ -116,36 +119,52 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
     // Where admission comes from: signed policy bundles, or (labs) an
     // unsigned registry file.
     let mut watch = None;
-    let (registry, grants, directory, gate, require_pq) =
-        match (&config.policy, &config.phone.registry) {
-            (Some(pc), _) => {
-                let (w, applied) =
-                    PolicyWatch::open(pc.clone(), config.trunks.keys().cloned().collect())?;
-                let gate = w.gate();
-                watch = Some(w);
-                match applied {
-                    Some(a) => (
-                        a.registry,
-                        a.grants,
-                        Some(a.directory),
-                        gate,
-                        a.require_post_quantum,
-                    ),
-                    None => (
-                        Default::default(),
-                        Default::default(),
-                        Some(HashMap::new()),
-                        gate,
-                        false,
-                    ),
-                }
+    let initial = match (&config.policy, &config.phone.registry) {
+        (Some(pc), _) => {
+            let (w, applied) = PolicyWatch::open(pc.clone(), config.trunks.clone())?;
+            let gate = w.gate();
+            watch = Some(w);
+            match applied {
+                Some(a) => Initial {
+                    registry: a.registry,
+                    grants: a.grants,
+                    directory: Some(a.directory),
+                    trunks: Some(a.trunks),
+                    gate,
+                    require_pq: a.require_post_quantum,
+                },
+                // No valid policy: nothing is admitted.
+                None => Initial {
+                    registry: Default::default(),
+                    grants: Default::default(),
+                    directory: Some(HashMap::new()),
+                    trunks: None,
+                    gate,
+                    require_pq: false,
+                },
             }
-            (None, Some(path)) => {
-                let (registry, grants) = load_registry(path)?;
-                (registry, grants, None, Gate::Open, false)
+        }
+        (None, Some(path)) => {
+            let (registry, grants) = load_registry(path)?;
+            Initial {
+                registry,
+                grants,
+                directory: None,
+                trunks: None,
+                gate: Gate::Open,
+                require_pq: false,
             }
-            (None, None) => unreachable_config()?,
-        };
+        }
+        (None, None) => unreachable_config()?,
+    };
+    let Initial {
+        registry,
+        grants,
+        directory,
+        trunks,
+        gate,
+        require_pq,
+    } = initial;
     let require_pq = Arc::new(AtomicBool::new(require_pq));
     let registry = Arc::new(RwLock::new(registry));
     let tls = phone_server_config(
@@ -270,11 +289,14 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
     if let Some(d) = directory {
         b2b.set_directory(d);
     }
+    if let Some(t) = trunks {
+        b2b.set_trunks(std::time::Instant::now(), t);
+    }
     if let Gate::Closed(reason) = gate {
         b2b.refuse_new_calls(Some(reason));
     }
     b2b.start(std::time::Instant::now());
-    tokio::spawn(core(b2b, config, relay, input_rx, input_tx));
+    tokio::spawn(core(b2b, relay, input_rx, input_tx));
     info!(%phone_addr, "dialgate gateway listening for phones (SIP over TLS)");
     Ok(Gateway {
         phone_addr,
@@ -288,6 +310,16 @@ pub const REGISTRY_POLL: std::time::Duration = std::time::Duration::from_secs(1)
 /// How often the policy bundle file is checked for a new version (and the
 /// policy in force for expiry). SIGHUP checks at once.
 pub const POLICY_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What admission starts with.
+struct Initial {
+    registry: crate::tls::Registry,
+    grants: crate::config::AliasGrants,
+    directory: Option<HashMap<String, crate::config::DirectoryEntry>>,
+    trunks: Option<HashMap<String, crate::config::TrunkConfig>>,
+    gate: Gate,
+    require_pq: bool,
+}
 
 /// `Config` guarantees a registry source; this keeps `start` total anyway.
 fn unreachable_config<T>() -> Result<T, DaemonError> {
@@ -341,6 +373,7 @@ async fn watch_policy(
             let msg = Input::Registry {
                 grants: a.grants,
                 directory: Some(a.directory),
+                trunks: Some(a.trunks),
                 revoked,
             };
             if input.send(msg).await.is_err() {
@@ -414,6 +447,7 @@ async fn watch_registry(
                     .send(Input::Registry {
                         grants,
                         directory: None,
+                        trunks: None,
                         revoked,
                     })
                     .await
@@ -555,6 +589,11 @@ async fn read_messages<R: AsyncRead + Unpin>(
 }
 
 struct Trunk {
+    /// Which connection attempt this entry is (a late message from a
+    /// closed connection must not touch its successor).
+    generation: u64,
+    /// Dropping it closes the connection (its reader stops).
+    close: Option<tokio::sync::oneshot::Sender<()>>,
     writer: Option<mpsc::Sender<Vec<u8>>>,
     queued: Vec<Vec<u8>>,
     connecting: bool,
@@ -562,7 +601,6 @@ struct Trunk {
 
 async fn core(
     mut b2b: B2bua,
-    config: Arc<Config>,
     relay: Arc<RelayHandle>,
     mut input: mpsc::Receiver<Input>,
     input_tx: mpsc::Sender<Input>,
@@ -571,6 +609,7 @@ async fn core(
     let mut closers: HashMap<u64, tokio::sync::oneshot::Sender<()>> = HashMap::new();
     // Trunk-side connections: each trunk's own address, and route hops.
     let mut trunks: HashMap<Flow, Trunk> = HashMap::new();
+    let mut next_generation: u64 = 0;
     let mut media: HashMap<CallKey, CallId> = HashMap::new();
     let mut by_relay: HashMap<CallId, CallKey> = HashMap::new();
     loop {
@@ -600,11 +639,15 @@ async fn core(
             Some(Input::Registry {
                 grants,
                 directory,
+                trunks: new_trunks,
                 revoked,
             }) => {
                 b2b.set_grants(grants);
                 if let Some(d) = directory {
                     b2b.set_directory(d);
+                }
+                if let Some(t) = new_trunks {
+                    b2b.set_trunks(now, t);
                 }
                 for token in revoked {
                     b2b.token_revoked(now, &token);
@@ -626,8 +669,8 @@ async fn core(
                 closers.remove(&flow);
                 b2b.phone_disconnected(flow);
             }
-            Some(Input::TrunkConnected(flow, w)) => {
-                let Some(t) = trunks.get_mut(&flow) else {
+            Some(Input::TrunkConnected(flow, generation, w)) => {
+                let Some(t) = trunks.get_mut(&flow).filter(|t| t.generation == generation) else {
                     continue;
                 };
                 t.connecting = false;
@@ -637,7 +680,10 @@ async fn core(
                 t.writer = Some(w);
             }
             Some(Input::Trunk(i, m)) => b2b.handle_trunk(now, i, m),
-            Some(Input::TrunkClosed(flow)) => {
+            Some(Input::TrunkClosed(flow, generation)) => {
+                if trunks.get(&flow).is_none_or(|t| t.generation != generation) {
+                    continue; // a connection already replaced
+                }
                 trunks.remove(&flow);
                 if let Flow::Trunk(i) = flow {
                     b2b.trunk_failed(now, i);
@@ -673,6 +719,8 @@ async fn core(
                         Flow::Phone(_) => continue,
                     };
                     let t = trunks.entry(flow).or_insert(Trunk {
+                        generation: 0,
+                        close: None,
                         writer: None,
                         queued: Vec::new(),
                         connecting: false,
@@ -687,14 +735,23 @@ async fn core(
                                 t.queued.push(bytes);
                             }
                             if !t.connecting {
+                                let Some(settings) = b2b.trunk_config(trunk).cloned() else {
+                                    continue;
+                                };
                                 t.connecting = true;
-                                let name = b2b.trunk_names()[trunk].clone();
+                                next_generation += 1;
+                                t.generation = next_generation;
+                                let (close_tx, close_rx) = tokio::sync::oneshot::channel();
+                                t.close = Some(close_tx);
                                 tokio::spawn(connect_trunk(
-                                    Arc::clone(&config),
-                                    name,
-                                    trunk,
-                                    flow,
+                                    settings,
+                                    TrunkFlow {
+                                        index: trunk,
+                                        flow,
+                                        generation: next_generation,
+                                    },
                                     target,
+                                    close_rx,
                                     input_tx.clone(),
                                 ));
                             }
@@ -737,6 +794,16 @@ async fn core(
                         let _ = relay.release(leg);
                     }
                 }
+                Output::CloseTrunk { trunk } => {
+                    // Dropping an entry drops its writer and its close
+                    // signal: queued messages (the BYEs) are flushed, then
+                    // the connection closes.
+                    trunks.retain(|flow, _| match flow {
+                        Flow::Trunk(i) => *i != trunk,
+                        Flow::Route(r) => b2b.route_target(*r).is_none_or(|(i, _)| i != trunk),
+                        Flow::Phone(_) => true,
+                    });
+                }
                 Output::Disconnect { flow } => {
                     // Dropping the writer flushes what is queued (the BYE)
                     // and closes; the reader stops on its signal.
@@ -750,19 +817,30 @@ async fn core(
     }
 }
 
-/// Connects to a trunk's address, or to `target` (a route hop) with the
-/// trunk's TLS trust and server name.
-async fn connect_trunk(
-    config: Arc<Config>,
-    name: String,
+/// Which trunk connection a task serves.
+#[derive(Clone, Copy)]
+struct TrunkFlow {
     index: usize,
     flow: Flow,
+    generation: u64,
+}
+
+/// Connects to a trunk's address, or to `target` (a route hop) with the
+/// trunk's TLS trust and server name, and reads it until it closes or
+/// `close` fires.
+async fn connect_trunk(
+    trunk: crate::config::TrunkConfig,
+    tf: TrunkFlow,
     target: Option<SocketAddr>,
+    close: tokio::sync::oneshot::Receiver<()>,
     input: mpsc::Sender<Input>,
 ) {
-    let Some(trunk) = config.trunks.get(&name) else {
-        return;
-    };
+    let TrunkFlow {
+        index,
+        flow,
+        generation,
+    } = tf;
+    let name = trunk.name.clone();
     let result = async {
         let identity = match &trunk.client_identity {
             Some((c, k)) => Some((
@@ -796,7 +874,7 @@ async fn connect_trunk(
         Ok(s) => s,
         Err(e) => {
             warn!(trunk = %name, error = %e, "trunk connection failed");
-            let _ = input.send(Input::TrunkClosed(flow)).await;
+            let _ = input.send(Input::TrunkClosed(flow, generation)).await;
             return;
         }
     };
@@ -810,20 +888,23 @@ async fn connect_trunk(
     let (read, write) = tokio::io::split(stream);
     let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
     if input
-        .send(Input::TrunkConnected(flow, wtx.clone()))
+        .send(Input::TrunkConnected(flow, generation, wtx.clone()))
         .await
         .is_err()
     {
         return;
     }
     tokio::spawn(writer(write, wrx));
-    read_messages(
-        read,
-        Framer::client(Limits::default()),
-        &wtx,
-        |m| Input::Trunk(index, m),
-        &input,
-    )
-    .await;
-    let _ = input.send(Input::TrunkClosed(flow)).await;
+    tokio::select! {
+        () = read_messages(
+            read,
+            Framer::client(Limits::default()),
+            &wtx,
+            |m| Input::Trunk(index, m),
+            &input,
+        ) => {}
+        // The core dropped this connection (the trunk's settings changed).
+        _ = close => {}
+    }
+    let _ = input.send(Input::TrunkClosed(flow, generation)).await;
 }

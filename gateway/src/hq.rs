@@ -6,6 +6,9 @@
 //! HQ/policy-key.pk8 (0600), policy-key.pub.pem  the policy signing key
 //! HQ/registry.toml      the token registry (config::parse_registry format)
 //! HQ/directory.toml     the meeting directory ([[directory]] entries)
+//! HQ/trunks.toml        optional trunk settings ([[trunk]]: name, connect,
+//!                       host, ca_pem or pin_sha256, tls, suites, webex),
+//!                       each overriding the kit's trunk of that name
 //! HQ/policy-version     the last policy version built here
 //! HQ/tokens/NAME/cert.pem  issued token certificates (crate::enrol)
 //! HQ/enrol.toml        enrolment settings (require_attestation), optional
@@ -199,6 +202,17 @@ pub fn build_policy(hq: &Hq, opts: BuildOptions) -> Result<Built, HqError> {
         None => read_directory(&hq.directory())?,
     };
     directory.sort_by(|a, b| a.alias.cmp(&b.alias));
+    let trunks_path = hq.dir.join("trunks.toml");
+    let trunks = match std::fs::read_to_string(&trunks_path) {
+        Ok(text) => {
+            crate::policy::body::trunks_from_toml(&text).map_err(|reason| HqError::Invalid {
+                path: trunks_path.display().to_string(),
+                reason,
+            })?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io(&trunks_path)(e)),
+    };
     let last = hq.last_version()?;
     let version = opts.version.unwrap_or(last + 1);
     let now = std::time::SystemTime::now()
@@ -216,6 +230,7 @@ pub fn build_policy(hq: &Hq, opts: BuildOptions) -> Result<Built, HqError> {
         switches: opts.switches,
         tokens,
         directory,
+        trunks,
     };
     let bundle = sign(&body, &key).map_err(|e| HqError::Invalid {
         path: registry.display().to_string(),

@@ -407,7 +407,7 @@ pub fn phone_server_config(
 }
 
 /// How a trunk's bridge certificate is trusted.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrunkTrust {
     /// Chains to one of these CAs and is valid for the host name.
     Ca(Vec<CertificateDer<'static>>),

@@ -391,3 +391,59 @@ fn a_certificate_expiring_on_an_open_connection_refuses_new_calls() {
     drop(procs);
     std::fs::remove_dir_all(&work).ok();
 }
+
+/// Trunk settings signed into the policy (HQ/trunks.toml) apply to the
+/// running gateway: a wrong pinned key for the bridge makes calls fail
+/// (503), the right one makes them work, a trunk the kit does not have
+/// refuses the bundle.
+#[test]
+fn trunk_settings_from_the_policy_apply_live() {
+    let (work, kit, log) = common::work_dir("e2e-trunk-policy");
+    let mut procs = Procs(Vec::new());
+    start_demo(&mut procs, &kit, &log);
+    assert_eq!(alice_calls(&kit, "echo"), 200);
+    let bridge = dialgate::tls::load_certs(&kit.join("bridge/cert.pem")).unwrap();
+    let right = dialgate::tls::KeyHash::of_certificate(&bridge[0])
+        .unwrap()
+        .to_hex();
+    let trunks = |name: &str, pin: &str| {
+        format!(
+            "[[trunk]]\nname = \"{name}\"\nconnect = \"{}\"\nhost = \"{}\"\npin_sha256 = \"{pin}\"\n\
+             tls = \"1.3\"\nsuites = [\"AES_CM_128_HMAC_SHA1_80\"]\nwebex = false\n",
+            dialgate::demo::BRIDGE_LISTEN,
+            dialgate::demo::BRIDGE_HOST
+        )
+    };
+    let publish = |text: String| {
+        std::fs::write(kit.join("hq/trunks.toml"), text).unwrap();
+        let applied = count(&log, "policy applied");
+        let refused = count(&log, "policy bundle refused");
+        publish_policy(&kit, &[]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < deadline
+            && count(&log, "policy applied") == applied
+            && count(&log, "policy bundle refused") == refused
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        count(&log, "policy applied") > applied
+    };
+    assert!(
+        publish(trunks("echo", &"00".repeat(32))),
+        "wrong pin applied"
+    );
+    assert_eq!(
+        alice_calls(&kit, "echo"),
+        503,
+        "bridge key does not match the pin"
+    );
+    assert!(publish(trunks("echo", &right)), "right pin applied");
+    assert_eq!(alice_calls(&kit, "echo"), 200);
+    assert!(!publish(trunks("nosuch", &right)), "unknown trunk refused");
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("this kit has no trunk named"));
+    assert_eq!(alice_calls(&kit, "echo"), 200, "last good policy in force");
+    drop(procs);
+    std::fs::remove_dir_all(&work).ok();
+}

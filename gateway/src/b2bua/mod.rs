@@ -108,6 +108,11 @@ pub enum Output {
         legs: Vec<LocalLeg>,
     },
     /// Close a phone connection (its token was revoked).
+    /// Close every connection of trunk `trunk` (its settings changed).
+    CloseTrunk {
+        /// The trunk's index.
+        trunk: usize,
+    },
     Disconnect {
         /// The phone connection.
         flow: u64,
@@ -282,6 +287,9 @@ pub struct B2bua {
     directory: HashMap<String, DirectoryEntry>,
     /// Why new calls are refused with 503 (an expired policy), if they are.
     closed: Option<&'static str>,
+    /// Trunk settings by name: the configuration's, with the signed
+    /// policy's overrides.
+    trunks: HashMap<String, crate::config::TrunkConfig>,
     local: LocalAddrs,
     trunk_names: Vec<String>,
     txs: Transactions,
@@ -363,6 +371,7 @@ impl B2bua {
             ),
             directory: config.directory.clone(),
             closed: None,
+            trunks: config.trunks.clone(),
             config,
             grants,
             local,
@@ -421,7 +430,7 @@ impl B2bua {
         let tag = self.rand_hex(8);
         let call_id = format!("{}@dialgate", self.rand_hex(12));
         let branch = format!("z9hG4bK{}", self.rand_hex(10));
-        let Some(config) = self.config.trunks.get(&name) else {
+        let Some(config) = self.trunks.get(&name) else {
             return;
         };
         let Some(leg) = BuildLeg::options(config, &tag, &call_id) else {
@@ -537,6 +546,55 @@ impl B2bua {
     /// calls keep the entry they were placed with.
     pub fn set_directory(&mut self, directory: HashMap<String, DirectoryEntry>) {
         self.directory = directory;
+    }
+
+    /// Replaces trunk settings (a signed policy was applied). The set of
+    /// trunks is the configuration's; a trunk whose settings changed loses
+    /// its calls (BYE, or 503 for calls being set up) and its connections
+    /// ([`Output::CloseTrunk`]), so that nothing goes on under the old
+    /// trust or suites.
+    pub fn set_trunks(
+        &mut self,
+        now: Instant,
+        trunks: HashMap<String, crate::config::TrunkConfig>,
+    ) {
+        let changed: Vec<usize> = self
+            .trunk_names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                trunks
+                    .get(*n)
+                    .is_some_and(|t| self.trunks.get(*n) != Some(t))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for i in changed {
+            let name = self.trunk_names[i].clone();
+            let Some(t) = trunks.get(&name) else { continue };
+            match Policy::new(&t.suites) {
+                Ok(p) => self.trunk_policies[i] = p,
+                Err(e) => {
+                    warn!(trunk = %name, error = %e, "trunk settings refused: the old ones stay");
+                    continue;
+                }
+            }
+            self.trunks.insert(name.clone(), t.clone());
+            self.end_trunk_calls(
+                now,
+                i,
+                "trunk settings changed",
+                "trunk settings changed",
+                true,
+            );
+            self.out.push_back(Output::CloseTrunk { trunk: i });
+            info!(trunk = %name, "trunk settings changed by policy: its connections are reopened with them");
+        }
+    }
+
+    /// The current settings of trunk `i` ([`Flow::Trunk`] index).
+    pub fn trunk_config(&self, i: usize) -> Option<&crate::config::TrunkConfig> {
+        self.trunks.get(self.trunk_names.get(i)?)
     }
 
     /// Refuses new calls with 503 and `reason` in the Warning (`Some`), or
@@ -719,6 +777,26 @@ impl B2bua {
     /// The connection to a trunk failed or closed: calls being set up on it
     /// fail with 503, established ones end.
     pub fn trunk_failed(&mut self, now: Instant, trunk: usize) {
+        self.end_trunk_calls(
+            now,
+            trunk,
+            "bridge unreachable",
+            "trunk connection lost",
+            false,
+        );
+    }
+
+    /// Ends every call on `trunk`: 503 with `setup_why` for calls being set
+    /// up, BYE (to the bridge too if `bye_bridge`) with `up_why` for the
+    /// others.
+    fn end_trunk_calls(
+        &mut self,
+        now: Instant,
+        trunk: usize,
+        setup_why: &str,
+        up_why: &str,
+        bye_bridge: bool,
+    ) {
         let keys: Vec<CallKey> = self
             .calls
             .iter()
@@ -727,8 +805,8 @@ impl B2bua {
             .collect();
         for key in keys {
             match self.calls.get(&key).map(|c| c.state) {
-                Some(State::Setup) => self.fail_setup(now, key, 503, "bridge unreachable"),
-                Some(_) => self.end_call(now, key, "trunk connection lost", true, false),
+                Some(State::Setup) => self.fail_setup(now, key, 503, setup_why),
+                Some(_) => self.end_call(now, key, up_why, true, bye_bridge),
                 None => {}
             }
         }
@@ -1007,7 +1085,7 @@ impl B2bua {
                 return;
             }
         };
-        let trunk = &self.config.trunks[&auth.entry.trunk];
+        let trunk = &self.trunks[&auth.entry.trunk];
         let trunk_ip = trunk.media_address;
         let phone_ip = self.config.phone.media_address;
         let phone_local = match self.ports.allocate(phone_ip, checked.rtcp_mux_offered()) {
@@ -1062,7 +1140,7 @@ impl B2bua {
         let request_uri = match Uri::parse(&auth.entry.uri) {
             // Webex-class trunks: a sips: URI is for lookup; messages carry
             // sip: with transport=tls (the hop is TLS either way).
-            Ok(Uri::Sip(mut u)) if u.secure && self.config.trunks[&auth.entry.trunk].webex => {
+            Ok(Uri::Sip(mut u)) if u.secure && self.trunks[&auth.entry.trunk].webex => {
                 u.secure = false;
                 if !u
                     .params
@@ -1141,7 +1219,7 @@ impl B2bua {
         let mut call = call;
         let offer_text = offer_sdp.print();
         let invite = build::request(
-            &BuildLeg::bridge(&call, &self.config.trunks[&auth.entry.trunk]),
+            &BuildLeg::bridge(&call, &self.trunks[&auth.entry.trunk]),
             Method::Invite,
             &branch,
             1,
@@ -1233,7 +1311,7 @@ impl B2bua {
             if let Some(call) = self.calls.get(&key) {
                 if let Some(ack) = build::ack_for_failure(
                     &call.bridge,
-                    &self.config.trunks[&self.trunk_names[call.bridge.trunk]],
+                    &self.trunks[&self.trunk_names[call.bridge.trunk]],
                     &msg,
                 ) {
                     let _ = self.txs.set_ack(tx, ack.to_bytes());
@@ -1260,7 +1338,7 @@ impl B2bua {
             ))
             .copied();
         if let Some(call) = key.and_then(|k| self.calls.get(&k)) {
-            let trunk = &self.config.trunks[&self.trunk_names[call.bridge.trunk]];
+            let trunk = &self.trunks[&self.trunk_names[call.bridge.trunk]];
             let branch = format!("z9hG4bK{}", hex8(call.bridge.our_cseq));
             if let Some(ack) = build::request(
                 &BuildLeg::bridge(call, trunk),
@@ -1312,8 +1390,8 @@ impl B2bua {
             .rev()
             .collect();
         let trunk_name = self.trunk_names[call.bridge.trunk].clone();
-        let config = Arc::clone(&self.config);
-        let trunk = &config.trunks[&trunk_name];
+        let trunk = self.trunks[&trunk_name].clone();
+        let trunk = &trunk;
         // ACK the 2xx (outside the transaction, RFC 3261 §13.2.2.4).
         let ack_branch = format!("z9hG4bK{}", self.rand_hex(10));
         let Some(call) = self.calls.get_mut(&key) else {
@@ -1526,7 +1604,7 @@ impl B2bua {
             let Some(call) = self.calls.get(&key) else {
                 return;
             };
-            let trunk = &self.config.trunks[&self.trunk_names[call.bridge.trunk]];
+            let trunk = &self.trunks[&self.trunk_names[call.bridge.trunk]];
             let bye = build::request(
                 &BuildLeg::bridge(call, trunk),
                 Method::Bye,
@@ -1601,7 +1679,7 @@ impl B2bua {
         call.state = State::Ending;
         // CANCEL the bridge INVITE (same branch and CSeq number, §9.1).
         let branch = call.bridge.invite_branch.clone();
-        let trunk = &self.config.trunks[&self.trunk_names[call.bridge.trunk]];
+        let trunk = &self.trunks[&self.trunk_names[call.bridge.trunk]];
         if let Some(cancel) = build::request(
             &BuildLeg::bridge(call, trunk),
             Method::Cancel,

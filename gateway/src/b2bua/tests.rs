@@ -547,11 +547,7 @@ fn bridge_hangup_and_media_inactivity_end_the_call_on_both_legs() {
     let key = CallKey(1);
     h.b2b.media_inactive(h.now, key);
     h.collect();
-    assert_eq!(
-        h.sent(Flow::Phone(PHONE_FLOW))[0].method(),
-        Some(&Method::Bye)
-    );
-    assert_eq!(h.sent(Flow::Trunk(0))[0].method(), Some(&Method::Bye));
+    assert_bye_on_both_legs(&mut h);
     assert!(h
         .out
         .iter()
@@ -855,11 +851,7 @@ fn revoking_a_token_ends_its_live_calls_and_connections() {
     h.out.retain(|o| !matches!(o, Output::StartMedia(_)));
     h.b2b.token_revoked(h.now, "alice");
     h.collect();
-    assert_eq!(
-        h.sent(Flow::Phone(PHONE_FLOW))[0].method(),
-        Some(&Method::Bye)
-    );
-    assert_eq!(h.sent(Flow::Trunk(0))[0].method(), Some(&Method::Bye));
+    assert_bye_on_both_legs(&mut h);
     assert!(h.out.iter().any(|o| matches!(o, Output::StopMedia { .. })));
     let last = h.out.last().unwrap();
     assert!(
@@ -872,6 +864,53 @@ fn revoking_a_token_ends_its_live_calls_and_connections() {
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-after", "after"));
     assert!(h.out.is_empty());
+}
+
+#[test]
+fn changed_trunk_settings_end_its_calls_and_close_its_connections() {
+    let mut h = harness();
+    answered_call(&mut h, "echo");
+    h.out.clear();
+    // The same settings again: nothing happens.
+    let same = h.b2b.trunks.clone();
+    h.b2b.set_trunks(h.now, same.clone());
+    h.collect();
+    assert!(h.out.is_empty(), "{:?}", h.out);
+    assert_eq!(h.b2b.call_count(), 1);
+    // New suites for the trunk: its call ends on both legs, its
+    // connections close, the next offer uses the new suites.
+    let mut changed = same;
+    let t = changed.get_mut("echo").unwrap();
+    t.suites = vec![Suite::AeadAes128Gcm];
+    h.b2b.set_trunks(h.now, changed);
+    h.collect();
+    assert_bye_on_both_legs(&mut h);
+    assert!(h
+        .out
+        .iter()
+        .any(|o| matches!(o, Output::CloseTrunk { trunk: 0 })));
+    assert_eq!(h.b2b.call_count(), 0);
+    assert_eq!(
+        h.b2b.trunk_config(0).unwrap().suites,
+        vec![Suite::AeadAes128Gcm]
+    );
+    h.out.clear();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-new", "call-new"));
+    let offer = String::from_utf8_lossy(h.sent(Flow::Trunk(0))[0].body()).to_string();
+    assert!(
+        offer.contains("AEAD_AES_128_GCM") && !offer.contains("AES_CM_128"),
+        "{offer}"
+    );
+}
+
+/// The first message to the phone and to the bridge is a BYE.
+fn assert_bye_on_both_legs(h: &mut Harness) {
+    assert_eq!(
+        h.sent(Flow::Phone(PHONE_FLOW))[0].method(),
+        Some(&Method::Bye)
+    );
+    assert_eq!(h.sent(Flow::Trunk(0))[0].method(), Some(&Method::Bye));
 }
 
 /// `msg` with extra header lines (before Content-Type).
@@ -932,11 +971,7 @@ fn session_timer_asked_by_the_phone_is_enforced_and_refreshed() {
     assert_eq!(h.b2b.call_count(), 1);
     // No further refresh: 60 s after the last one, both legs get BYE.
     h.advance(Duration::from_secs(6));
-    assert_eq!(
-        h.sent(Flow::Phone(PHONE_FLOW))[0].method(),
-        Some(&Method::Bye)
-    );
-    assert_eq!(h.sent(Flow::Trunk(0))[0].method(), Some(&Method::Bye));
+    assert_bye_on_both_legs(&mut h);
     assert_eq!(h.b2b.call_count(), 0);
 }
 

@@ -7,13 +7,13 @@
 //! bundle was refused at start) the registry is empty: every phone fails
 //! the TLS handshake and the log says why.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use aws_lc_rs::digest;
 use tracing::{error, info, warn};
 
-use crate::config::{AliasGrants, DirectoryEntry, PolicyConfig};
+use crate::config::{AliasGrants, DirectoryEntry, PolicyConfig, TrunkConfig};
 use crate::policy::{
     store, verify_and_decide, verify_reload, Freshness, PolicyError, State, Verified,
     MAX_BUNDLE_BYTES,
@@ -40,6 +40,8 @@ pub(super) struct Apply {
     pub registry: Registry,
     pub grants: AliasGrants,
     pub directory: HashMap<String, DirectoryEntry>,
+    /// Every trunk of the kit, with the policy's settings applied.
+    pub trunks: HashMap<String, TrunkConfig>,
     pub require_post_quantum: bool,
     pub version: u64,
 }
@@ -56,7 +58,8 @@ pub(super) enum Gate {
 #[derive(Debug)]
 pub(super) struct PolicyWatch {
     cfg: PolicyConfig,
-    trunks: HashSet<String>,
+    /// The configuration's trunks (the policy overrides their settings).
+    trunks: HashMap<String, TrunkConfig>,
     state: State,
     current: Option<Verified>,
     /// Digest of the bundle file's bytes last examined, so an unchanged
@@ -77,7 +80,7 @@ impl PolicyWatch {
     /// start) and the bundle in place, which may be the one last applied.
     pub(super) fn open(
         cfg: PolicyConfig,
-        trunks: HashSet<String>,
+        trunks: HashMap<String, TrunkConfig>,
     ) -> Result<(PolicyWatch, Option<Apply>), PolicyStartError> {
         let state_err = |reason: String| PolicyStartError::State {
             path: cfg.state.display().to_string(),
@@ -129,10 +132,12 @@ impl PolicyWatch {
         // the last applied one, if it is exactly what the state recorded.
         let copy = self.applied_copy();
         let bytes = store::read_bounded(&copy, MAX_BUNDLE_BYTES).ok()?;
-        match verify_reload(&bytes, &self.cfg.trust, &self.state, now) {
-            Ok(v) if v.is_reload() => {
+        match verify_reload(&bytes, &self.cfg.trust, &self.state, now)
+            .and_then(|v| self.check_trunks(v))
+        {
+            Ok((v, trunks)) if v.is_reload() => {
                 warn!(copy = %copy.display(), version = v.version(), "the last applied policy stays in force (kept copy)");
-                self.put_in_force(v, &bytes)
+                self.put_in_force(v, trunks, &bytes)
             }
             Ok(_) => None,
             Err(e) => {
@@ -171,7 +176,7 @@ impl PolicyWatch {
             verify_and_decide(&bytes, &self.cfg.trust, &self.state, now)
         };
         match decided.and_then(|v| self.check_trunks(v)) {
-            Ok(v) => self.put_in_force(v, &bytes),
+            Ok((v, trunks)) => self.put_in_force(v, trunks, &bytes),
             Err(e) => {
                 if self.current.is_none() {
                     error!(target: "audit", decision = "refused", bundle = %path.display(), reason = %e, "policy bundle refused; no policy in force: every call is refused");
@@ -184,7 +189,12 @@ impl PolicyWatch {
     }
 
     /// Records (durably, first) and returns a verified policy to apply.
-    fn put_in_force(&mut self, verified: Verified, bytes: &[u8]) -> Option<Apply> {
+    fn put_in_force(
+        &mut self,
+        verified: Verified,
+        trunks: HashMap<String, TrunkConfig>,
+        bytes: &[u8],
+    ) -> Option<Apply> {
         if !verified.is_reload() {
             // Durable before applied: a power cut after this point cannot
             // bring back an older bundle.
@@ -217,6 +227,7 @@ impl PolicyWatch {
             revoked = body.tokens.iter().filter(|t| t.revoked).count(),
             unattested = ?unattested,
             directory = body.directory.len(),
+            trunk_settings = body.trunks.len(),
             expires_at = body.expires_at,
             reload = verified.is_reload(),
             "policy applied"
@@ -225,6 +236,7 @@ impl PolicyWatch {
             registry,
             grants,
             directory: verified.directory(),
+            trunks,
             require_post_quantum: body.switches.require_post_quantum,
             version: body.version,
         };
@@ -232,18 +244,32 @@ impl PolicyWatch {
         Some(apply)
     }
 
-    /// A directory entry naming a trunk this kit does not have is refused
-    /// with the whole bundle (before the state records it).
-    fn check_trunks(&self, v: Verified) -> Result<Verified, PolicyError> {
+    /// The kit's trunks with the policy's settings applied. A directory
+    /// entry or trunk setting naming a trunk this kit does not have, or a
+    /// setting the kit cannot use, refuses the whole bundle (before the
+    /// state records it).
+    fn check_trunks(
+        &self,
+        v: Verified,
+    ) -> Result<(Verified, HashMap<String, TrunkConfig>), PolicyError> {
+        let no_such = |field: String, name: &str| PolicyError::Invalid {
+            field,
+            reason: format!("this kit has no trunk named {name:?}"),
+        };
         for d in &v.body().directory {
-            if !self.trunks.contains(&d.trunk) {
-                return Err(PolicyError::Invalid {
-                    field: format!("directory.{}.trunk", d.alias),
-                    reason: format!("this kit has no trunk named {:?}", d.trunk),
-                });
+            if !self.trunks.contains_key(&d.trunk) {
+                return Err(no_such(format!("directory.{}.trunk", d.alias), &d.trunk));
             }
         }
-        Ok(v)
+        let mut trunks = self.trunks.clone();
+        for t in &v.body().trunks {
+            let base = self
+                .trunks
+                .get(&t.name)
+                .ok_or_else(|| no_such(format!("trunk.{}", t.name), &t.name))?;
+            trunks.insert(t.name.clone(), t.apply_to(base)?);
+        }
+        Ok((v, trunks))
     }
 
     /// Whether new calls are accepted now.

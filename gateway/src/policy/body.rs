@@ -26,6 +26,10 @@ pub const MAX_ALIASES_PER_TOKEN: usize = 256;
 pub const MAX_NAME_LEN: usize = 128;
 /// Longest directory URI, in bytes.
 pub const MAX_URI_LEN: usize = 1024;
+/// Most trunk entries a policy may hold.
+pub const MAX_TRUNKS: usize = 64;
+/// Longest inline CA (PEM) of a trunk, in bytes.
+pub const MAX_TRUNK_CA_PEM: usize = 16 * 1024;
 /// Longest meeting PIN, in characters.
 pub const MAX_PIN_LEN: usize = 64;
 /// Latest time a policy may name: 9999-12-31T23:59:59Z. Keeps every number
@@ -53,6 +57,103 @@ pub struct PolicyBody {
     pub tokens: Vec<PolicyToken>,
     /// The meeting directory.
     pub directory: Vec<DirectoryEntry>,
+    /// Trunk settings: each overrides the kit configuration's trunk of the
+    /// same name (a policy cannot add a trunk: the kit's interfaces and
+    /// media addresses are its own).
+    pub trunks: Vec<PolicyTrunk>,
+}
+
+/// A trunk's settings as HQ sets them (see [`PolicyBody::trunks`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyTrunk {
+    /// The kit trunk it overrides.
+    pub name: String,
+    /// Where to connect (`address:port`).
+    pub connect: String,
+    /// TLS server name and SIP host of the bridge.
+    pub host: String,
+    /// The bridge's CA certificates, PEM (exactly one of this and `pin_sha256`).
+    pub ca_pem: Option<String>,
+    /// SHA-256 of the bridge's public key, hex.
+    pub pin_sha256: Option<String>,
+    /// "1.3", or "1.2" to allow TLS 1.2.
+    pub tls: String,
+    /// SRTP suites offered to the bridge, preferred first.
+    pub suites: Vec<String>,
+    /// Webex-class behaviour.
+    pub webex: bool,
+}
+
+impl PolicyTrunk {
+    /// The kit's trunk `base` with these settings (its media address and
+    /// client identity stay the kit's).
+    pub fn apply_to(
+        &self,
+        base: &crate::config::TrunkConfig,
+    ) -> Result<crate::config::TrunkConfig, PolicyError> {
+        use crate::tls::TrunkTrust;
+        let field = |f: &str| format!("trunk.{}.{f}", self.name);
+        let connect = self
+            .connect
+            .parse()
+            .map_err(|_| invalid(field("connect"), "an address:port"))?;
+        let trust = match (&self.ca_pem, &self.pin_sha256) {
+            (Some(pem), None) => {
+                let certs = crate::enrol::der::pem_certificates(pem);
+                if certs.is_empty() {
+                    return Err(invalid(field("ca_pem"), "no certificate in it"));
+                }
+                TrunkTrust::Ca(certs)
+            }
+            (None, Some(pin)) => TrunkTrust::PinnedKey(
+                KeyHash::from_hex(pin).map_err(|e| invalid(field("pin_sha256"), e.to_string()))?,
+            ),
+            _ => {
+                return Err(invalid(
+                    format!("trunk.{}", self.name),
+                    "set exactly one of ca_pem and pin_sha256",
+                ))
+            }
+        };
+        let tls = match self.tls.as_str() {
+            "1.3" => crate::tls::TrunkTls::Tls13,
+            "1.2" => crate::tls::TrunkTls::Tls12Allowed,
+            _ => return Err(invalid(field("tls"), "\"1.3\" or \"1.2\"")),
+        };
+        if self.suites.is_empty() {
+            return Err(invalid(
+                field("suites"),
+                "at least one suite (SRTP cannot be turned off)",
+            ));
+        }
+        let mut suites = Vec::new();
+        for n in &self.suites {
+            let suite = crate::srtp::Suite::from_name(n)
+                .map_err(|_| invalid(field("suites"), format!("unknown suite {n:?}")))?;
+            if !suites.contains(&suite) {
+                suites.push(suite);
+            }
+        }
+        if self.host.is_empty()
+            || self.host.len() > 253
+            || self
+                .host
+                .contains(|c: char| c.is_whitespace() || c.is_control() || c == '@')
+        {
+            return Err(invalid(field("host"), "a host name or address"));
+        }
+        Ok(crate::config::TrunkConfig {
+            name: base.name.clone(),
+            connect,
+            host: self.host.clone(),
+            trust,
+            media_address: base.media_address,
+            tls,
+            suites,
+            webex: self.webex,
+            client_identity: base.client_identity.clone(),
+        })
+    }
 }
 
 /// Policy switches. They can only tighten what a kit's configuration
@@ -98,6 +199,38 @@ struct RawBody {
     token: Vec<RawToken>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     directory: Vec<RawDirectory>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    trunk: Vec<RawTrunk>,
+}
+
+impl RawTrunk {
+    fn into_typed(self) -> PolicyTrunk {
+        PolicyTrunk {
+            name: self.name,
+            connect: self.connect,
+            host: self.host,
+            ca_pem: self.ca_pem,
+            pin_sha256: self.pin_sha256,
+            tls: self.tls,
+            suites: self.suites,
+            webex: self.webex,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct RawTrunk {
+    name: String,
+    connect: String,
+    host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_pem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pin_sha256: Option<String>,
+    tls: String,
+    suites: Vec<String>,
+    webex: bool,
 }
 
 #[derive(Serialize, Deserialize, PartialEq)]
@@ -166,6 +299,20 @@ impl From<&PolicyBody> for RawBody {
                     pin: d.pin.clone(),
                 })
                 .collect(),
+            trunk: b
+                .trunks
+                .iter()
+                .map(|t| RawTrunk {
+                    name: t.name.clone(),
+                    connect: t.connect.clone(),
+                    host: t.host.clone(),
+                    ca_pem: t.ca_pem.clone(),
+                    pin_sha256: t.pin_sha256.clone(),
+                    tls: t.tls.clone(),
+                    suites: t.suites.clone(),
+                    webex: t.webex,
+                })
+                .collect(),
         }
     }
 }
@@ -176,6 +323,7 @@ impl RawBody {
         check_count("tokens", self.token.len(), MAX_TOKENS)?;
         check_count("directory entries", self.directory.len(), MAX_DIRECTORY)?;
         check_count("kits", self.kits.len(), MAX_KITS)?;
+        check_count("trunks", self.trunk.len(), MAX_TRUNKS)?;
         let mut tokens = Vec::with_capacity(self.token.len());
         for t in self.token {
             let key = KeyHash::from_hex(&t.key_sha256)
@@ -208,6 +356,7 @@ impl RawBody {
                     pin: d.pin,
                 })
                 .collect(),
+            trunks: self.trunk.into_iter().map(RawTrunk::into_typed).collect(),
         })
     }
 }
@@ -234,6 +383,21 @@ fn check_name(field: &str, s: &str) -> Result<(), PolicyError> {
         ));
     }
     Ok(())
+}
+
+/// A trunk to check [`PolicyTrunk::apply_to`] against.
+fn stand_in_trunk() -> crate::config::TrunkConfig {
+    crate::config::TrunkConfig {
+        name: String::new(),
+        connect: ([127, 0, 0, 1], 5061).into(),
+        host: String::new(),
+        trust: crate::tls::TrunkTrust::PinnedKey(KeyHash([0; 32])),
+        media_address: [127, 0, 0, 1].into(),
+        tls: crate::tls::TrunkTls::Tls13,
+        suites: Vec::new(),
+        webex: false,
+        client_identity: None,
+    }
 }
 
 /// The rules a policy must follow, applied by the signer before signing
@@ -289,6 +453,27 @@ pub(super) fn validate(b: &PolicyBody) -> Result<(), PolicyError> {
         if !aliases.insert(d.alias.as_str()) {
             return Err(invalid(field, "alias defined twice"));
         }
+    }
+
+    check_count("trunks", b.trunks.len(), MAX_TRUNKS)?;
+    let mut trunk_names = HashSet::new();
+    for t in &b.trunks {
+        check_name("trunk.name", &t.name)?;
+        if !trunk_names.insert(t.name.as_str()) {
+            return Err(invalid(format!("trunk.{}", t.name), "trunk listed twice"));
+        }
+        if t.ca_pem
+            .as_ref()
+            .is_some_and(|p| p.len() > MAX_TRUNK_CA_PEM)
+        {
+            return Err(invalid(
+                format!("trunk.{}.ca_pem", t.name),
+                format!("at most {MAX_TRUNK_CA_PEM} bytes"),
+            ));
+        }
+        // Everything else a kit checks when it applies the settings to its
+        // own trunk; the same checks, on a stand-in, here.
+        t.apply_to(&stand_in_trunk())?;
     }
 
     check_count("tokens", b.tokens.len(), MAX_TOKENS)?;
@@ -401,7 +586,30 @@ pub(super) fn sample() -> PolicyBody {
             trunk: "echo".into(),
             pin: Some("1234#".into()),
         }],
+        trunks: vec![PolicyTrunk {
+            name: "echo".into(),
+            connect: "192.0.2.7:5061".into(),
+            host: "bridge.test".into(),
+            ca_pem: None,
+            pin_sha256: Some("33".repeat(32)),
+            tls: "1.2".into(),
+            suites: vec!["AES_CM_128_HMAC_SHA1_80".into()],
+            webex: true,
+        }],
     }
+}
+
+/// Reads the `[[trunk]]` entries of a trunk settings file (the home
+/// side's `HQ/trunks.toml`, same fields as in a policy body).
+pub fn trunks_from_toml(text: &str) -> Result<Vec<PolicyTrunk>, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        trunk: Vec<RawTrunk>,
+    }
+    let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    Ok(f.trunk.into_iter().map(RawTrunk::into_typed).collect())
 }
 
 #[cfg(test)]
@@ -411,6 +619,7 @@ mod tests {
     #[test]
     fn toml_round_trips_and_reads_like_the_registry_file() {
         let text = to_toml(&sample()).unwrap();
+        assert!(text.contains("[[trunk]]\nname = \"echo\""), "{text}");
         assert!(text.contains("[[token]]\nname = \"alice\""), "{text}");
         assert!(text.contains(&format!("key_sha256 = \"{}\"", "11".repeat(32))));
         let back = parse(text.as_bytes()).unwrap();

@@ -115,6 +115,15 @@
 //! uri = "sip:echo@bridge.example"
 //! trunk = "echo"                 # a trunk of the kit's configuration
 //! pin = "1234#"                  # optional; secret, never logged
+//!
+//! [[trunk]]                      # optional: overrides the kit's trunk of that name
+//! name = "echo"                  # (a policy cannot add one; the kit keeps its
+//! connect = "192.0.2.7:5061"     #  media address and client identity)
+//! host = "bridge.example"
+//! pin_sha256 = "<64 hex digits>" # or ca_pem = """-----BEGIN CERTIFICATE-----..."""
+//! tls = "1.3"                    # or "1.2"
+//! suites = ["AES_CM_128_HMAC_SHA1_80"]
+//! webex = false
 //! ```
 //!
 //! Limits: [`body::MAX_TOKENS`] tokens, [`body::MAX_DIRECTORY`] directory
@@ -166,7 +175,7 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
-pub use body::{PolicyBody, PolicyToken, Switches};
+pub use body::{PolicyBody, PolicyToken, PolicyTrunk, Switches};
 pub use envelope::MAX_BUNDLE_BYTES;
 pub use keys::{PolicyKey, SigningKey};
 pub use state::State;

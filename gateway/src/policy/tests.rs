@@ -575,3 +575,53 @@ fn errors_say_what_to_do_and_never_show_the_pin() {
         assert!(!s.contains("1234"), "{s}");
     }
 }
+
+#[test]
+fn trunk_settings_are_checked_by_signer_and_kit() {
+    let key = SigningKey::generate().unwrap();
+    type Spoil = fn(&mut PolicyTrunk);
+    let cases: [(&str, Spoil); 8] = [
+        ("trunk.echo.connect", |t| t.connect = "bridge:5061".into()),
+        ("trunk.echo", |t| t.ca_pem = Some("x".into())),
+        ("trunk.echo", |t| t.pin_sha256 = None),
+        ("trunk.echo.pin_sha256", |t| {
+            t.pin_sha256 = Some("12".into())
+        }),
+        ("trunk.echo.tls", |t| t.tls = "1.1".into()),
+        ("trunk.echo.suites", |t| t.suites.clear()),
+        ("trunk.echo.suites", |t| {
+            t.suites = vec!["NULL_HMAC_SHA1_80".into()]
+        }),
+        ("trunk.echo.host", |t| t.host = "a b".into()),
+    ];
+    for (field, spoil) in cases {
+        let mut body = sample();
+        spoil(&mut body.trunks[0]);
+        match sign(&body, &key) {
+            Err(PolicyError::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    // A CA given inline works; twice the same trunk does not.
+    let mut body = sample();
+    body.trunks[0].pin_sha256 = None;
+    body.trunks[0].ca_pem = Some(
+        crate::pki::Ca::new("bridge CA", crate::pki::Validity::days_from_now(1))
+            .unwrap()
+            .cert_pem(),
+    );
+    let v = verify_and_decide(
+        &sign(&body, &key).unwrap(),
+        &Trust {
+            pinned_key: key.public_key().clone(),
+            kit_id: "kit-01".into(),
+            grace: GracePeriod::NONE,
+        },
+        &State::new(),
+        NOW,
+    )
+    .unwrap();
+    assert!(v.body().trunks[0].ca_pem.is_some());
+    body.trunks.push(body.trunks[0].clone());
+    assert!(sign(&body, &key).is_err());
+}
