@@ -39,6 +39,7 @@
 //! # calls_per_token = 4
 //! # calls_per_address = 8
 //! # attempts_per_minute_per_address = 30
+//! # attempts_per_minute_per_token = 20
 //! # max_calls = 64
 //! # loopback_exempt = false
 //! ```
@@ -172,6 +173,7 @@ struct RawLimits {
     calls_per_token: Option<u32>,
     calls_per_address: Option<u32>,
     attempts_per_minute_per_address: Option<u32>,
+    attempts_per_minute_per_token: Option<u32>,
     max_calls: Option<u32>,
     #[serde(default)]
     loopback_exempt: bool,
@@ -337,6 +339,8 @@ pub struct Limits {
     pub calls_per_address: u32,
     /// Call attempts per minute per source address.
     pub attempts_per_minute_per_address: u32,
+    /// Call attempts per minute per token.
+    pub attempts_per_minute_per_token: u32,
     /// Concurrent calls in all.
     pub max_calls: u32,
     /// Exempt loopback sources from the attempt rate limit (demo kits).
@@ -521,6 +525,7 @@ impl Config {
             calls_per_token: l.calls_per_token.unwrap_or(4),
             calls_per_address: l.calls_per_address.unwrap_or(8),
             attempts_per_minute_per_address: l.attempts_per_minute_per_address.unwrap_or(30),
+            attempts_per_minute_per_token: l.attempts_per_minute_per_token.unwrap_or(20),
             max_calls: l.max_calls.unwrap_or(64),
             loopback_exempt: l.loopback_exempt,
         };
@@ -530,6 +535,10 @@ impl Config {
             (
                 "attempts_per_minute_per_address",
                 limits.attempts_per_minute_per_address,
+            ),
+            (
+                "attempts_per_minute_per_token",
+                limits.attempts_per_minute_per_token,
             ),
             ("max_calls", limits.max_calls),
         ] {

@@ -217,6 +217,7 @@ state = "state/policy.state"
 calls_per_token = 500
 calls_per_address = 1000
 attempts_per_minute_per_address = 100000
+attempts_per_minute_per_token = 100000
 max_calls = 1000
 loopback_exempt = true
 "#

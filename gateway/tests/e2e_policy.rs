@@ -447,3 +447,75 @@ fn trunk_settings_from_the_policy_apply_live() {
     drop(procs);
     std::fs::remove_dir_all(&work).ok();
 }
+
+/// OPTIONS over `openssl s_client` (OpenSSL 3.0: no X25519MLKEM768) with
+/// alice's certificate; the gateway's answer, if any.
+fn options_via_openssl(kit: &Path) -> String {
+    use std::io::Write;
+    let tokens = kit.join("tokens/alice");
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", GW, "-cert"])
+        .arg(tokens.join("cert.pem"))
+        .arg("-key")
+        .arg(tokens.join("key.pem"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl runs");
+    let msg = "OPTIONS sip:echo@127.0.0.1:5061;transport=tls SIP/2.0\r\n\
+               Via: SIP/2.0/TLS 127.0.0.1:1;branch=z9hG4bK-pq\r\nMax-Forwards: 70\r\n\
+               From: <sip:alice@127.0.0.1>;tag=pq\r\nTo: <sip:echo@127.0.0.1>\r\n\
+               Call-ID: pq@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(msg.as_bytes());
+    // A moment for the answer to arrive.
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(stdin);
+    // -quiet ignores EOF on stdin: stop it, then read what it printed.
+    let stdout = child.stdout.take();
+    drop(Procs(vec![child]));
+    let mut out = String::new();
+    if let Some(mut o) = stdout {
+        let _ = std::io::Read::read_to_string(&mut o, &mut out);
+    }
+    out
+}
+
+/// The policy switch `require_post_quantum` applies to new connections:
+/// a classic (X25519) client is admitted before and refused after, while
+/// a client with X25519MLKEM768 still places calls.
+#[test]
+fn the_post_quantum_switch_from_the_policy_applies_to_new_connections() {
+    let (work, kit, log) = common::work_dir("e2e-pq-switch");
+    let mut procs = Procs(Vec::new());
+    start_demo(&mut procs, &kit, &log);
+    assert!(
+        options_via_openssl(&kit).contains("SIP/2.0 200"),
+        "classic client admitted"
+    );
+    let applied = count(&log, "policy applied");
+    publish_policy(&kit, &["--require-post-quantum"]);
+    assert!(wait_count(
+        &log,
+        "policy applied",
+        applied,
+        Duration::from_secs(2)
+    ));
+    let answer = options_via_openssl(&kit);
+    assert!(
+        !answer.contains("SIP/2.0"),
+        "classic client got an answer: {answer}"
+    );
+    assert!(wait_for(
+        &log,
+        "the policy requires X25519MLKEM768",
+        Duration::from_secs(2)
+    ));
+    assert_eq!(alice_calls(&kit, "echo"), 200, "hybrid client still calls");
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("group=Some(X25519MLKEM768)"));
+    drop(procs);
+    std::fs::remove_dir_all(&work).ok();
+}

@@ -304,7 +304,9 @@ pub struct B2bua {
     calls_per_token: HashMap<String, u32>,
     calls_per_address: HashMap<IpAddr, u32>,
     /// Recent call attempts per source address (for the rate limit).
-    attempts: HashMap<IpAddr, VecDeque<Instant>>,
+    attempts: AttemptWindow<IpAddr>,
+    /// Recent call attempts per token.
+    token_attempts: AttemptWindow<String>,
     next_call: u64,
     out: VecDeque<Output>,
     ports: Box<dyn MediaPorts + Send>,
@@ -318,6 +320,46 @@ pub struct B2bua {
     trunk_up: Vec<Option<bool>>,
     /// Next hops other than a trunk's own address: (trunk, address).
     routes: Vec<(usize, SocketAddr)>,
+}
+
+/// Call attempts in the last minute, per key (address or token), bounded.
+#[derive(Debug)]
+struct AttemptWindow<K> {
+    by_key: HashMap<K, VecDeque<Instant>>,
+}
+
+impl<K> Default for AttemptWindow<K> {
+    fn default() -> Self {
+        AttemptWindow {
+            by_key: HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> AttemptWindow<K> {
+    /// Counts an attempt by `key` unless it already made `limit` in the
+    /// last minute (then `false`, and nothing is counted).
+    fn allow(&mut self, key: K, now: Instant, limit: u32) -> bool {
+        let window = self.by_key.entry(key).or_default();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            window.pop_front();
+        }
+        if window.len() >= limit as usize {
+            return false;
+        }
+        window.push_back(now);
+        // Bound the table: forget keys whose window emptied long ago.
+        if self.by_key.len() > 4096 {
+            self.by_key.retain(|_, w| {
+                w.back()
+                    .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
+            });
+        }
+        true
+    }
 }
 
 /// The audit event of a refused call.
@@ -383,7 +425,8 @@ impl B2bua {
             expired_flows: std::collections::HashSet::new(),
             calls_per_token: HashMap::new(),
             calls_per_address: HashMap::new(),
-            attempts: HashMap::new(),
+            attempts: AttemptWindow::default(),
+            token_attempts: AttemptWindow::default(),
             next_call: 1,
             out: VecDeque::new(),
             ports,
@@ -977,30 +1020,18 @@ impl B2bua {
 
     /// Counts a call attempt from `ip`; false if it is over the rate limit
     /// (a sliding minute), unless loopback is exempt (demo kits).
-    fn attempt_allowed(&mut self, now: Instant, ip: IpAddr) -> bool {
+    fn attempt_allowed(&mut self, now: Instant, ip: IpAddr, token: &str) -> bool {
         let limits = self.config.limits;
-        if limits.loopback_exempt && ip.is_loopback() {
-            return true;
-        }
-        let window = self.attempts.entry(ip).or_default();
-        while window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            window.pop_front();
-        }
-        if window.len() >= limits.attempts_per_minute_per_address as usize {
-            return false;
-        }
-        window.push_back(now);
-        // Bound the table: forget addresses whose window emptied long ago.
-        if self.attempts.len() > 4096 {
-            self.attempts.retain(|_, w| {
-                w.back()
-                    .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
-            });
-        }
-        true
+        let by_address = (limits.loopback_exempt && ip.is_loopback())
+            || self
+                .attempts
+                .allow(ip, now, limits.attempts_per_minute_per_address);
+        by_address
+            && self.token_attempts.allow(
+                token.to_string(),
+                now,
+                limits.attempts_per_minute_per_token,
+            )
     }
 
     fn phone_invite(
@@ -1020,7 +1051,7 @@ impl B2bua {
             self.refuse_call(now, tx, &msg, identity, 403, "token certificate expired");
             return;
         }
-        if !self.attempt_allowed(now, identity.peer.ip()) {
+        if !self.attempt_allowed(now, identity.peer.ip(), &identity.token) {
             audit_refusal(identity, 503, "too many call attempts; try again later");
             let reply = Reply::new(&msg, 503, None)
                 .warning("399 dialgate \"too many call attempts; try again later\"")

@@ -770,6 +770,40 @@ fn trunks_get_options_keepalives_and_silence_marks_them_down() {
 }
 
 #[test]
+fn attempts_per_minute_per_token_are_limited_across_addresses() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    // alice from 20 addresses, one attempt each (under every per-address
+    // limit): the 21st attempt within the minute is over her token's.
+    let mut codes = Vec::new();
+    for i in 0..21u16 {
+        let flow = 100 + u64::from(i);
+        h.b2b.phone_connected(
+            flow,
+            PhoneIdentity {
+                token: "alice".into(),
+                key: KeyHash([7; 32]),
+                peer: format!("192.0.2.{}:5000", i + 1).parse().unwrap(),
+            },
+        );
+        let invite = h.invite(
+            "alice",
+            "echo",
+            &sdp,
+            &format!("z9hG4bK-t{i}"),
+            &format!("t{i}"),
+        );
+        h.b2b.handle_phone(h.now, flow, invite);
+        h.collect();
+        codes.push(h.statuses(Flow::Phone(flow)).last().copied().unwrap_or(0));
+    }
+    // Two calls (calls_per_token), then 486 for the token's call limit,
+    // then 503 once the token's attempt rate is exhausted.
+    assert_eq!(codes[20], 503, "{codes:?}");
+    assert!(codes[..20].iter().all(|c| *c != 503), "{codes:?}");
+}
+
+#[test]
 fn attempts_per_minute_and_calls_per_address_are_limited() {
     let mut h = harness();
     let sdp = h.phone_sdp("RTP/SAVP");

@@ -208,7 +208,14 @@ fn tls_client(kit: &Path, who: &str) -> std::sync::Arc<rustls::ClientConfig> {
         roots.add(c).expect("kit CA usable");
     }
     let dir = kit.join("tokens").join(who);
-    let cfg = rustls::ClientConfig::builder()
+    // A phone with the post-quantum hybrid first, as a modern client.
+    let provider = rustls::crypto::CryptoProvider {
+        kx_groups: dialgate::tls::phone_kx_groups(dialgate::tls::PqPolicy::Prefer),
+        ..rustls::crypto::aws_lc_rs::default_provider()
+    };
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
         .with_root_certificates(roots)
         .with_client_auth_cert(
             load_certs(&dir.join("cert.pem")).expect("token cert"),
