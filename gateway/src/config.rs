@@ -9,7 +9,7 @@
 //! certificate = "gateway-cert.pem"
 //! key = "gateway-key.pem"
 //! token_ca = "token-ca.pem"
-//! registry = "registry.toml"
+//! # registry = "registry.toml"  # labs only: an unsigned registry instead of [policy]
 //! media_address = "127.0.0.1"
 //! # suites = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
 //! # require_post_quantum = false
@@ -42,7 +42,23 @@
 //! # attempts_per_minute_per_token = 20
 //! # max_calls = 64
 //! # loopback_exempt = false
+//!
+//! [policy]                      # signed policy bundles (see crate::policy)
+//! key = "policy-key.pub.pem"    # the HQ policy key, pinned
+//! kit_id = "kit-0001"
+//! bundle = "policy.bundle"      # watched; also read on SIGHUP
+//! state = "state/policy.state"  # anti-rollback state; never delete it
+//! # grace_secs = 0
+//!
+//! # [bridge_listener]           # for bridges that send in-dialog requests
+//! # listen = "192.0.2.10:5062"  # on a connection of their own (the Contact
+//! # certificate = "gateway-cert.pem"  # they get); only bridges whose
+//! # key = "gateway-key.pem"     # certificate their trunk trusts get in
 //! ```
+//!
+//! With `[policy]`, the token registry, the meeting directory and trunk
+//! settings come from the signed bundle: `phone.registry` and
+//! `[[directory]]` must then be absent.
 //!
 //! Relative paths are relative to the configuration file's folder.
 
@@ -106,6 +122,15 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     policy: Option<RawPolicy>,
+    bridge_listener: Option<RawBridgeListener>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBridgeListener {
+    listen: SocketAddr,
+    certificate: PathBuf,
+    key: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -204,6 +229,23 @@ pub struct Config {
     /// Signed policy bundles: where the registry and the directory come
     /// from when set (then `phone.registry` and `[[directory]]` are absent).
     pub policy: Option<PolicyConfig>,
+    /// Where bridges that open their own connection for in-dialog requests
+    /// reach the kit (advertised as the Contact of calls to bridges).
+    pub bridge_listener: Option<BridgeListenerConfig>,
+}
+
+/// The bridge-side listener (`[bridge_listener]`): on the uplink, for
+/// bridges that send in-dialog requests (BYE, re-INVITE) on a connection of
+/// their own rather than the one the kit opened. Only bridges whose
+/// certificate their trunk trusts get in.
+#[derive(Debug, Clone)]
+pub struct BridgeListenerConfig {
+    /// Address to bind; also the Contact given to bridges.
+    pub listen: SocketAddr,
+    /// Server certificate chain (PEM).
+    pub certificate: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
 }
 
 /// Signed policy bundles (`[policy]`). See [`crate::policy`].
@@ -571,6 +613,28 @@ impl Config {
                 "remove [[directory]]: with [policy] the directory comes from the signed bundle",
             ));
         }
+        let bridge_listener = match raw.bridge_listener {
+            None => None,
+            Some(b) => {
+                if b.listen.ip().is_unspecified() || b.listen.port() == 0 {
+                    return Err(invalid(
+                        "bridge_listener.listen",
+                        "the uplink address and port bridges reach (it is their Contact), not 0.0.0.0 or port 0",
+                    ));
+                }
+                if b.listen == phone.listen {
+                    return Err(invalid(
+                        "bridge_listener.listen",
+                        "must differ from phone.listen",
+                    ));
+                }
+                Some(BridgeListenerConfig {
+                    listen: b.listen,
+                    certificate: resolve(base, b.certificate),
+                    key: resolve(base, b.key),
+                })
+            }
+        };
         Ok(Config {
             phone,
             media,
@@ -578,6 +642,7 @@ impl Config {
             directory,
             limits,
             policy,
+            bridge_listener,
         })
     }
 }

@@ -25,7 +25,10 @@ use crate::config::{load_registry, Config, ConfigError};
 use crate::relay::net::{LocalLeg, NetConfig, RelayHandle};
 use crate::relay::{CallId, Event, LegSide, RelayConfig};
 use crate::sip::{salvage_response, Event as FrameEvent, Framer, Limits, Message, PONG};
-use crate::tls::{load_certs, load_key, phone_server_config, trunk_client_config, TlsError};
+use crate::tls::{
+    bridge_server_config, identify_bridge, load_certs, load_key, phone_server_config,
+    trunk_client_config, KnownBridge, SharedBridges, TlsError,
+};
 use crate::transport::{serve, ListenerLimits, ListenerStats, PhoneConnection};
 
 mod policy;
@@ -83,6 +86,14 @@ enum Input {
     Gate(Gate),
     /// The certificate of a phone connection expired.
     CertificateExpired(u64),
+    /// A bridge connected to the bridge-side listener and was recognised.
+    BridgeConnected {
+        conn: u64,
+        trunk: usize,
+        writer: mpsc::Sender<Vec<u8>>,
+    },
+    Bridge(u64, Message),
+    BridgeClosed(u64),
     Phone(u64, Message),
     PhoneClosed(u64),
     /// A trunk-side connection (the trunk's address or a route hop) is up.
@@ -200,11 +211,27 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
         what: "listener address".into(),
         source,
     })?;
+    // The bridge-side listener, for bridges that open their own
+    // connection for in-dialog requests.
+    let bridge_listener = match &config.bridge_listener {
+        Some(bl) => Some((
+            TcpListener::bind(bl.listen)
+                .await
+                .map_err(|source| DaemonError::Io {
+                    what: format!("listening for bridges on {}", bl.listen),
+                    source,
+                })?,
+            load_certs(&bl.certificate)?,
+            load_key(&bl.key)?,
+        )),
+        None => None,
+    };
     let b2b = B2bua::new(
         Arc::clone(&config),
         grants,
         LocalAddrs {
             phone_sip: phone_addr,
+            bridge_sip: config.bridge_listener.as_ref().map(|b| b.listen),
         },
         Box::new(RelayPorts(Arc::clone(&relay))),
         Box::new(SystemRandom),
@@ -295,8 +322,23 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
     if let Gate::Closed(reason) = gate {
         b2b.refuse_new_calls(Some(reason));
     }
+    let bridges: SharedBridges = Arc::new(RwLock::new(known_bridges(&b2b)));
+    if let Some((listener, chain, key)) = bridge_listener {
+        let tls12 = config
+            .trunks
+            .values()
+            .any(|t| t.tls == crate::tls::TrunkTls::Tls12Allowed);
+        let tls = bridge_server_config(chain, key, Arc::clone(&bridges), tls12)?;
+        info!(address = ?config.bridge_listener.as_ref().map(|b| b.listen), "listening for bridges' own connections");
+        tokio::spawn(serve_bridges(
+            listener,
+            tls,
+            Arc::clone(&bridges),
+            input_tx.clone(),
+        ));
+    }
     b2b.start(std::time::Instant::now());
-    tokio::spawn(core(b2b, relay, input_rx, input_tx));
+    tokio::spawn(core(b2b, relay, bridges, input_rx, input_tx));
     info!(%phone_addr, "dialgate gateway listening for phones (SIP over TLS)");
     Ok(Gateway {
         phone_addr,
@@ -602,6 +644,7 @@ struct Trunk {
 async fn core(
     mut b2b: B2bua,
     relay: Arc<RelayHandle>,
+    bridges: SharedBridges,
     mut input: mpsc::Receiver<Input>,
     input_tx: mpsc::Sender<Input>,
 ) {
@@ -609,6 +652,8 @@ async fn core(
     let mut closers: HashMap<u64, tokio::sync::oneshot::Sender<()>> = HashMap::new();
     // Trunk-side connections: each trunk's own address, and route hops.
     let mut trunks: HashMap<Flow, Trunk> = HashMap::new();
+    // Connections bridges opened to the bridge-side listener.
+    let mut inbound: HashMap<u64, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut next_generation: u64 = 0;
     let mut media: HashMap<CallKey, CallId> = HashMap::new();
     let mut by_relay: HashMap<CallId, CallKey> = HashMap::new();
@@ -648,6 +693,9 @@ async fn core(
                 }
                 if let Some(t) = new_trunks {
                     b2b.set_trunks(now, t);
+                    if let Ok(mut b) = bridges.write() {
+                        *b = known_bridges(&b2b);
+                    }
                 }
                 for token in revoked {
                     b2b.token_revoked(now, &token);
@@ -664,6 +712,19 @@ async fn core(
                 }
             }
             Some(Input::Phone(flow, m)) => b2b.handle_phone(now, flow, m),
+            Some(Input::BridgeConnected {
+                conn,
+                trunk,
+                writer,
+            }) => {
+                inbound.insert(conn, writer);
+                b2b.bridge_connected(conn, trunk);
+            }
+            Some(Input::Bridge(conn, m)) => b2b.handle_bridge(now, conn, m),
+            Some(Input::BridgeClosed(conn)) => {
+                inbound.remove(&conn);
+                b2b.bridge_disconnected(conn);
+            }
             Some(Input::PhoneClosed(flow)) => {
                 phones.remove(&flow);
                 closers.remove(&flow);
@@ -699,6 +760,16 @@ async fn core(
         while let Some(out) = b2b.poll_output() {
             match out {
                 Output::Send {
+                    flow: Flow::Inbound(n),
+                    bytes,
+                } => {
+                    if let Some(w) = inbound.get(&n) {
+                        if w.try_send(bytes).is_err() {
+                            warn!(conn = n, "bridge connection stuck or gone: message dropped");
+                        }
+                    }
+                }
+                Output::Send {
                     flow: Flow::Phone(n),
                     bytes,
                 } => {
@@ -716,7 +787,7 @@ async fn core(
                             Some((i, addr)) => (i, Some(addr)),
                             None => continue,
                         },
-                        Flow::Phone(_) => continue,
+                        Flow::Phone(_) | Flow::Inbound(_) => continue,
                     };
                     let t = trunks.entry(flow).or_insert(Trunk {
                         generation: 0,
@@ -801,7 +872,7 @@ async fn core(
                     trunks.retain(|flow, _| match flow {
                         Flow::Trunk(i) => *i != trunk,
                         Flow::Route(r) => b2b.route_target(*r).is_none_or(|(i, _)| i != trunk),
-                        Flow::Phone(_) => true,
+                        Flow::Phone(_) | Flow::Inbound(_) => true,
                     });
                 }
                 Output::Disconnect { flow } => {
@@ -907,4 +978,117 @@ async fn connect_trunk(
         _ = close => {}
     }
     let _ = input.send(Input::TrunkClosed(flow, generation)).await;
+}
+
+/// The bridges the bridge-side listener recognises: each trunk with its
+/// current settings.
+fn known_bridges(b2b: &B2bua) -> Vec<KnownBridge> {
+    (0..b2b.trunk_names().len())
+        .filter_map(|i| {
+            let t = b2b.trunk_config(i)?;
+            match KnownBridge::new(i, &t.host, &t.trust) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    warn!(trunk = %t.name, error = %e, "trunk cannot be recognised on the bridge-side listener");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Connections bridges may hold open to the bridge-side listener at once.
+const MAX_BRIDGE_CONNECTIONS: usize = 64;
+
+/// Accepts bridges' own connections: TLS with a certificate their trunk
+/// trusts (checked in the handshake), then SIP both ways on it.
+async fn serve_bridges(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    bridges: SharedBridges,
+    input: mpsc::Sender<Input>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut next_conn: u64 = 0;
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "bridge accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if open.load(Ordering::Relaxed) >= MAX_BRIDGE_CONNECTIONS {
+            warn!(%peer, "bridge connection refused: too many open");
+            continue;
+        }
+        next_conn += 1;
+        let conn = next_conn;
+        let (acceptor, bridges, input, open) = (
+            acceptor.clone(),
+            Arc::clone(&bridges),
+            input.clone(),
+            Arc::clone(&open),
+        );
+        open.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            bridge_connection(tcp, peer, conn, acceptor, bridges, &input).await;
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn bridge_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    conn: u64,
+    acceptor: tokio_rustls::TlsAcceptor,
+    bridges: SharedBridges,
+    input: &mpsc::Sender<Input>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let stream = match tokio::time::timeout(std::time::Duration::from_secs(5), acceptor.accept(tcp))
+        .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            info!(target: "audit", %peer, decision = "refused", reason = %e, "bridge connection refused at TLS");
+            return;
+        }
+        Err(_) => {
+            info!(target: "audit", %peer, decision = "refused", reason = "handshake timed out", "bridge connection refused at TLS");
+            return;
+        }
+    };
+    let trunk = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| identify_bridge(&bridges, c, rustls::pki_types::UnixTime::now()));
+    let Some(trunk) = trunk else {
+        return; // trunk settings changed during the handshake
+    };
+    info!(target: "audit", %peer, decision = "admitted", trunk, "bridge connected to the bridge-side listener");
+    let (read, write) = tokio::io::split(stream);
+    let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
+    let msg = Input::BridgeConnected {
+        conn,
+        trunk,
+        writer: wtx.clone(),
+    };
+    if input.send(msg).await.is_err() {
+        return;
+    }
+    tokio::spawn(writer(write, wrx));
+    read_messages(
+        read,
+        Framer::server(Limits::default()),
+        &wtx,
+        |m| Input::Bridge(conn, m),
+        input,
+    )
+    .await;
+    let _ = input.send(Input::BridgeClosed(conn)).await;
 }

@@ -425,6 +425,47 @@ pub enum TrunkTls {
     Tls12Allowed,
 }
 
+/// The handshake-signature methods of a verifier that has a `provider`:
+/// checked with the provider's algorithms (the same for every verifier
+/// here; only the certificate checks differ).
+macro_rules! provider_signature_checks {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    };
+}
+
 /// Verifies a bridge by its pinned key: the end-entity key must match the
 /// pin and the certificate must name the host; the handshake signature is
 /// checked with the provider's algorithms.
@@ -457,39 +498,146 @@ impl ServerCertVerifier for PinnedVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+    provider_signature_checks!();
+}
+
+/// How a trunk's bridge certificate is checked: chain to the trunk's CAs,
+/// or the pinned key; valid for the trunk's host name either way.
+fn bridge_verifier(
+    trust: &TrunkTrust,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
+    Ok(match trust {
+        TrunkTrust::Ca(cas) => {
+            WebPkiServerVerifier::builder_with_provider(roots(cas)?, Arc::clone(provider))
+                .build()
+                .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?
+        }
+        TrunkTrust::PinnedKey(pin) => Arc::new(PinnedVerifier {
+            pin: *pin,
+            provider: Arc::clone(provider),
+        }),
+    })
+}
+
+/// A bridge as the bridge-side listener recognises it: the certificate it
+/// presents must pass its trunk's checks (as when we connect to it).
+pub struct KnownBridge {
+    /// The trunk's index ([`crate::b2bua::Flow::Trunk`]).
+    pub trunk: usize,
+    host: ServerName<'static>,
+    verifier: Arc<dyn ServerCertVerifier>,
+}
+
+impl fmt::Debug for KnownBridge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KnownBridge")
+            .field("trunk", &self.trunk)
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KnownBridge {
+    /// The bridge of trunk `trunk`, reached as `host` and trusted by `trust`.
+    pub fn new(trunk: usize, host: &str, trust: &TrunkTrust) -> Result<KnownBridge, TlsError> {
+        let provider = provider_with(phone_kx_groups(PqPolicy::Prefer));
+        Ok(KnownBridge {
+            trunk,
+            host: ServerName::try_from(host.to_string())
+                .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?,
+            verifier: bridge_verifier(trust, &provider)?,
+        })
+    }
+}
+
+/// The bridges the bridge-side listener accepts (replaced when a policy
+/// changes trunk settings).
+pub type SharedBridges = Arc<RwLock<Vec<KnownBridge>>>;
+
+/// The trunk whose bridge presented `chain`, if any.
+pub fn identify_bridge(
+    bridges: &SharedBridges,
+    chain: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Option<usize> {
+    let (ee, intermediates) = chain.split_first()?;
+    let bridges = bridges.read().ok()?;
+    bridges
+        .iter()
+        .find(|b| {
+            b.verifier
+                .verify_server_cert(ee, intermediates, &b.host, &[], now)
+                .is_ok()
+        })
+        .map(|b| b.trunk)
+}
+
+/// Accepts a client certificate only from a known bridge.
+struct BridgeClientVerifier {
+    bridges: SharedBridges,
+    provider: Arc<CryptoProvider>,
+}
+
+impl fmt::Debug for BridgeClientVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BridgeClientVerifier")
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCertVerifier for BridgeClientVerifier {
+    fn client_auth_mandatory(&self) -> bool {
+        true
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
     }
 
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let mut chain = vec![end_entity.clone()];
+        chain.extend(intermediates.iter().cloned());
+        match identify_bridge(&self.bridges, &chain, now) {
+            Some(_) => Ok(ClientCertVerified::assertion()),
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            )),
+        }
     }
+
+    provider_signature_checks!();
+}
+
+/// The bridge-side listener's server configuration: bridges that send
+/// in-dialog requests on a connection of their own (baresip does) must
+/// present a certificate their trunk trusts. TLS 1.2 only if `tls12`.
+pub fn bridge_server_config(
+    server_chain: Vec<CertificateDer<'static>>,
+    server_key: PrivateKeyDer<'static>,
+    bridges: SharedBridges,
+    tls12: bool,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider_with(phone_kx_groups(PqPolicy::Prefer));
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12 {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13]
+    };
+    let verifier = Arc::new(BridgeClientVerifier {
+        bridges,
+        provider: Arc::clone(&provider),
+    });
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(server_chain, server_key)?;
+    Ok(Arc::new(config))
 }
 
 /// The bridge-side client configuration for one trunk. `client_identity`
@@ -506,17 +654,7 @@ pub fn trunk_client_config(
     };
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(versions)?;
-    let verifier: Arc<dyn ServerCertVerifier> = match trust {
-        TrunkTrust::Ca(cas) => {
-            WebPkiServerVerifier::builder_with_provider(roots(cas)?, Arc::clone(&provider))
-                .build()
-                .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?
-        }
-        TrunkTrust::PinnedKey(pin) => Arc::new(PinnedVerifier {
-            pin: *pin,
-            provider: Arc::clone(&provider),
-        }),
-    };
+    let verifier = bridge_verifier(trust, &provider)?;
     let builder = builder
         .dangerous()
         .with_custom_certificate_verifier(verifier);

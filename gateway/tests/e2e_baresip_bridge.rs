@@ -1,7 +1,10 @@
 //! baresip as the phone *and* as the bridge: alice (baresip) calls `echo`
 //! through the gateway; the trunk goes to a second baresip, auto-answering
 //! with its echo module over SIP/TLS + SRTP with its own certificate. alice
-//! hears her tone back through two independent SRTP legs.
+//! hears her tone back through two independent SRTP legs. Then the bridge
+//! hangs up: baresip sends its BYE to the gateway's Contact on a connection
+//! of its own, which the bridge-side listener admits by the bridge's
+//! certificate; the call ends on both legs.
 
 mod common;
 
@@ -9,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    alice_heard_her_tone, baresip, edit_directory, init_kit, render, repoint_trunk, start_demo,
-    wait_port, Procs,
+    alice_heard_her_tone, baresip, edit_config, edit_directory, init_kit, render, repoint_trunk,
+    start_demo, wait_port, Procs,
 };
 use dialgate::pki::{write_file, Ca, Validity};
 
@@ -70,12 +73,20 @@ fn baresip_phone_to_baresip_bridge_through_the_gateway() {
         )
     });
 
+    // Bridges that open their own connection reach the kit here.
+    edit_config(&kit, |conf| {
+        conf + "\n[bridge_listener]\nlisten = \"127.0.0.1:5073\"\n\
+                certificate = \"gateway/cert.pem\"\nkey = \"gateway/key.pem\"\n"
+    });
+
     let mut procs = Procs(Vec::new());
     let bridge_log = work.join("bridge.log");
     procs.0.push(
         Command::new("baresip")
             .arg("-f")
             .arg(&bridge)
+            // The bridge quits (hanging up) about 5 s into alice's call.
+            .args(["-t", "7"])
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&bridge_log).unwrap())
             .stderr(Stdio::null())
@@ -104,6 +115,13 @@ fn baresip_phone_to_baresip_bridge_through_the_gateway() {
         "the bridge leg is SRTP:\n{bl}"
     );
     alice_heard_her_tone(&kit).expect("alice hears her tone back from baresip's echo");
+    // The bridge's BYE came on its own connection, was admitted by its
+    // certificate, and ended the call on both legs.
+    assert!(
+        gw.contains("bridge connected to the bridge-side listener"),
+        "{gw}"
+    );
+    assert!(gw.contains("reason=\"bridge hung up\""), "{gw}");
     drop(procs);
     std::fs::remove_dir_all(&work).ok();
 }

@@ -213,9 +213,12 @@ pub(crate) struct Leg {
 
 impl Leg {
     /// The bridge leg of `call` on `trunk`: we are the UAC.
-    pub(super) fn bridge(call: &Call, trunk: &TrunkConfig) -> Leg {
+    /// `listener` is the bridge-side listener (the Contact bridges send
+    /// in-dialog requests to when they open a connection of their own).
+    pub(super) fn bridge(call: &Call, trunk: &TrunkConfig, listener: Option<SocketAddr>) -> Leg {
         let b: &BridgeLeg = &call.bridge;
         let local = SocketAddr::new(trunk.media_address, 5061);
+        let contact = listener.unwrap_or(local);
         let from = with_tag(
             NameAddr {
                 display_name: None,
@@ -243,13 +246,19 @@ impl Leg {
                 std::net::IpAddr::V6(v) => Host::V6(v),
             },
             via_port: None,
-            contact: sip_uri(Some("dialgate"), local, true),
+            contact: sip_uri(Some("dialgate"), contact, true),
         }
     }
 
     /// An out-of-dialog OPTIONS keep-alive to a trunk.
-    pub(super) fn options(trunk: &TrunkConfig, tag: &str, call_id: &str) -> Option<Leg> {
+    pub(super) fn options(
+        trunk: &TrunkConfig,
+        listener: Option<SocketAddr>,
+        tag: &str,
+        call_id: &str,
+    ) -> Option<Leg> {
         let local = SocketAddr::new(trunk.media_address, 5061);
+        let contact = listener.unwrap_or(local);
         let target = Uri::parse(&format!("sip:{}", trunk.host)).ok()?;
         Some(Leg {
             request_uri: target.clone(),
@@ -273,7 +282,7 @@ impl Leg {
                 std::net::IpAddr::V6(v) => Host::V6(v),
             },
             via_port: None,
-            contact: sip_uri(Some("dialgate"), local, true),
+            contact: sip_uri(Some("dialgate"), contact, true),
         })
     }
 

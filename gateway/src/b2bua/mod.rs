@@ -54,10 +54,14 @@ pub enum Flow {
     /// bridge that Record-Routes in-dialog requests elsewhere, such as
     /// Webex's port 5062); see [`B2bua::route_target`].
     Route(usize),
+    /// A connection a bridge opened to the bridge-side listener, numbered
+    /// by the shell ([`B2bua::bridge_connected`]).
+    Inbound(u64),
 }
 
 const TRUNK_FLOW: u64 = 1 << 48;
 const ROUTE_FLOW: u64 = 1 << 49;
+const INBOUND_FLOW: u64 = 1 << 50;
 
 impl Flow {
     fn id(self) -> FlowId {
@@ -65,11 +69,14 @@ impl Flow {
             Flow::Phone(n) => FlowId(n),
             Flow::Trunk(i) => FlowId(TRUNK_FLOW + i as u64),
             Flow::Route(i) => FlowId(ROUTE_FLOW + i as u64),
+            Flow::Inbound(n) => FlowId(INBOUND_FLOW + (n & (INBOUND_FLOW - 1))),
         }
     }
 
     fn of(id: FlowId) -> Flow {
-        if id.0 >= ROUTE_FLOW {
+        if id.0 >= INBOUND_FLOW {
+            Flow::Inbound(id.0 - INBOUND_FLOW)
+        } else if id.0 >= ROUTE_FLOW {
             Flow::Route((id.0 - ROUTE_FLOW) as usize)
         } else if id.0 >= TRUNK_FLOW {
             Flow::Trunk((id.0 - TRUNK_FLOW) as usize)
@@ -185,6 +192,8 @@ pub struct Authorized {
 pub struct LocalAddrs {
     /// The phone-side SIP/TLS listener (Via, Contact towards phones).
     pub phone_sip: SocketAddr,
+    /// The bridge-side listener, if any: the Contact given to bridges.
+    pub bridge_sip: Option<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -298,6 +307,8 @@ pub struct B2bua {
     dialogs: HashMap<(String, String), CallKey>,
     invite_txs: HashMap<TxId, CallKey>,
     phones: HashMap<u64, PhoneIdentity>,
+    /// Bridge-side inbound connections and their trunk.
+    inbound: HashMap<u64, usize>,
     /// Phone connections whose certificate has expired since admission:
     /// their calls go on, new calls are refused.
     expired_flows: std::collections::HashSet<u64>,
@@ -422,6 +433,7 @@ impl B2bua {
             dialogs: HashMap::new(),
             invite_txs: HashMap::new(),
             phones: HashMap::new(),
+            inbound: HashMap::new(),
             expired_flows: std::collections::HashSet::new(),
             calls_per_token: HashMap::new(),
             calls_per_address: HashMap::new(),
@@ -476,7 +488,7 @@ impl B2bua {
         let Some(config) = self.trunks.get(&name) else {
             return;
         };
-        let Some(leg) = BuildLeg::options(config, &tag, &call_id) else {
+        let Some(leg) = BuildLeg::options(config, self.local.bridge_sip, &tag, &call_id) else {
             return;
         };
         let Some(msg) = build::request(&leg, Method::Options, &branch, 1, None) else {
@@ -492,6 +504,47 @@ impl B2bua {
         ) {
             self.keepalive_txs.insert(tx, trunk);
         }
+    }
+
+    /// The trunk a bridge-side flow belongs to.
+    fn flow_trunk(&self, flow: Flow) -> Option<usize> {
+        match flow {
+            Flow::Trunk(i) => Some(i),
+            Flow::Route(r) => self.routes.get(r).map(|(i, _)| *i),
+            Flow::Inbound(n) => self.inbound.get(&n).copied(),
+            Flow::Phone(_) => None,
+        }
+    }
+
+    /// A bridge opened connection `conn` to the bridge-side listener and
+    /// presented a certificate that trunk `trunk` trusts.
+    pub fn bridge_connected(&mut self, conn: u64, trunk: usize) {
+        if trunk < self.trunk_names.len() {
+            self.inbound.insert(conn, trunk);
+        }
+    }
+
+    /// A bridge-side inbound connection closed.
+    pub fn bridge_disconnected(&mut self, conn: u64) {
+        self.inbound.remove(&conn);
+    }
+
+    /// A message on a bridge's inbound connection: requests are handled as
+    /// from that trunk (in-dialog only, and only for its own calls), and
+    /// answered on the same connection.
+    pub fn handle_bridge(&mut self, now: Instant, conn: u64, msg: Message) {
+        if !self.inbound.contains_key(&conn) {
+            warn!(
+                conn,
+                "message on a bridge connection that was never admitted"
+            );
+            return;
+        }
+        match msg.method().cloned() {
+            Some(method) => self.trunk_request(now, Flow::Inbound(conn), method, msg),
+            None => self.response(now, Flow::Inbound(conn), msg),
+        }
+        self.drain_transactions(now);
     }
 
     /// The trunk and address a [`Flow::Route`] connects to (with the
@@ -924,7 +977,7 @@ impl B2bua {
                 self.reply(now, tx, Reply::new(&msg, 200, None).allow())
             }
             Method::Bye | Method::Invite | Method::Update | Method::Options | Method::Info => {
-                self.in_dialog(now, tx, method, &msg, Some(identity))
+                self.in_dialog(now, tx, method, &msg, Some(identity), None)
             }
             Method::Extension(_) => self.reply(now, tx, Reply::new(&msg, 501, None).allow()),
             _ => self.reply(now, tx, Reply::new(&msg, 405, None).allow()),
@@ -953,7 +1006,8 @@ impl B2bua {
                     .warning("399 dialgate \"calls are admitted from phones only\""),
             ),
             Method::Bye | Method::Invite | Method::Update | Method::Options | Method::Info => {
-                self.in_dialog(now, tx, method, &msg, None)
+                let trunk = self.flow_trunk(flow);
+                self.in_dialog(now, tx, method, &msg, None, trunk)
             }
             Method::Extension(_) => self.reply(now, tx, Reply::new(&msg, 501, None).allow()),
             _ => self.reply(now, tx, Reply::new(&msg, 405, None).allow()),
@@ -1250,7 +1304,11 @@ impl B2bua {
         let mut call = call;
         let offer_text = offer_sdp.print();
         let invite = build::request(
-            &BuildLeg::bridge(&call, &self.trunks[&auth.entry.trunk]),
+            &BuildLeg::bridge(
+                &call,
+                &self.trunks[&auth.entry.trunk],
+                self.local.bridge_sip,
+            ),
             Method::Invite,
             &branch,
             1,
@@ -1372,7 +1430,7 @@ impl B2bua {
             let trunk = &self.trunks[&self.trunk_names[call.bridge.trunk]];
             let branch = format!("z9hG4bK{}", hex8(call.bridge.our_cseq));
             if let Some(ack) = build::request(
-                &BuildLeg::bridge(call, trunk),
+                &BuildLeg::bridge(call, trunk, self.local.bridge_sip),
                 Method::Ack,
                 &branch,
                 1,
@@ -1429,7 +1487,7 @@ impl B2bua {
             return;
         };
         let ack = build::request(
-            &BuildLeg::bridge(call, trunk),
+            &BuildLeg::bridge(call, trunk, self.local.bridge_sip),
             Method::Ack,
             &ack_branch,
             1,
@@ -1637,7 +1695,7 @@ impl B2bua {
             };
             let trunk = &self.trunks[&self.trunk_names[call.bridge.trunk]];
             let bye = build::request(
-                &BuildLeg::bridge(call, trunk),
+                &BuildLeg::bridge(call, trunk, self.local.bridge_sip),
                 Method::Bye,
                 &branch,
                 cseq,
@@ -1712,7 +1770,7 @@ impl B2bua {
         let branch = call.bridge.invite_branch.clone();
         let trunk = &self.trunks[&self.trunk_names[call.bridge.trunk]];
         if let Some(cancel) = build::request(
-            &BuildLeg::bridge(call, trunk),
+            &BuildLeg::bridge(call, trunk, self.local.bridge_sip),
             Method::Cancel,
             &branch,
             1,
@@ -1741,6 +1799,7 @@ impl B2bua {
         method: Method,
         msg: &Message,
         phone: Option<&PhoneIdentity>,
+        from_trunk: Option<usize>,
     ) {
         let key = msg
             .to()
@@ -1772,6 +1831,14 @@ impl B2bua {
             }
         } else if from_phone_leg {
             self.reply(now, tx, Reply::new(msg, 481, None));
+            return;
+        } else if from_trunk != Some(call.bridge.trunk) {
+            // A bridge may only touch calls on its own trunk.
+            self.reply(
+                now,
+                tx,
+                Reply::new(msg, 403, None).warning("399 dialgate \"not your call\""),
+            );
             return;
         }
         match method {

@@ -113,6 +113,7 @@ fn harness() -> Harness {
         grants,
         LocalAddrs {
             phone_sip: "127.0.0.1:5061".parse().unwrap(),
+            bridge_sip: None,
         },
         Box::new(Ports(0)),
         Box::new(Rng(0x1234_5678_9abc_def1)),
@@ -518,20 +519,50 @@ fn answered_call(h: &mut Harness, alias: &str) -> (String, Message) {
     (ok.to().tag().unwrap().to_string(), inv)
 }
 
+/// The bridge's BYE for the call whose INVITE to the bridge was `inv`.
+fn bridge_bye(inv: &Message, branch: &str) -> String {
+    let f = inv.from();
+    format!(
+        "BYE sip:dialgate@127.0.0.2:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.9:5071;branch={branch}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:echo@bridge.test>;tag=bt\r\nTo: <{}>;tag={}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        f.uri,
+        f.tag().unwrap(),
+        inv.call_id()
+    )
+}
+
+#[test]
+fn a_bridge_may_hang_up_on_a_connection_of_its_own() {
+    let mut h = harness();
+    let (_, inv) = answered_call(&mut h, "echo");
+    let bye = bridge_bye(&inv, "z9hG4bK-ib");
+    // Not admitted by the listener: ignored.
+    h.b2b.handle_bridge(h.now, 5, parse(bye.as_bytes()));
+    h.collect();
+    assert!(h.sent(Flow::Inbound(5)).is_empty());
+    assert_eq!(h.b2b.call_count(), 1);
+    // Admitted as trunk 0's bridge: 200 on that connection, call over.
+    h.b2b.bridge_connected(5, 0);
+    h.b2b.handle_bridge(h.now, 5, parse(bye.as_bytes()));
+    h.collect();
+    assert_eq!(h.statuses(Flow::Inbound(5)), vec![200]);
+    assert_eq!(
+        h.sent(Flow::Phone(PHONE_FLOW))[0].method(),
+        Some(&Method::Bye)
+    );
+    assert_eq!(h.b2b.call_count(), 0);
+    // A trunk index that does not exist is never admitted.
+    h.b2b.bridge_connected(6, 9);
+    h.b2b.handle_bridge(h.now, 6, parse(bye.as_bytes()));
+    h.collect();
+    assert!(h.sent(Flow::Inbound(6)).is_empty());
+}
+
 #[test]
 fn bridge_hangup_and_media_inactivity_end_the_call_on_both_legs() {
     let mut h = harness();
     let (_, inv) = answered_call(&mut h, "echo");
-    let bye = format!(
-        "BYE sip:dialgate@127.0.0.2:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.9:5071;branch=z9hG4bK-bb\r\n\
-         Max-Forwards: 70\r\nFrom: {};tag=bt\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
-        "<sip:echo@bridge.test>",
-        {
-            let f = inv.from();
-            format!("<{}>;tag={}", f.uri, f.tag().unwrap())
-        },
-        inv.call_id()
-    );
+    let bye = bridge_bye(&inv, "z9hG4bK-bb");
     h.bridge_sends(parse(bye.as_bytes()));
     assert_eq!(h.statuses(Flow::Trunk(0)), vec![200]);
     let to_phone = h.sent(Flow::Phone(PHONE_FLOW));
