@@ -845,6 +845,19 @@ async fn core(
                         Err(e) => warn!(error = %e, "relay refused a call"),
                     }
                 }
+                Output::RekeyMedia {
+                    call,
+                    phone_leg,
+                    inbound,
+                    outbound,
+                } => {
+                    if let Some(id) = media.get(&call) {
+                        let side = if phone_leg { LegSide::A } else { LegSide::B };
+                        if let Err(e) = relay.rekey(*id, side, inbound, outbound) {
+                            warn!(error = %e, "relay refused to re-key a leg");
+                        }
+                    }
+                }
                 Output::StopMedia { call } => {
                     if let Some(id) = media.remove(&call) {
                         by_relay.remove(&id);

@@ -285,3 +285,42 @@ fn port_range_exhaustion_is_an_error_not_a_hang() {
     relay.release(b).unwrap();
     assert!(relay.allocate(LO, true).is_ok());
 }
+
+#[test]
+fn a_leg_is_rekeyed_over_udp_while_the_call_runs() {
+    let relay = start(Duration::from_secs(30), 41500);
+    let k = keys();
+    let [a_in, a_out, b_in, b_out] = &k;
+    let mut phone = Endpoint::new(a_in, a_out);
+    let mut bridge = Endpoint::new(b_in, b_out);
+    let (la, lb, id) = call(&relay, &k, &phone, &bridge, true);
+    phone.send(la.rtp_addr, 1, 0x1111, 1);
+    assert!(bridge.recv().is_some());
+    // The phone's re-INVITE brought new keys for its leg.
+    let new_in = MasterKey::generate(Suite::AeadAes256Gcm).unwrap();
+    let new_out = MasterKey::generate(Suite::AeadAes256Gcm).unwrap();
+    relay
+        .rekey(
+            id,
+            dialgate::relay::LegSide::A,
+            Some(new_in.clone()),
+            Some(new_out.clone()),
+        )
+        .unwrap();
+    let mut phone = Endpoint {
+        tx: Protector::new(&new_in).unwrap(),
+        rx: Unprotector::new(&new_out).unwrap(),
+        ..phone
+    };
+    // RTP sequence numbers go on across a re-key (only SRTP restarts).
+    for seq in 2..22u16 {
+        phone.send(la.rtp_addr, seq, 0x1111, seq as u8);
+        let (_, plain) = bridge.recv().expect("bridge receives after re-key");
+        assert_eq!(plain[12..], [seq as u8; 160]);
+        bridge.send(lb.rtp_addr, 100 + seq, 0x2222, 0x40);
+        let (wire, _) = phone.recv().expect("phone decrypts with its new key");
+        assert_eq!(wire.len(), 172 + 16, "AES-256-GCM towards the phone now");
+    }
+    let [a, b] = relay.stats(id).unwrap().unwrap();
+    assert_eq!(a.dropped() + b.dropped(), 0);
+}

@@ -37,6 +37,7 @@ use crate::sdp::{
     self, CheckedOffer, LocalMedia, Negotiated, PendingOffer, Policy, SessionDescription,
 };
 use crate::sip::{Message, Method, NameAddr, Uri};
+use crate::srtp::MasterKey;
 use crate::transaction::{
     FlowId, RequestAction, ResponseAction, TimerConfig, Transactions, TxEvent, TxId,
 };
@@ -104,6 +105,18 @@ pub enum Output {
     /// Start relaying a call's media between two legs (the ports were
     /// allocated through [`MediaPorts`]), then play the frames.
     StartMedia(Box<StartMedia>),
+    /// Re-key one leg of a running call (a session update changed the
+    /// SRTP keys: RFC 4568 §6.1).
+    RekeyMedia {
+        /// The call.
+        call: CallKey,
+        /// The phone leg (`true`) or the bridge leg.
+        phone_leg: bool,
+        /// The far end's new key, if it changed.
+        inbound: Option<MasterKey>,
+        /// Our new key towards it, if it changed.
+        outbound: Option<MasterKey>,
+    },
     /// Stop relaying a call; its keys are zeroized.
     StopMedia {
         /// The call.
@@ -1937,17 +1950,26 @@ impl B2bua {
             }
         };
         if negotiated.new_inbound_key || negotiated.new_outbound_key {
+            // New keys (and maybe a new suite) for this leg only: the other
+            // leg's keys do not change.
             info!(
                 call = key.0,
-                phone_leg, "session update refused: SRTP key change mid-call"
+                phone_leg,
+                suite = %negotiated.suite,
+                inbound = negotiated.new_inbound_key,
+                outbound = negotiated.new_outbound_key,
+                "leg re-keyed by a session update"
             );
-            self.reply(
-                now,
-                tx,
-                Reply::new(msg, 488, None)
-                    .warning("399 dialgate \"changing SRTP keys mid-call is not supported\""),
-            );
-            return;
+            self.out.push_back(Output::RekeyMedia {
+                call: key,
+                phone_leg,
+                inbound: negotiated
+                    .new_inbound_key
+                    .then(|| negotiated.inbound.clone()),
+                outbound: negotiated
+                    .new_outbound_key
+                    .then(|| negotiated.outbound.clone()),
+            });
         }
         let text = sdp.print();
         let mut timer = None;

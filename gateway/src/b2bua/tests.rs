@@ -759,18 +759,46 @@ fn hold_resume_and_refresh_keep_the_keys_and_the_media() {
 }
 
 #[test]
-fn a_key_change_mid_call_is_refused_and_the_call_goes_on() {
+fn a_key_change_mid_call_rekeys_that_leg_only() {
     let mut h = harness();
     let (tag, _) = answered_call(&mut h, "echo");
+    h.out.clear();
     h.phone_key = MasterKey::generate(Suite::AesCm128HmacSha1_80).unwrap();
     let rekey = h.phone_sdp("RTP/SAVP");
     h.phone_sends(reinvite(&h, &tag, &rekey, "z9hG4bK-rekey", 8));
     let r = h.sent(Flow::Phone(PHONE_FLOW));
     let resp = r.iter().find(|m| m.status().is_some()).unwrap();
-    assert_eq!(resp.status().unwrap().as_u16(), 488);
-    assert!(warning_of(resp).contains("mid-call"));
+    assert_eq!(resp.status().unwrap().as_u16(), 200);
+    // Our answer carries a new key of ours, never the phone's.
+    let answer = String::from_utf8_lossy(resp.body()).to_string();
+    let ours = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("a=crypto:"))
+        .unwrap()
+        .to_string();
+    assert!(!rekey.contains(ours.split("inline:").nth(1).unwrap().trim()));
+    let rekeyed: Vec<&Output> = h
+        .out
+        .iter()
+        .filter(|o| matches!(o, Output::RekeyMedia { .. }))
+        .collect();
+    assert_eq!(rekeyed.len(), 1);
+    match rekeyed[0] {
+        Output::RekeyMedia {
+            phone_leg,
+            inbound,
+            outbound,
+            ..
+        } => {
+            assert!(*phone_leg, "only the phone leg");
+            assert!(inbound.is_some() && outbound.is_some());
+        }
+        _ => unreachable!(),
+    }
+    // Nothing was sent to the bridge: its leg keeps its keys.
+    assert!(h.sent(Flow::Trunk(0)).is_empty());
     assert_eq!(h.b2b.call_count(), 1);
-    // A plain-RTP re-offer is refused too, and the call still stands.
+    // A plain-RTP re-offer is refused, and the call still stands.
     let plain = h.phone_sdp("RTP/AVP");
     h.phone_sends(reinvite(&h, &tag, &plain, "z9hG4bK-plain", 9));
     let r = h.sent(Flow::Phone(PHONE_FLOW));

@@ -385,6 +385,13 @@ impl Relay {
         self.routes[i] = r;
     }
 
+    fn call_mut(&mut self, id: CallId) -> Option<&mut Call> {
+        self.calls
+            .get_mut(id.index as usize)?
+            .as_mut()
+            .filter(|c| c.generation == id.generation)
+    }
+
     fn call(&self, id: CallId) -> Option<&Call> {
         self.calls
             .get(id.index as usize)?
@@ -562,12 +569,7 @@ impl Relay {
         if frames.iter().any(|f| f.payload.len() > MAX_PLAY_PAYLOAD) {
             return Err(RelayError::BadFrame);
         }
-        let call = self
-            .calls
-            .get_mut(id.index as usize)
-            .and_then(Option::as_mut)
-            .filter(|c| c.generation == id.generation)
-            .ok_or(RelayError::NoSuchCall)?;
+        let call = self.call_mut(id).ok_or(RelayError::NoSuchCall)?;
         let l = &mut call.legs[leg.index()];
         if l.playout.len() + frames.len() > MAX_PLAY_FRAMES {
             return Err(RelayError::BadFrame);
@@ -575,6 +577,40 @@ impl Relay {
         l.playout.extend(frames);
         l.playout.make_contiguous().sort_by_key(|f| f.at);
         l.mute_while_playing = mute;
+        Ok(())
+    }
+
+    /// Re-keys one leg of a call (RFC 4568 §6.1: a new key is a new
+    /// crypto context): `inbound` replaces the context that unprotects what
+    /// that leg's far end sends, `outbound` the one that protects what we
+    /// send it. The old contexts are dropped here, which zeroizes their
+    /// keys; packets still in flight under the old key fail authentication
+    /// and are counted as dropped.
+    pub fn rekey(
+        &mut self,
+        id: CallId,
+        leg: LegSide,
+        inbound: Option<&MasterKey>,
+        outbound: Option<&MasterKey>,
+    ) -> Result<(), RelayError> {
+        let call = self.call_mut(id).ok_or(RelayError::NoSuchCall)?;
+        // Both built before either is swapped: all or nothing.
+        let rx = inbound
+            .map(Unprotector::new)
+            .transpose()
+            .map_err(RelayError::Srtp)?;
+        let tx = outbound
+            .map(Protector::new)
+            .transpose()
+            .map_err(RelayError::Srtp)?;
+        let l = &mut call.legs[leg.index()];
+        if let Some(rx) = rx {
+            l.inbound = rx;
+        }
+        if let Some(tx) = tx {
+            l.outbound = tx;
+        }
+        debug!(call = ?id, ?leg, inbound = inbound.is_some(), outbound = outbound.is_some(), "leg re-keyed");
         Ok(())
     }
 

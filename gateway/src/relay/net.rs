@@ -20,6 +20,8 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use mio::net::UdpSocket;
+
+use crate::srtp::MasterKey;
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, error, warn};
@@ -136,6 +138,13 @@ enum Command {
         mute: bool,
         reply: SyncSender<Result<(), RelayError>>,
     },
+    Rekey {
+        call: CallId,
+        leg: LegSide,
+        inbound: Option<MasterKey>,
+        outbound: Option<MasterKey>,
+        reply: SyncSender<Result<(), RelayError>>,
+    },
     Shutdown,
 }
 
@@ -239,6 +248,24 @@ impl RelayHandle {
             leg,
             frames,
             mute,
+            reply,
+        })?
+        .map_err(NetError::Relay)
+    }
+
+    /// Re-keys one leg of a call (see [`crate::relay::Relay::rekey`]).
+    pub fn rekey(
+        &self,
+        call: CallId,
+        leg: LegSide,
+        inbound: Option<MasterKey>,
+        outbound: Option<MasterKey>,
+    ) -> Result<(), NetError> {
+        self.request(|reply| Command::Rekey {
+            call,
+            leg,
+            inbound,
+            outbound,
             reply,
         })?
         .map_err(NetError::Relay)
@@ -476,6 +503,20 @@ impl RelayIo {
                     reply,
                 } => {
                     let _ = reply.send(self.relay.play(call, leg, frames, mute));
+                }
+                Command::Rekey {
+                    call,
+                    leg,
+                    inbound,
+                    outbound,
+                    reply,
+                } => {
+                    let _ = reply.send(self.relay.rekey(
+                        call,
+                        leg,
+                        inbound.as_ref(),
+                        outbound.as_ref(),
+                    ));
                 }
                 Command::Shutdown => return false,
             }

@@ -492,3 +492,53 @@ fn gateway_frames_are_protected_sent_on_time_and_mute_the_bridge_meanwhile() {
         Err(RelayError::NoSuchCall)
     );
 }
+
+#[test]
+fn rekeying_a_leg_switches_its_contexts_and_leaves_the_other_alone() {
+    let mut relay = Relay::new(RelayConfig::default());
+    let t0 = Instant::now();
+    let mut e = ends();
+    let call = setup(&mut relay, t0, &e, true);
+    // Phone -> gateway with the old key works.
+    let send_from_phone = |relay: &mut Relay, tx: &mut Protector, seq: u16| {
+        let (mut b, len) = rtp(seq, 0xaaaa, 0, 0x55);
+        let n = tx.protect_rtp(&mut b, len).unwrap().len();
+        relay
+            .handle_datagram(t0, SocketId(0), addr(PHONE), &mut b, n)
+            .map(|t| t.packet.as_bytes().to_vec())
+    };
+    assert!(send_from_phone(&mut relay, &mut e.phone_tx, 1).is_some());
+    // The phone re-keys (new suite too); the gateway answers with a new key.
+    let new_in = MasterKey::generate(Suite::AesCm128HmacSha1_80).unwrap();
+    let new_out = MasterKey::generate(Suite::AesCm128HmacSha1_80).unwrap();
+    relay
+        .rekey(call, LegSide::A, Some(&new_in), Some(&new_out))
+        .unwrap();
+    // The old key no longer authenticates; the new one does, with a fresh
+    // context (its index starts again).
+    assert!(send_from_phone(&mut relay, &mut e.phone_tx, 2).is_none());
+    let mut phone_tx = Protector::new(&new_in).unwrap();
+    let to_bridge = send_from_phone(&mut relay, &mut phone_tx, 100).expect("relayed");
+    // The bridge leg's keys did not change.
+    let mut got = [0u8; 1500];
+    got[..to_bridge.len()].copy_from_slice(&to_bridge);
+    assert!(e.bridge_rx.unprotect_rtp(&mut got, to_bridge.len()).is_ok());
+    // Towards the phone: protected with the new outbound key.
+    let (mut b, len) = rtp(7, 0xbbbb, 0, 0x66);
+    let n = e.bridge_tx.protect_rtp(&mut b, len).unwrap().len();
+    let out = relay
+        .handle_datagram(t0, SocketId(2), addr(BRIDGE), &mut b, n)
+        .expect("relayed back")
+        .packet
+        .as_bytes()
+        .to_vec();
+    let mut got = [0u8; 1500];
+    got[..out.len()].copy_from_slice(&out);
+    assert!(e.phone_rx.unprotect_rtp(&mut got, out.len()).is_err());
+    got[..out.len()].copy_from_slice(&out);
+    let mut phone_rx = Unprotector::new(&new_out).unwrap();
+    assert!(phone_rx.unprotect_rtp(&mut got, out.len()).is_ok());
+    // A stale call id is refused.
+    relay.remove_call(call);
+    assert!(relay.rekey(call, LegSide::A, Some(&new_in), None).is_err());
+}
