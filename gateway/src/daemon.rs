@@ -858,6 +858,17 @@ async fn core(
                         }
                     }
                 }
+                Output::Play {
+                    call,
+                    phone_leg,
+                    frames,
+                    mute,
+                } => {
+                    if let Some(id) = media.get(&call) {
+                        let side = if phone_leg { LegSide::A } else { LegSide::B };
+                        let _ = relay.play(*id, side, frames, mute);
+                    }
+                }
                 Output::StopMedia { call } => {
                     if let Some(id) = media.remove(&call) {
                         by_relay.remove(&id);

@@ -121,6 +121,23 @@ fn handle(
                         return out;
                     }
                     info!(%suite, "echo bridge answered");
+                    // `echo-early@...`: the answer goes out in a 183 first
+                    // (early media), as bridges that play an announcement
+                    // before they answer do.
+                    let early = msg
+                        .request_uri()
+                        .and_then(crate::sip::Uri::as_sip)
+                        .and_then(|u| u.user.as_deref())
+                        == Some("echo-early");
+                    if early {
+                        if let Some(r) = Reply::new(msg, 183, Some(tag))
+                            .contact(&SocketAddr::new(media_ip, 5071), "echo")
+                            .sdp(sdp.print().as_bytes().to_vec())
+                            .build()
+                        {
+                            out.push(r.to_bytes());
+                        }
+                    }
                     if let Some(r) = Reply::new(msg, 200, Some(tag))
                         .contact(&SocketAddr::new(media_ip, 5071), "echo")
                         .sdp(sdp.print().as_bytes().to_vec())

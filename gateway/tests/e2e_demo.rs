@@ -156,3 +156,35 @@ fn baresip_call_through_the_demo_gateway_is_secure_end_to_end() {
     assert!(report.contains("TLS"), "{report}");
     std::fs::remove_dir_all(&work).ok();
 }
+
+/// A bridge that answers with early media (183 with SDP, then 200): media
+/// flows from the 183, the phone gets the same answer in the 200, and
+/// alice (baresip) hears the secure tone and her own tone back.
+#[test]
+fn early_media_from_the_bridge_reaches_baresip() {
+    let (work, kit, log) = common::work_dir("e2e-early");
+    common::init_kit(&kit);
+    // A directory entry to the echo bridge's early-media user, for alice.
+    let registry = kit.join("hq/registry.toml");
+    let text = std::fs::read_to_string(&registry).unwrap();
+    std::fs::write(
+        &registry,
+        text.replacen("aliases = [\"echo\"]", "aliases = [\"echo\", \"early\"]", 1),
+    )
+    .unwrap();
+    common::edit_directory(&kit, |d| {
+        d + "\n[[directory]]\nalias = \"early\"\nuri = \"sip:echo-early@echo-bridge.dialgate.test\"\ntrunk = \"echo\"\n"
+    });
+    let mut procs = Procs(Vec::new());
+    start_demo(&mut procs, &kit, &log);
+    let out = common::baresip_to(&kit, "alice", "early", 6);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let gw = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("Call established"), "{text}\n{gw}");
+    assert!(gw.contains("early media from the bridge"), "{gw}");
+    assert!(gw.contains("call up"), "{gw}");
+    common::alice_heard_her_tone(&kit).expect("alice hears her tone back after early media");
+    drop(procs);
+    std::fs::remove_dir_all(&work).ok();
+}

@@ -117,6 +117,18 @@ pub enum Output {
         /// Our new key towards it, if it changed.
         outbound: Option<MasterKey>,
     },
+    /// Frames the gateway sends on one leg of a running call (the secure
+    /// tone and the meeting PIN at answer, after early media).
+    Play {
+        /// The call.
+        call: CallKey,
+        /// The phone leg (`true`) or the bridge leg.
+        phone_leg: bool,
+        /// The frames.
+        frames: Vec<PlayFrame>,
+        /// Mute relayed audio towards that leg while they play.
+        mute: bool,
+    },
     /// Stop relaying a call; its keys are zeroized.
     StopMedia {
         /// The call.
@@ -384,6 +396,15 @@ impl<K: std::hash::Hash + Eq> AttemptWindow<K> {
         }
         true
     }
+}
+
+/// A checked media answer: the phone's answer and both legs' parameters.
+struct MediaAnswer {
+    phone_sdp: SessionDescription,
+    phone: Negotiated,
+    bridge: Negotiated,
+    phone_local: LocalLeg,
+    bridge_local: LocalLeg,
 }
 
 /// The audit event of a refused call.
@@ -1426,6 +1447,9 @@ impl B2bua {
         }
         match code {
             100 => {}
+            101..=199 if msg.content_type().is_some_and(|t| t.is_sdp()) => {
+                self.bridge_early_media(now, key, &msg)
+            }
             101..=199 => self.bridge_ringing(now, key),
             _ => self.bridge_answered(now, key, &msg),
         }
@@ -1470,6 +1494,240 @@ impl B2bua {
             .contact(&self.local.phone_sip, &call.alias);
         if let Some(m) = reply.build() {
             let _ = self.txs.respond(now, tx, 180, m.to_bytes());
+        }
+    }
+
+    /// Checks the bridge's SDP answer (in a 2xx, or a 183 for early media)
+    /// against our offer and builds the phone's answer. On failure the
+    /// phone gets an error, the call ends, and `None` is returned.
+    fn bridge_media(&mut self, now: Instant, key: CallKey, msg: &Message) -> Option<MediaAnswer> {
+        let call = self.calls.get_mut(&key)?;
+        // The bridge's answer must fit our offer.
+        let answer = msg
+            .content_type()
+            .filter(|t| t.is_sdp())
+            .ok_or(None)
+            .and_then(|_| SessionDescription::parse(msg.body()).map_err(|_| None));
+        let negotiated_bridge = match (answer, call.bridge.pending.as_ref()) {
+            (Ok(sdp), Some(p)) => p.accept(&sdp).map_err(Some),
+            (Err(e), _) => Err(e),
+            (_, None) => Err(None),
+        };
+        let negotiated_bridge = match negotiated_bridge {
+            Ok(n) => n,
+            Err(r) => {
+                let why = r
+                    .map(|r| r.warning())
+                    .unwrap_or_else(|| "no usable SDP answer".into());
+                warn!(call = key.0, %why, "bridge answer refused: ending the call");
+                self.refuse_phone(now, key, 488, "the bridge answered without acceptable SRTP");
+                self.end_call(now, key, "bridge answer refused", false, true);
+                return None;
+            }
+        };
+        let call = self.calls.get_mut(&key)?;
+        let mut checked = call.phone.checked.take()?;
+        // Both legs' ports were allocated at INVITE; never panic on a
+        // peer's response if that ever stops being true.
+        let (Some(phone_local), Some(bridge_local)) = (call.phone.local, call.bridge.local) else {
+            return None;
+        };
+        let answered = checked
+            .restrict_codecs(&negotiated_bridge.codecs)
+            .and_then(|()| {
+                checked.answer(&LocalMedia {
+                    rtp: phone_local.rtp_addr,
+                    rtcp: phone_local.rtcp.map(|r| r.1),
+                    rtcp_mux: phone_local.rtcp.is_none(),
+                    direction: sdp::Direction::SendRecv,
+                })
+            });
+        match answered {
+            Ok((sdp, phone)) => Some(MediaAnswer {
+                phone_sdp: sdp,
+                phone,
+                bridge: negotiated_bridge,
+                phone_local,
+                bridge_local,
+            }),
+            Err(r) => {
+                let w = r.warning();
+                warn!(call = key.0, warning = %w, "no common media between phone and bridge");
+                self.refuse_phone(now, key, r.status(), "no media in common with the bridge");
+                self.end_call(now, key, "no common media", false, true);
+                None
+            }
+        }
+    }
+
+    /// A 18x with SDP from the bridge (early media: an announcement, an
+    /// IVR): media starts now on both legs and the phone gets 183 with its
+    /// answer; the secure tone and the PIN wait for the 200.
+    fn bridge_early_media(&mut self, now: Instant, key: CallKey, msg: &Message) {
+        let _span = self.span(key).entered();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.media_started || call.state != State::Setup {
+            return;
+        }
+        call.bridge.provisional = true;
+        let Some(m) = self.bridge_media(now, key, msg) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        info!(
+            call = key.0,
+            phone_suite = %m.phone.suite,
+            bridge_suite = %m.bridge.suite,
+            "early media from the bridge"
+        );
+        let text = m.phone_sdp.print();
+        call.phone.negotiated = Some(m.phone.clone());
+        call.bridge.negotiated = Some(m.bridge.clone());
+        call.phone.last_sdp = Some(text.clone());
+        call.media_started = true;
+        self.out.push_back(Output::StartMedia(Box::new(StartMedia {
+            call: key,
+            phone: (m.phone_local, leg_config(m.phone, &m.phone_local)),
+            bridge: (m.bridge_local, leg_config(m.bridge, &m.bridge_local)),
+            tone: Vec::new(),
+            pin: Vec::new(),
+        })));
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let (Some(tx), tag) = (call.phone.invite_tx, call.phone.our_tag.clone()) else {
+            return;
+        };
+        let reply = Reply::new(&call.phone.invite, 183, Some(&tag))
+            .contact(&self.local.phone_sip, &call.alias)
+            .sdp(text.as_bytes().to_vec());
+        if let Some(m) = reply.build() {
+            let _ = self.txs.respond(now, tx, 183, m.to_bytes());
+        }
+    }
+
+    /// The 2xx after early media: the phone's answer is the one sent in
+    /// the 183 (RFC 3261 §13.2.1); if the bridge's 2xx carries a different
+    /// key, the bridge leg is re-keyed; then the secure tone and the PIN.
+    fn answered_after_early_media(&mut self, now: Instant, key: CallKey, msg: &Message) {
+        let answer = msg
+            .content_type()
+            .filter(|t| t.is_sdp())
+            .and_then(|_| SessionDescription::parse(msg.body()).ok());
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let (Some(sdp), Some(p), Some(early)) = (
+            answer,
+            call.bridge.pending.as_ref(),
+            call.bridge.negotiated.as_ref(),
+        ) {
+            match p.accept(&sdp) {
+                Ok(n) if !n.same_inbound_key(early) => {
+                    info!(call = key.0, "the bridge's answer re-keys its leg");
+                    self.out.push_back(Output::RekeyMedia {
+                        call: key,
+                        phone_leg: false,
+                        inbound: Some(n.inbound.clone()),
+                        outbound: None,
+                    });
+                    call.bridge.negotiated = Some(n);
+                }
+                Ok(_) => {}
+                Err(r) => {
+                    warn!(call = key.0, why = %r.warning(), "bridge answer refused: ending the call");
+                    self.refuse_phone(now, key, 488, "the bridge answered without acceptable SRTP");
+                    self.end_call(now, key, "bridge answer refused", false, true);
+                    return;
+                }
+            }
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let (Some(phone_n), Some(bridge_n)) = (
+            call.phone.negotiated.clone(),
+            call.bridge.negotiated.clone(),
+        ) else {
+            return;
+        };
+        let (tone, pin) = self.call_up(now, key, &phone_n, &bridge_n);
+        if !tone.is_empty() {
+            self.out.push_back(Output::Play {
+                call: key,
+                phone_leg: true,
+                frames: tone,
+                mute: true,
+            });
+        }
+        if !pin.is_empty() {
+            self.out.push_back(Output::Play {
+                call: key,
+                phone_leg: false,
+                frames: pin,
+                mute: false,
+            });
+        }
+        self.answer_phone(now, key);
+    }
+
+    /// The call is up: state, the log line, and the secure tone and PIN
+    /// frames to play.
+    fn call_up(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        phone_n: &Negotiated,
+        bridge_n: &Negotiated,
+    ) -> (Vec<PlayFrame>, Vec<PlayFrame>) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return (Vec::new(), Vec::new());
+        };
+        call.state = State::Up;
+        call.phone.answered = true;
+        let tone = tone_frames(now, phone_n, &mut *self.random);
+        let pin = call
+            .pin
+            .as_deref()
+            .and_then(|p| pin_frames(now, p, bridge_n, &mut *self.random))
+            .unwrap_or_default();
+        info!(
+            call = key.0,
+            token = %call.token,
+            alias = %call.alias,
+            phone_suite = %phone_n.suite,
+            bridge_suite = %bridge_n.suite,
+            setup_ms = now.duration_since(call.started).as_millis() as u64,
+            "call up"
+        );
+        (tone, pin)
+    }
+
+    /// The phone's 200: the answer last sent (`phone.last_sdp`), Contact,
+    /// Allow, and the session timer it asked for.
+    fn answer_phone(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.session_timer = requested_timer(&call.phone.invite).map(|s| SessionTimer::new(now, s));
+        let (Some(tx), tag) = (call.phone.invite_tx, call.phone.our_tag.clone()) else {
+            return;
+        };
+        let mut reply = Reply::new(&call.phone.invite, 200, Some(&tag))
+            .contact(&self.local.phone_sip, &call.alias)
+            .allow();
+        if let Some(sdp) = &call.phone.last_sdp {
+            reply = reply.sdp(sdp.as_bytes().to_vec());
+        }
+        if let Some(t) = call.session_timer {
+            reply = reply.session_timer(t.interval);
+        }
+        if let Some(m) = reply.build() {
+            let _ = self.txs.respond(now, tx, 200, m.to_bytes());
         }
     }
 
@@ -1521,80 +1779,25 @@ impl B2bua {
             self.end_call(now, key, "answered after cancel", false, true);
             return;
         }
-        // The bridge's answer must fit our offer.
-        let answer = msg
-            .content_type()
-            .filter(|t| t.is_sdp())
-            .ok_or(None)
-            .and_then(|_| SessionDescription::parse(msg.body()).map_err(|_| None));
-        let negotiated_bridge = match (answer, call.bridge.pending.as_ref()) {
-            (Ok(sdp), Some(p)) => p.accept(&sdp).map_err(Some),
-            (Err(e), _) => Err(e),
-            (_, None) => Err(None),
+        if call.media_started {
+            // Early media already runs (183 with SDP): the answer stands.
+            self.answered_after_early_media(now, key, msg);
+            return;
+        }
+        let Some(MediaAnswer {
+            phone_sdp: answer_sdp,
+            phone: negotiated_phone,
+            bridge: negotiated_bridge,
+            phone_local,
+            bridge_local,
+        }) = self.bridge_media(now, key, msg)
+        else {
+            return;
         };
-        let negotiated_bridge = match negotiated_bridge {
-            Ok(n) => n,
-            Err(r) => {
-                let why = r
-                    .map(|r| r.warning())
-                    .unwrap_or_else(|| "no usable SDP answer".into());
-                warn!(call = key.0, %why, "bridge answer refused: ending the call");
-                self.refuse_phone(now, key, 488, "the bridge answered without acceptable SRTP");
-                self.end_call(now, key, "bridge answer refused", false, true);
-                return;
-            }
-        };
+        let (tone, pin) = self.call_up(now, key, &negotiated_phone, &negotiated_bridge);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some(mut checked) = call.phone.checked.take() else {
-            return;
-        };
-        // Both legs' ports were allocated at INVITE; never panic on a
-        // peer's response if that ever stops being true.
-        let (Some(phone_local), Some(bridge_local)) = (call.phone.local, call.bridge.local) else {
-            return;
-        };
-        let answered = checked
-            .restrict_codecs(&negotiated_bridge.codecs)
-            .and_then(|()| {
-                checked.answer(&LocalMedia {
-                    rtp: phone_local.rtp_addr,
-                    rtcp: phone_local.rtcp.map(|r| r.1),
-                    rtcp_mux: phone_local.rtcp.is_none(),
-                    direction: sdp::Direction::SendRecv,
-                })
-            });
-        let (answer_sdp, negotiated_phone) = match answered {
-            Ok(x) => x,
-            Err(r) => {
-                let w = r.warning();
-                warn!(call = key.0, warning = %w, "no common media between phone and bridge");
-                self.refuse_phone(now, key, r.status(), "no media in common with the bridge");
-                self.end_call(now, key, "no common media", false, true);
-                return;
-            }
-        };
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.state = State::Up;
-        call.phone.answered = true;
-        let tone = tone_frames(now, &negotiated_phone, &mut *self.random);
-        let pin = call
-            .pin
-            .as_deref()
-            .and_then(|p| pin_frames(now, p, &negotiated_bridge, &mut *self.random))
-            .unwrap_or_default();
-        info!(
-            call = key.0,
-            token = %call.token,
-            alias = %call.alias,
-            phone_suite = %negotiated_phone.suite,
-            bridge_suite = %negotiated_bridge.suite,
-            setup_ms = now.duration_since(call.started).as_millis() as u64,
-            "call up"
-        );
         call.phone.negotiated = Some(negotiated_phone.clone());
         call.bridge.negotiated = Some(negotiated_bridge.clone());
         let answer_text = answer_sdp.print();
@@ -1609,23 +1812,7 @@ impl B2bua {
             tone,
             pin,
         })));
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.session_timer = requested_timer(&call.phone.invite).map(|s| SessionTimer::new(now, s));
-        let (Some(tx), tag) = (call.phone.invite_tx, call.phone.our_tag.clone()) else {
-            return;
-        };
-        let mut reply = Reply::new(&call.phone.invite, 200, Some(&tag))
-            .contact(&self.local.phone_sip, &call.alias)
-            .allow()
-            .sdp(answer_text.as_bytes().to_vec());
-        if let Some(t) = call.session_timer {
-            reply = reply.session_timer(t.interval);
-        }
-        if let Some(m) = reply.build() {
-            let _ = self.txs.respond(now, tx, 200, m.to_bytes());
-        }
+        self.answer_phone(now, key);
     }
 
     /// Setup failed: answer the phone (if still possible) and forget the call.

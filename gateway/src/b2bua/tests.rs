@@ -1120,3 +1120,82 @@ fn webex_trunks_get_sip_uris_over_tls_for_a_sips_directory_entry() {
         "sip:2400123@webex.test;transport=tls"
     );
 }
+
+#[test]
+fn early_media_from_the_bridge_starts_media_and_the_answer_stands() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-em", "call-em"));
+    let inv = h.sent(Flow::Trunk(0)).remove(0);
+    h.out.clear();
+    // 183 Session Progress with SDP (an announcement before answer).
+    let (early, _) = bridge_response(&inv, 183, "bt", Some((&Policy::trunk_default(), 40000)));
+    let early_text = String::from_utf8(early.to_bytes()).unwrap();
+    h.bridge_sends(early);
+    let to_phone = h.sent(Flow::Phone(PHONE_FLOW));
+    let p183 = to_phone
+        .iter()
+        .find(|m| m.status().is_some_and(|s| s.as_u16() == 183))
+        .expect("183 to the phone");
+    let early_answer = p183.body().to_vec();
+    assert!(String::from_utf8_lossy(&early_answer).contains("a=crypto:"));
+    let starts = |h: &Harness| {
+        h.out
+            .iter()
+            .filter(|o| matches!(o, Output::StartMedia(_)))
+            .count()
+    };
+    assert_eq!(starts(&h), 1, "media runs during early media");
+    match h.out.iter().find(|o| matches!(o, Output::StartMedia(_))) {
+        Some(Output::StartMedia(m)) => assert!(m.tone.is_empty() && m.pin.is_empty()),
+        _ => unreachable!(),
+    }
+    // 200 with the same answer: no new media, the same answer to the
+    // phone (RFC 3261 §13.2.1), then the secure tone.
+    let rest = &early_text[early_text.find("\r\n").unwrap()..];
+    let ok = parse(format!("SIP/2.0 200 OK{rest}").as_bytes());
+    h.bridge_sends(ok);
+    let to_phone = h.sent(Flow::Phone(PHONE_FLOW));
+    let p200 = to_phone
+        .iter()
+        .find(|m| m.status().is_some_and(|s| s.as_u16() == 200))
+        .expect("200 to the phone");
+    assert_eq!(p200.body(), &early_answer[..]);
+    assert_eq!(starts(&h), 1, "no second media start");
+    assert!(h.out.iter().any(|o| matches!(
+        o,
+        Output::Play {
+            phone_leg: true,
+            mute: true,
+            ..
+        }
+    )));
+    assert!(!h.out.iter().any(|o| matches!(o, Output::RekeyMedia { .. })));
+    assert_eq!(h.sent(Flow::Trunk(0))[0].method(), Some(&Method::Ack));
+    assert_eq!(h.b2b.call_count(), 1);
+}
+
+#[test]
+fn a_bridge_that_changes_its_key_between_183_and_200_is_rekeyed() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-ek", "call-ek"));
+    let inv = h.sent(Flow::Trunk(0)).remove(0);
+    h.bridge_sends(bridge_response(&inv, 183, "bt", Some((&Policy::trunk_default(), 40000))).0);
+    h.out.clear();
+    // A fresh answer: another key of the bridge's.
+    h.bridge_sends(bridge_response(&inv, 200, "bt", Some((&Policy::trunk_default(), 40000))).0);
+    assert!(h.out.iter().any(|o| matches!(
+        o,
+        Output::RekeyMedia {
+            phone_leg: false,
+            inbound: Some(_),
+            outbound: None,
+            ..
+        }
+    )));
+    let to_phone = h.sent(Flow::Phone(PHONE_FLOW));
+    assert!(to_phone
+        .iter()
+        .any(|m| m.status().is_some_and(|s| s.as_u16() == 200)));
+}

@@ -78,6 +78,12 @@ pub struct Negotiated {
 }
 
 impl Negotiated {
+    /// Whether the peer protects with the same key (and suite) in both
+    /// negotiations (compared in constant time).
+    pub fn same_inbound_key(&self, other: &Negotiated) -> bool {
+        super::crypto::same_key(&self.inbound, &other.inbound)
+    }
+
     /// The payload type numbers in use.
     pub fn payload_types(&self) -> Vec<u8> {
         self.codecs.payload_types()

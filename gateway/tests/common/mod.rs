@@ -48,11 +48,16 @@ pub fn wait_for(path: &Path, needle: &str, within: Duration) -> bool {
 }
 
 pub fn baresip(kit: &Path, who: &str, seconds: u32) -> std::process::Output {
+    baresip_to(kit, who, "echo", seconds)
+}
+
+/// Like [`baresip`], dialling `alias`.
+pub fn baresip_to(kit: &Path, who: &str, alias: &str, seconds: u32) -> std::process::Output {
     Command::new("baresip")
         .args(["-f", &kit.join("baresip").join(who).display().to_string()])
         .args([
             "-e",
-            "/dial sip:echo@127.0.0.1:5061",
+            &format!("/dial sip:{alias}@127.0.0.1:5061"),
             "-t",
             &seconds.to_string(),
         ])
