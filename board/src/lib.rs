@@ -15,6 +15,7 @@
 pub mod cmdline;
 pub mod firewall;
 pub mod modules;
+pub mod nft;
 pub mod status;
 pub mod supervise;
 #[cfg(target_os = "linux")]
@@ -28,6 +29,39 @@ pub fn phone_listen(config: &str) -> Option<std::net::SocketAddr> {
     v.get("phone")?.get("listen")?.as_str()?.parse().ok()
 }
 
+/// The firewall's inputs from the kit's `dialgate.toml`: the phone-side
+/// SIP port, the media range (default 30000-39999, as the gateway's) and
+/// every trunk's `connect` address; `phones` and `uplink` name the
+/// interfaces. `None` if the configuration lacks the phone listener.
+pub fn firewall_inputs(config: &str, phones: &str, uplink: &str) -> Option<firewall::Inputs> {
+    let v: toml::Table = config.parse().ok()?;
+    let sip_port = phone_listen(config)?.port();
+    let media = v.get("media");
+    let port = |k: &str, d: u16| {
+        media
+            .and_then(|m| m.get(k))
+            .and_then(|p| p.as_integer())
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(d)
+    };
+    let outbound = v
+        .get("trunk")
+        .and_then(|t| t.as_array())
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| t.get("connect")?.as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(firewall::Inputs {
+        phones: phones.to_string(),
+        uplink: uplink.to_string(),
+        sip_port,
+        media: (port("port_min", 30000), port("port_max", 39999)),
+        outbound,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -39,5 +73,19 @@ mod tests {
         );
         assert_eq!(super::phone_listen("[phone]\n"), None);
         assert_eq!(super::phone_listen("not toml ["), None);
+    }
+
+    #[test]
+    fn firewall_inputs_from_the_kit_config() {
+        let c = "[phone]\nlisten = \"10.0.2.15:5261\"\n[media]\nport_min = 42000\nport_max = 42009\n\
+                 [[trunk]]\nconnect = \"127.0.0.1:5071\"\n[[trunk]]\nconnect = \"192.0.2.7:5061\"\n";
+        let i = super::firewall_inputs(c, "eth0", "eth1").unwrap();
+        assert_eq!((i.sip_port, i.media), (5261, (42000, 42009)));
+        assert_eq!(i.outbound.len(), 2);
+        assert_eq!((i.phones.as_str(), i.uplink.as_str()), ("eth0", "eth1"));
+        let d = super::firewall_inputs("[phone]\nlisten = \"10.0.2.15:5061\"\n", "a", "b").unwrap();
+        assert_eq!(d.media, (30000, 39999));
+        assert!(d.outbound.is_empty());
+        assert!(super::firewall_inputs("[media]\n", "a", "b").is_none());
     }
 }

@@ -372,3 +372,75 @@ pub mod dm {
         }
     }
 }
+
+/// Sends an nftables batch over NETLINK_NETFILTER and waits for the
+/// kernel's acknowledgement of each of its `acked` messages; the first
+/// error fails the whole (atomic) batch.
+pub fn nft_apply(batch: &[u8], first_seq: u32, acked: u32) -> io::Result<()> {
+    // SAFETY: socket(2) with constant arguments.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_NETFILTER,
+        )
+    };
+    check(fd)?;
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let tv = libc::timeval {
+        tv_sec: 2,
+        tv_usec: 0,
+    };
+    // SAFETY: `tv` is a valid timeval for SO_RCVTIMEO, its size passed.
+    check(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })?;
+    // SAFETY: an all-zero sockaddr_nl is valid (pid 0, groups 0: the kernel).
+    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: `batch` is readable for its length; `kernel` is a valid
+    // sockaddr_nl of the size passed.
+    let sent = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            batch.as_ptr().cast(),
+            batch.len(),
+            0,
+            (&kernel as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if sent < 0 {
+        return Err(Error::last_os_error());
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut ok = 0;
+    while ok < acked {
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(Error::last_os_error());
+        }
+        for m in crate::nft::messages(&buf[..n as usize]) {
+            match crate::nft::parse_ack(m) {
+                Some((_, 0)) => ok += 1,
+                Some((seq, errno)) => {
+                    return Err(Error::other(format!(
+                        "nftables message {} refused: {}",
+                        seq.wrapping_sub(first_seq),
+                        Error::from_raw_os_error(errno)
+                    )))
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(())
+}

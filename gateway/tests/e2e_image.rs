@@ -8,7 +8,9 @@
 //! - the status line lists only the intended listening sockets;
 //! - mallory (revoked) is refused at the handshake; baresip as alice calls
 //!   `echo` through the appliance and hears her tone back;
-//! - a datagram to a forwarded port where nothing listens gets no answer;
+//! - the default-deny firewall is in force: a TCP SYN to another guest
+//!   port gets no answer (not even a reset), nor does a datagram to a
+//!   media port where nothing listens;
 //! - the power key (qemu monitor `system_powerdown`) powers off cleanly;
 //! - a root with one flipped byte in slot A is refused and slot B serves.
 //!
@@ -30,6 +32,8 @@ use common::{alice_heard_her_tone, init_kit, recordings};
 
 const SIP: u16 = 5261;
 const MEDIA: u16 = 42000;
+/// Forwarded to the guest, where nothing may answer.
+const PROBE: u16 = 5299;
 const IMAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../image");
 
 /// One booted appliance: `image/run` in its own process group (qemu is
@@ -54,6 +58,7 @@ impl Appliance {
             .args(["--port", &SIP.to_string(), "--media", &MEDIA.to_string()])
             .arg("--monitor")
             .arg(&monitor)
+            .args(["--probe", &PROBE.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -267,6 +272,29 @@ fn appliance_boots_verified_serves_a_call_and_powers_off() {
     assert!(
         handshake(&kit, "mallory").is_err(),
         "mallory (revoked) admitted"
+    );
+
+    // A TCP connection to another guest port: qemu accepts on the host at
+    // once and sends the guest a SYN. Without the firewall the guest
+    // answers RST and qemu closes the connection within milliseconds
+    // (measured); with it the SYN is dropped and nothing comes back.
+    let mut probe = TcpStream::connect(("127.0.0.1", PROBE)).expect("qemu accepts");
+    probe
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut one = [0u8; 1];
+    match probe.read(&mut one) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("guest port {PROBE} answered: {other:?}"),
+    }
+    assert!(
+        vm.console().contains("firewall: default deny"),
+        "{}",
+        vm.console()
     );
 
     // A datagram to a forwarded media port that nothing has bound.

@@ -281,12 +281,37 @@ mod linux {
         }
     }
 
+    /// The default-deny firewall, installed before any interface but
+    /// loopback is up; without it the appliance does not start serving.
+    fn firewall(p: &BootParams, config: &str) {
+        let iface = p.net.as_ref().map_or("eth0", |n| n.interface.as_str());
+        // One interface under qemu: it is both the phone side and the uplink.
+        let Some(inputs) = dialgate_board::firewall_inputs(config, iface, iface) else {
+            fail(format!(
+                "{KIT}/dialgate.toml: no phone listener for the firewall"
+            ));
+        };
+        let rules = dialgate_board::firewall::build(&inputs);
+        let (batch, acked) = dialgate_board::nft::batch(&rules, 1);
+        match sys::nft_apply(&batch, 1, acked) {
+            Ok(()) => say!(
+                "firewall: default deny; in on {iface}: tcp/{} udp/{}-{}; out: {} trunk(s), media",
+                inputs.sip_port,
+                inputs.media.0,
+                inputs.media.1,
+                inputs.outbound.len()
+            ),
+            Err(e) => fail(format!("firewall: {e}")),
+        }
+    }
+
     fn stage2(slot: String) {
         let p = params();
+        let config = fs::read_to_string(format!("{KIT}/dialgate.toml"))
+            .unwrap_or_else(|e| fail(format!("{KIT}/dialgate.toml: {e}")));
+        firewall(&p, &config);
         network(&p);
-        let phone = fs::read_to_string(format!("{KIT}/dialgate.toml"))
-            .ok()
-            .and_then(|c| dialgate_board::phone_listen(&c));
+        let phone = dialgate_board::phone_listen(&config);
         let mut watchdog = File::options().write(true).open("/dev/watchdog").ok();
         say!(
             "watchdog: {}",
