@@ -86,6 +86,30 @@ pub fn render(mut l: Vec<Listening>) -> String {
         .join(" ")
 }
 
+/// A `Key: value kB` field of `/proc/meminfo` or `/proc/PID/status`, in KiB.
+pub fn kib(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The idle-memory status: memory in use by the whole system (MemTotal -
+/// MemAvailable) and the gateway's resident set, in KiB.
+pub fn memory_line(meminfo: &str, gateway_status: &str) -> String {
+    let used = kib(meminfo, "MemTotal")
+        .zip(kib(meminfo, "MemAvailable"))
+        .map(|(t, a)| t.saturating_sub(a));
+    let show = |v: Option<u64>| v.map_or("?".to_string(), |k| format!("{k} KiB"));
+    format!(
+        "memory: system in use {}, gateway resident {}",
+        show(used),
+        show(kib(gateway_status, "VmRSS"))
+    )
+}
+
 #[cfg(all(test, target_endian = "little"))]
 mod tests {
     use super::*;
@@ -107,5 +131,20 @@ mod tests {
   1: 0F02000A:7530 00000000:0000 07 00000000:00000000";
         assert_eq!(render(parse_table(Proto::Udp, udp)), "udp/10.0.2.15:30000");
         assert!(parse_table(Proto::Tcp, "header\n garbage").is_empty());
+    }
+
+    #[test]
+    fn memory_figures() {
+        let mem = "MemTotal:         247000 kB\nMemFree:  1 kB\nMemAvailable:     200000 kB\n";
+        let st = "Name:\tdialgate\nVmRSS:\t   12345 kB\n";
+        assert_eq!(
+            memory_line(mem, st),
+            "memory: system in use 47000 KiB, gateway resident 12345 KiB"
+        );
+        assert_eq!(kib(mem, "MemFree"), Some(1));
+        assert_eq!(
+            memory_line("", ""),
+            "memory: system in use ?, gateway resident ?"
+        );
     }
 }

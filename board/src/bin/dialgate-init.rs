@@ -337,6 +337,7 @@ mod linux {
         let mut gateway = spawn(p.mode);
         let mut restart_at: Option<Instant> = None;
         let mut ready_said = false;
+        let mut ready_at: Option<Instant> = None;
         let mut last_feed = Instant::now() - Duration::from_secs(10);
         loop {
             while let Some((pid, status)) = sys::reap() {
@@ -364,11 +365,27 @@ mod linux {
             });
             if serving && !ready_said {
                 ready_said = true;
+                ready_at = Some(Instant::now());
                 say!(
                     "READY slot={slot} at {} ms; listening: {}",
                     uptime_ms(),
                     status::render(l)
                 );
+            }
+            // The idle figures, once the start-up has settled.
+            if let (Some(t), Some((pid, _))) = (ready_at, gateway) {
+                if t.elapsed() >= Duration::from_secs(5) {
+                    ready_at = None;
+                    let read = |p: String| fs::read_to_string(p).unwrap_or_default();
+                    say!(
+                        "status: {}; listening: {}",
+                        status::memory_line(
+                            &read("/proc/meminfo".into()),
+                            &read(format!("/proc/{pid}/status"))
+                        ),
+                        status::render(listening())
+                    );
+                }
             }
             let health = Health {
                 running: gateway.is_some(),
