@@ -53,6 +53,32 @@ pub fn feed_watchdog(h: Health) -> bool {
 const EV_KEY: u16 = 1;
 /// Linux `KEY_POWER`.
 pub const KEY_POWER: u16 = 116;
+/// The panic button's key code: Linux `KEY_STOP`. On a board it is a
+/// gpio-keys button with `linux,code = <128>`; under qemu, the monitor's
+/// `sendkey stop` on a virtio keyboard.
+pub const KEY_PANIC: u16 = 128;
+
+/// What a batch of input events asks PID 1 to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Button {
+    /// Wipe the data partition's keys, then power off.
+    Panic,
+    /// A clean power-off.
+    Power,
+}
+
+/// The button pressed in `buf`, the panic button first: pressed together,
+/// the wipe wins.
+pub fn button(buf: &[u8]) -> Option<Button> {
+    if key_pressed(buf, KEY_PANIC) {
+        Some(Button::Panic)
+    } else if key_pressed(buf, KEY_POWER) {
+        Some(Button::Power)
+    } else {
+        None
+    }
+}
+
 /// Size of `struct input_event` on 64-bit Linux.
 pub const INPUT_EVENT_SIZE: usize = 24;
 
@@ -116,5 +142,19 @@ mod tests {
         buf.extend(ev(EV_KEY, KEY_POWER, 1));
         assert!(key_pressed(&buf, KEY_POWER));
         assert!(!key_pressed(&buf[..buf.len() - 1][..47], KEY_POWER));
+    }
+
+    #[test]
+    fn the_panic_button_wins_over_the_power_key() {
+        let power = ev(EV_KEY, KEY_POWER, 1);
+        let panic = ev(EV_KEY, KEY_PANIC, 1);
+        assert_eq!(button(&power), Some(Button::Power));
+        assert_eq!(button(&panic), Some(Button::Panic));
+        assert_eq!(
+            button(&[power.clone(), panic].concat()),
+            Some(Button::Panic)
+        );
+        assert_eq!(button(&ev(EV_KEY, KEY_PANIC, 0)), None);
+        assert_eq!(button(&[]), None);
     }
 }

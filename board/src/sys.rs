@@ -60,6 +60,30 @@ pub fn load_module(path: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Overwrites a whole block device with zeros and flushes it, then asks
+/// the device to discard the range (BLKDISCARD; ignored where the device
+/// cannot). Returns the bytes written.
+pub fn wipe_block_device(path: &str) -> io::Result<u64> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = File::options().write(true).open(path)?;
+    let size = f.seek(SeekFrom::End(0))?;
+    f.seek(SeekFrom::Start(0))?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    f.sync_all()?;
+    let range: [u64; 2] = [0, size];
+    // _IO(0x12, 119)
+    const BLKDISCARD: u32 = 0x1277;
+    // SAFETY: BLKDISCARD reads a u64[2] (start, length) during the call.
+    let _ = unsafe { libc::ioctl(f.as_raw_fd(), BLKDISCARD as _, &range) };
+    Ok(size)
+}
+
 /// Makes a block device node.
 pub fn mknod_block(path: &str, dev: libc::dev_t) -> io::Result<()> {
     let p = cstr(path)?;

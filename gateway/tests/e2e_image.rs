@@ -12,7 +12,9 @@
 //!   port gets no answer (not even a reset), nor does a datagram to a
 //!   media port where nothing listens;
 //! - the power key (qemu monitor `system_powerdown`) powers off cleanly;
-//! - a root with one flipped byte in slot A is refused and slot B serves.
+//! - a root with one flipped byte in slot A is refused and slot B serves;
+//! - the panic button (`sendkey stop`) wipes the data partition: the next
+//!   boot of the same disk does not come into service.
 //!
 //! Needs `image/build` to have run (tests/run does it), qemu-system-arm,
 //! baresip and python3. Ports: 5261 (SIP/TLS), 42000-42009 (media),
@@ -46,6 +48,14 @@ struct Appliance {
 
 impl Appliance {
     fn boot(work: &Path, kit: &Path, disk: Option<&Path>) -> Appliance {
+        let mut args = vec!["--kit".into(), kit.display().to_string()];
+        if let Some(d) = disk {
+            args.extend(["--disk".into(), d.display().to_string()]);
+        }
+        Appliance::boot_with(work, &args)
+    }
+
+    fn boot_with(work: &Path, args: &[String]) -> Appliance {
         let out = Path::new(IMAGE).join("out");
         assert!(
             out.join("manifest").exists(),
@@ -53,8 +63,7 @@ impl Appliance {
         );
         let monitor = work.join("monitor.sock");
         let mut cmd = Command::new(Path::new(IMAGE).join("run"));
-        cmd.arg("--kit")
-            .arg(kit)
+        cmd.args(args)
             .args(["--port", &SIP.to_string(), "--media", &MEDIA.to_string()])
             .arg("--monitor")
             .arg(&monitor)
@@ -63,9 +72,6 @@ impl Appliance {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .process_group(0);
-        if let Some(d) = disk {
-            cmd.arg("--disk").arg(d);
-        }
         let mut child = cmd.spawn().expect("image/run starts");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().expect("piped");
@@ -378,6 +384,54 @@ fn a_tampered_root_slot_is_refused_and_the_other_slot_serves() {
     let ready = ready.unwrap_or_else(|| panic!("slot b did not come up:\n{console}"));
     assert!(ready.contains("READY slot=b"), "{ready}");
     assert!(handshake(&kit, "alice").is_ok(), "slot b serves alice");
+    drop(vm);
+    std::fs::remove_dir_all(&work).ok();
+}
+
+#[test]
+fn the_panic_button_wipes_the_data_partition_for_good() {
+    let work = workdir("panic");
+    let kit = kit(&work);
+    let disk = work.join("persistent.img").display().to_string();
+    let vm = Appliance::boot_with(
+        &work,
+        &[
+            "--kit".into(),
+            kit.display().to_string(),
+            "--persist".into(),
+            disk.clone(),
+        ],
+    );
+    vm.wait_line("READY", Duration::from_secs(40))
+        .unwrap_or_else(|| panic!("no READY:\n{}", vm.console()));
+    assert!(handshake(&kit, "alice").is_ok(), "served before the wipe");
+    vm.monitor("sendkey stop");
+    let mut vm = vm;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while vm.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "still running after the panic button:\n{}",
+            vm.console()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let console = vm.console();
+    assert!(
+        console.contains("panic button: data partition wiped (16777216 bytes)"),
+        "{console}"
+    );
+    drop(vm);
+
+    // The same disk again, no kit: the data partition is gone, nothing serves.
+    let vm = Appliance::boot_with(&work, &["--persist".into(), disk]);
+    let fatal = vm.wait_line("FATAL", Duration::from_secs(40));
+    let console = vm.console();
+    assert!(
+        fatal.is_some_and(|(_, l)| l.contains("data partition")),
+        "{console}"
+    );
+    assert!(!console.contains("READY"), "{console}");
     drop(vm);
     std::fs::remove_dir_all(&work).ok();
 }

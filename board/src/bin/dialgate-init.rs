@@ -331,7 +331,7 @@ mod linux {
                     .ok()
             })
             .collect();
-        say!("power key: {} input device(s)", keys.len());
+        say!("power key and panic button: {} input device(s)", keys.len());
 
         let mut backoff = Backoff::default();
         let mut gateway = spawn(p.mode);
@@ -400,14 +400,51 @@ mod linux {
                 }
             }
             let mut buf = [0u8; supervise::INPUT_EVENT_SIZE * 16];
-            let pressed = keys.iter_mut().any(|k| {
-                matches!(k.read(&mut buf), Ok(n) if supervise::key_pressed(&buf[..n], supervise::KEY_POWER))
-            });
-            if pressed {
-                shutdown(gateway.map(|g| g.0), watchdog.take());
+            let pressed = keys
+                .iter_mut()
+                .filter_map(|k| {
+                    k.read(&mut buf)
+                        .ok()
+                        .and_then(|n| supervise::button(&buf[..n]))
+                })
+                .min_by_key(|b| *b != supervise::Button::Panic);
+            match pressed {
+                Some(supervise::Button::Panic) => {
+                    wipe(gateway.map(|g| g.0), &p.data, watchdog.take())
+                }
+                Some(supervise::Button::Power) => shutdown(gateway.map(|g| g.0), watchdog.take()),
+                None => {}
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The panic button: the gateway is killed at once, the data partition
+    /// (the kit's keys and configuration) overwritten and discarded; the
+    /// appliance is unusable until re-provisioned. Then power off.
+    fn wipe(gateway: Option<libc::pid_t>, data: &str, watchdog: Option<File>) -> ! {
+        say!("panic button: wiping the data partition");
+        if let Some(pid) = gateway {
+            sys::kill(pid, libc::SIGKILL);
+        }
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(1) && sys::reap().is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if let Err(e) = sys::umount("/data", libc::MNT_DETACH) {
+            say!("data partition: {e}");
+        }
+        match sys::wipe_block_device(data) {
+            Ok(n) => say!("panic button: data partition wiped ({n} bytes)"),
+            Err(e) => say!("panic button: wiping {data}: {e}"),
+        }
+        sys::sync();
+        if let Some(mut w) = watchdog {
+            let _ = w.write_all(b"V");
+        }
+        say!("powering off");
+        let e = sys::power_off();
+        fail(format!("power off: {e}"))
     }
 
     fn shutdown(gateway: Option<libc::pid_t>, watchdog: Option<File>) -> ! {
