@@ -324,6 +324,9 @@ fn appliance_boots_verified_serves_a_call_and_powers_off() {
     assert!(recordings(&kit, "mallory").is_empty());
 
     // The power key: a clean power-off ends qemu (and image/run) with 0.
+    assert!(vm
+        .console()
+        .contains("power key and panic button: 2 input device(s)"));
     vm.monitor("system_powerdown");
     let mut vm = vm;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -405,6 +408,9 @@ fn the_panic_button_wipes_the_data_partition_for_good() {
     vm.wait_line("READY", Duration::from_secs(40))
         .unwrap_or_else(|| panic!("no READY:\n{}", vm.console()));
     assert!(handshake(&kit, "alice").is_ok(), "served before the wipe");
+    // The buttons are opened shortly after READY.
+    vm.wait_line("input device(s)", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no buttons:\n{}", vm.console()));
     vm.monitor("sendkey stop");
     let mut vm = vm;
     let deadline = Instant::now() + Duration::from_secs(30);

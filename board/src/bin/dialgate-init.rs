@@ -92,7 +92,7 @@ mod linux {
         }
         say!("stage 1 at {} ms", uptime_ms());
         let p = params();
-        load_modules();
+        load_modules("/etc/modules");
         seed_rng();
         let mut wanted: Vec<&str> = p.slots.iter().map(|s| s.device.as_str()).collect();
         wanted.push(&p.data);
@@ -139,10 +139,12 @@ mod linux {
         fail(format!("exec stage 2: {e}"));
     }
 
-    fn load_modules() {
+    /// Loads the modules listed in `list` (one name a line) with their
+    /// dependencies, from `/lib/modules` of the current root.
+    fn load_modules(list: &str) {
         let dir = "/lib/modules";
         let read = |f: &str| fs::read_to_string(format!("{dir}/{f}")).unwrap_or_default();
-        let list = fs::read_to_string("/etc/modules").unwrap_or_default();
+        let list = fs::read_to_string(list).unwrap_or_default();
         let wanted: Vec<&str> = list
             .lines()
             .map(str::trim)
@@ -305,19 +307,16 @@ mod linux {
         }
     }
 
-    fn stage2(slot: String) {
-        let p = params();
-        let config = fs::read_to_string(format!("{KIT}/dialgate.toml"))
-            .unwrap_or_else(|e| fail(format!("{KIT}/dialgate.toml: {e}")));
-        firewall(&p, &config);
-        network(&p);
-        let phone = dialgate_board::phone_listen(&config);
-        let mut watchdog = File::options().write(true).open("/dev/watchdog").ok();
+    /// Loads `/etc/modules.late` (watchdog, buttons) and opens the
+    /// watchdog (arming it) and every input device.
+    fn late_devices() -> (Option<File>, Vec<File>) {
+        load_modules("/etc/modules.late");
+        let watchdog = File::options().write(true).open("/dev/watchdog").ok();
         say!(
             "watchdog: {}",
             if watchdog.is_some() { "armed" } else { "none" }
         );
-        let mut keys: Vec<File> = fs::read_dir("/dev/input")
+        let keys: Vec<File> = fs::read_dir("/dev/input")
             .into_iter()
             .flatten()
             .flatten()
@@ -332,6 +331,23 @@ mod linux {
             })
             .collect();
         say!("power key and panic button: {} input device(s)", keys.len());
+        (watchdog, keys)
+    }
+
+    fn stage2(slot: String) {
+        let p = params();
+        let config = fs::read_to_string(format!("{KIT}/dialgate.toml"))
+            .unwrap_or_else(|e| fail(format!("{KIT}/dialgate.toml: {e}")));
+        firewall(&p, &config);
+        network(&p);
+        let phone = dialgate_board::phone_listen(&config);
+        // The watchdog and the buttons come 1 s after the gateway first
+        // serves: their modules (from the verified root) load then, so that
+        // the start-up and the first phone have the CPU to themselves.
+        let mut watchdog: Option<File> = None;
+        let mut keys: Vec<File> = Vec::new();
+        let mut late_done = false;
+        let mut ready_since: Option<Instant> = None;
 
         let mut backoff = Backoff::default();
         let mut gateway = spawn(p.mode);
@@ -366,11 +382,16 @@ mod linux {
             if serving && !ready_said {
                 ready_said = true;
                 ready_at = Some(Instant::now());
+                ready_since.get_or_insert_with(Instant::now);
                 say!(
                     "READY slot={slot} at {} ms; listening: {}",
                     uptime_ms(),
                     status::render(l)
                 );
+            }
+            if !late_done && ready_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
+                late_done = true;
+                (watchdog, keys) = late_devices();
             }
             // The idle figures, once the start-up has settled.
             if let (Some(t), Some((pid, _))) = (ready_at, gateway) {
