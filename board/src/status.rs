@@ -110,6 +110,15 @@ pub fn memory_line(meminfo: &str, gateway_status: &str) -> String {
     )
 }
 
+/// Where a process's executable is mapped: the start of the first line of
+/// its `/proc/PID/maps` (the ELF's first segment). A static-PIE under
+/// ASLR lands at a random high address; a non-PIE one at its link address
+/// (0x400000 on aarch64).
+pub fn load_address(maps: &str) -> Option<u64> {
+    let first = maps.lines().next()?;
+    u64::from_str_radix(first.split('-').next()?, 16).ok()
+}
+
 #[cfg(all(test, target_endian = "little"))]
 mod tests {
     use super::*;
@@ -131,6 +140,15 @@ mod tests {
   1: 0F02000A:7530 00000000:0000 07 00000000:00000000";
         assert_eq!(render(parse_table(Proto::Udp, udp)), "udp/10.0.2.15:30000");
         assert!(parse_table(Proto::Tcp, "header\n garbage").is_empty());
+    }
+
+    #[test]
+    fn load_address_from_maps() {
+        let maps = "aaaab3c21000-aaaab3d5e000 r-xp 00000000 fe:00 12 /bin/dialgate\n\
+                    aaaab3d6d000-aaaab3d9a000 r--p 0013c000 fe:00 12 /bin/dialgate\n";
+        assert_eq!(load_address(maps), Some(0xaaaa_b3c2_1000));
+        assert_eq!(load_address(""), None);
+        assert_eq!(load_address("zz-1 r-xp"), None);
     }
 
     #[test]

@@ -323,6 +323,21 @@ fn appliance_boots_verified_serves_a_call_and_powers_off() {
     alice_heard_her_tone(&kit).unwrap_or_else(|e| panic!("alice heard: {e}\n{}", vm.console()));
     assert!(recordings(&kit, "mallory").is_empty());
 
+    // The gateway is a static-PIE: the kernel maps it at a random high
+    // address, not at the 0x400000 of a non-PIE executable.
+    let (_, status) = vm
+        .wait_line("status: gateway mapped at", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no status line:\n{}", vm.console()));
+    let base = status
+        .split("mapped at 0x")
+        .nth(1)
+        .and_then(|r| u64::from_str_radix(r.split(';').next()?, 16).ok())
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        base > 0x1_0000_0000,
+        "gateway at {base:#x}: not position independent?"
+    );
+
     // The power key: a clean power-off ends qemu (and image/run) with 0.
     assert!(vm
         .console()

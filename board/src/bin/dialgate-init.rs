@@ -398,8 +398,10 @@ mod linux {
                 if t.elapsed() >= Duration::from_secs(5) {
                     ready_at = None;
                     let read = |p: String| fs::read_to_string(p).unwrap_or_default();
+                    let base = status::load_address(&read(format!("/proc/{pid}/maps")))
+                        .map_or("?".to_string(), |a| format!("{a:#x}"));
                     say!(
-                        "status: {}; listening: {}",
+                        "status: gateway mapped at {base}; {}; listening: {}",
                         status::memory_line(
                             &read("/proc/meminfo".into()),
                             &read(format!("/proc/{pid}/status"))
