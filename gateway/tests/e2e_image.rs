@@ -13,6 +13,7 @@
 //!   media port where nothing listens;
 //! - the power key (qemu monitor `system_powerdown`) powers off cleanly;
 //! - a root with one flipped byte in slot A is refused and slot B serves;
+//!   SIGTERM to `image/run` then powers the appliance off cleanly;
 //! - the panic button (`sendkey stop`) wipes the data partition: the next
 //!   boot of the same disk does not come into service.
 //!
@@ -402,6 +403,34 @@ fn a_tampered_root_slot_is_refused_and_the_other_slot_serves() {
     let ready = ready.unwrap_or_else(|| panic!("slot b did not come up:\n{console}"));
     assert!(ready.contains("READY slot=b"), "{ready}");
     assert!(handshake(&kit, "alice").is_ok(), "slot b serves alice");
+
+    // SIGTERM to image/run presses the power key: a clean power-off.
+    vm.wait_line("input device(s)", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no buttons:\n{}", vm.console()));
+    let status = Command::new("kill")
+        .args(["-TERM", &vm.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut vm = vm;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(s) = vm.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "image/run ignored SIGTERM:\n{}",
+            vm.console()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "image/run after SIGTERM: {exit}");
+    assert!(
+        vm.console().contains("data partition unmounted"),
+        "{}",
+        vm.console()
+    );
     drop(vm);
     std::fs::remove_dir_all(&work).ok();
 }
