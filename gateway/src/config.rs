@@ -11,6 +11,7 @@
 //! token_ca = "token-ca.pem"
 //! # registry = "registry.toml"  # labs only: an unsigned registry instead of [policy]
 //! media_address = "127.0.0.1"
+//! # advertise_address = "127.0.0.1" # behind a NAT: the address phones reach (SDP, Contact)
 //! # suites = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
 //! # require_post_quantum = false
 //!
@@ -153,6 +154,7 @@ struct RawPhone {
     token_ca: PathBuf,
     registry: Option<PathBuf>,
     media_address: IpAddr,
+    advertise_address: Option<IpAddr>,
     suites: Option<Vec<String>>,
     #[serde(default)]
     require_post_quantum: bool,
@@ -275,6 +277,11 @@ pub struct PhoneConfig {
     pub registry: Option<PathBuf>,
     /// Address media sockets bind and SDP advertises on the phone side.
     pub media_address: IpAddr,
+    /// Where phones reach this gateway when a NAT sits between (the
+    /// appliance under qemu user networking): put into SDP and Contact
+    /// towards phones instead of the bound addresses (ports unchanged).
+    /// `None` (the default): the bound addresses are advertised.
+    pub advertise_address: Option<IpAddr>,
     /// SRTP suites accepted from phones, preferred first.
     pub suites: Vec<Suite>,
     /// Post-quantum key exchange policy.
@@ -461,6 +468,7 @@ impl Config {
             token_ca: resolve(base, p.token_ca),
             registry: p.registry.map(|r| resolve(base, r)),
             media_address: p.media_address,
+            advertise_address: p.advertise_address,
             suites: suites("phone.suites", p.suites, &DEFAULT_PHONE_SUITES)?,
             pq: if p.require_post_quantum {
                 PqPolicy::Require
@@ -468,6 +476,12 @@ impl Config {
                 PqPolicy::Prefer
             },
         };
+        if phone.advertise_address.is_some_and(|a| a.is_unspecified()) {
+            return Err(invalid(
+                "phone.advertise_address",
+                "must be an address phones can reach, not 0.0.0.0/::",
+            ));
+        }
         if phone.media_address.is_unspecified() {
             return Err(invalid(
                 "phone.media_address",
@@ -928,6 +942,34 @@ pin = "1234#"
         assert!(!c.limits.loopback_exempt);
         let d = format!("{:?}", c.directory["echo"]);
         assert!(!d.contains("1234"), "PIN redacted in Debug: {d}");
+    }
+
+    #[test]
+    fn advertise_address_is_optional_and_must_be_reachable() {
+        assert_eq!(
+            Config::parse(MINIMAL, Path::new("/kit"))
+                .unwrap()
+                .phone
+                .advertise_address,
+            None
+        );
+        let nat = MINIMAL.replace(
+            "media_address = \"127.0.0.1\"\n\n[[trunk]]",
+            "media_address = \"10.0.2.15\"\nadvertise_address = \"127.0.0.1\"\n\n[[trunk]]",
+        );
+        let c = Config::parse(&nat, Path::new("/kit")).unwrap();
+        assert_eq!(
+            c.phone.advertise_address,
+            Some("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(c.phone.media_address.to_string(), "10.0.2.15");
+        let err = Config::parse(
+            &nat.replace("\"127.0.0.1\"\n\n", "\"0.0.0.0\"\n\n"),
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("phone.advertise_address"), "{err}");
     }
 
     #[test]

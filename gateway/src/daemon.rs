@@ -230,7 +230,10 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
         Arc::clone(&config),
         grants,
         LocalAddrs {
-            phone_sip: phone_addr,
+            phone_sip: match config.phone.advertise_address {
+                Some(ip) => SocketAddr::new(ip, phone_addr.port()),
+                None => phone_addr,
+            },
             bridge_sip: config.bridge_listener.as_ref().map(|b| b.listen),
         },
         Box::new(RelayPorts(Arc::clone(&relay))),

@@ -1536,8 +1536,8 @@ impl B2bua {
             .restrict_codecs(&negotiated_bridge.codecs)
             .and_then(|()| {
                 checked.answer(&LocalMedia {
-                    rtp: phone_local.rtp_addr,
-                    rtcp: phone_local.rtcp.map(|r| r.1),
+                    rtp: advertised(&self.config, phone_local.rtp_addr),
+                    rtcp: phone_local.rtcp.map(|r| advertised(&self.config, r.1)),
                     rtcp_mux: phone_local.rtcp.is_none(),
                     direction: sdp::Direction::SendRecv,
                 })
@@ -2116,8 +2116,18 @@ impl B2bua {
             .map_err(|_| None)
             .and_then(|sdp| sdp::check_offer(&sdp, &policy).map_err(Some));
         let media = LocalMedia {
-            rtp: local.rtp_addr,
-            rtcp: local.rtcp.map(|r| r.1),
+            rtp: if phone_leg {
+                advertised(&self.config, local.rtp_addr)
+            } else {
+                local.rtp_addr
+            },
+            rtcp: local.rtcp.map(|r| {
+                if phone_leg {
+                    advertised(&self.config, r.1)
+                } else {
+                    r.1
+                }
+            }),
             rtcp_mux: previous.rtcp_mux,
             direction: sdp::Direction::SendRecv,
         };
@@ -2189,6 +2199,15 @@ impl B2bua {
 
 /// The session interval a request asks for, if it supports RFC 4028
 /// timers (`Supported: timer` and a Session-Expires of at least MIN_SE).
+/// A phone-side media address as phones reach it: the configured
+/// `phone.advertise_address` (a NAT in between) with the bound port.
+fn advertised(config: &Config, bound: SocketAddr) -> SocketAddr {
+    match config.phone.advertise_address {
+        Some(ip) => SocketAddr::new(ip, bound.port()),
+        None => bound,
+    }
+}
+
 fn requested_timer(msg: &Message) -> Option<u32> {
     let se = msg.session_expires()?;
     let supported = msg.supported().any(|t| t.eq_ignore_ascii_case("timer"))

@@ -1,0 +1,249 @@
+//! The kernel command line: what the image's boot configuration tells PID 1
+//! (slots and their trusted root hashes, the data partition, the network,
+//! how to run the gateway). Parsed once into typed values; anything
+//! malformed is an error, never a silent default.
+//!
+//! ```text
+//! dialgate.slot=a:/dev/vda1:<data blocks>:<root hash hex>
+//! dialgate.slot=b:/dev/vda2:<data blocks>:<root hash hex>
+//! dialgate.salt=<hex>  dialgate.data=/dev/vda3
+//! dialgate.net=eth0:10.0.2.15/24:10.0.2.2  dialgate.mode=demo|run
+//! ```
+//!
+//! The root hashes are the trust anchor of the verified root: on a board
+//! they live with the kernel on the boot partition (signed boot is a
+//! separate concern, see `image/README.md`).
+
+use std::net::Ipv4Addr;
+
+/// One verified root slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// `a` or `b`.
+    pub name: char,
+    /// The partition holding the squashfs followed by its hash tree.
+    pub device: String,
+    /// Number of 4096-byte data blocks (the squashfs, padded).
+    pub data_blocks: u64,
+    /// SHA-256 root hash of the hash tree.
+    pub root_hash: [u8; 32],
+}
+
+/// Static IPv4 configuration of one interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Net {
+    /// Interface name (`eth0`).
+    pub interface: String,
+    /// Address.
+    pub address: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Default gateway.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// How the gateway runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `dialgate demo --dir /data/kit`: the gateway and the echo bridge.
+    Demo,
+    /// `dialgate run --config /data/kit/dialgate.toml`.
+    Run,
+}
+
+/// Everything PID 1 takes from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootParams {
+    /// Slots in boot preference order.
+    pub slots: Vec<Slot>,
+    /// The dm-verity salt shared by the slots.
+    pub salt: Vec<u8>,
+    /// The data partition.
+    pub data: String,
+    /// Network configuration.
+    pub net: Option<Net>,
+    /// Gateway mode.
+    pub mode: Mode,
+}
+
+/// A malformed command line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("kernel command line: {key}: {problem}")]
+pub struct CmdlineError {
+    key: &'static str,
+    problem: &'static str,
+}
+
+fn err(key: &'static str, problem: &'static str) -> CmdlineError {
+    CmdlineError { key, problem }
+}
+
+/// Decodes lowercase or uppercase hex.
+pub fn hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn slot(v: &str) -> Result<Slot, CmdlineError> {
+    const K: &str = "dialgate.slot";
+    let mut it = v.split(':');
+    let (Some(name), Some(device), Some(blocks), Some(hash), None) =
+        (it.next(), it.next(), it.next(), it.next(), it.next())
+    else {
+        return Err(err(K, "expected NAME:DEVICE:BLOCKS:ROOTHASH"));
+    };
+    let name = match name {
+        "a" => 'a',
+        "b" => 'b',
+        _ => return Err(err(K, "slot name must be a or b")),
+    };
+    if !device.starts_with("/dev/") {
+        return Err(err(K, "device must be under /dev"));
+    }
+    let data_blocks = blocks
+        .parse::<u64>()
+        .ok()
+        .filter(|b| *b > 0)
+        .ok_or(err(K, "bad block count"))?;
+    let root_hash = hex(hash)
+        .and_then(|h| <[u8; 32]>::try_from(h).ok())
+        .ok_or(err(K, "root hash must be 64 hex digits"))?;
+    Ok(Slot {
+        name,
+        device: device.to_string(),
+        data_blocks,
+        root_hash,
+    })
+}
+
+fn net(v: &str) -> Result<Net, CmdlineError> {
+    const K: &str = "dialgate.net";
+    let mut it = v.split(':');
+    let (Some(interface), Some(cidr)) = (it.next(), it.next()) else {
+        return Err(err(K, "expected IFACE:ADDR/PREFIX[:GATEWAY]"));
+    };
+    let gateway = match it.next() {
+        Some(g) => Some(g.parse().map_err(|_| err(K, "bad gateway"))?),
+        None => None,
+    };
+    if it.next().is_some() || interface.is_empty() || interface.len() > 15 {
+        return Err(err(K, "expected IFACE:ADDR/PREFIX[:GATEWAY]"));
+    }
+    let (a, p) = cidr.split_once('/').ok_or(err(K, "missing /PREFIX"))?;
+    let prefix = p
+        .parse::<u8>()
+        .ok()
+        .filter(|p| (1..=32).contains(p))
+        .ok_or(err(K, "bad prefix"))?;
+    Ok(Net {
+        interface: interface.to_string(),
+        address: a.parse().map_err(|_| err(K, "bad address"))?,
+        prefix,
+        gateway,
+    })
+}
+
+/// Parses `/proc/cmdline`. Unknown `dialgate.*` keys are errors; other
+/// words (the kernel's own) are ignored.
+pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
+    let mut slots: Vec<Slot> = Vec::new();
+    let (mut salt, mut data, mut netcfg, mut mode) = (None, None, None, Mode::Run);
+    for word in cmdline.split_ascii_whitespace() {
+        let Some(rest) = word.strip_prefix("dialgate.") else {
+            continue;
+        };
+        let (key, value) = rest
+            .split_once('=')
+            .ok_or(err("dialgate.*", "expected KEY=VALUE"))?;
+        match key {
+            "slot" => {
+                let s = slot(value)?;
+                if slots.iter().any(|o| o.name == s.name) {
+                    return Err(err("dialgate.slot", "slot given twice"));
+                }
+                slots.push(s);
+            }
+            "salt" => {
+                salt = Some(
+                    hex(value)
+                        .filter(|s| !s.is_empty() && s.len() <= 256)
+                        .ok_or(err("dialgate.salt", "bad hex"))?,
+                )
+            }
+            "data" if value.starts_with("/dev/") => data = Some(value.to_string()),
+            "data" => return Err(err("dialgate.data", "device must be under /dev")),
+            "net" => netcfg = Some(net(value)?),
+            "mode" => {
+                mode = match value {
+                    "demo" => Mode::Demo,
+                    "run" => Mode::Run,
+                    _ => return Err(err("dialgate.mode", "demo or run")),
+                }
+            }
+            _ => return Err(err("dialgate.*", "unknown key")),
+        }
+    }
+    if slots.is_empty() {
+        return Err(err("dialgate.slot", "no root slot"));
+    }
+    Ok(BootParams {
+        slots,
+        salt: salt.ok_or(err("dialgate.salt", "missing"))?,
+        data: data.ok_or(err("dialgate.data", "missing"))?,
+        net: netcfg,
+        mode,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    #[test]
+    fn full_command_line_parses_in_slot_order() {
+        let c = format!(
+            "console=ttyAMA0 panic=-1 dialgate.slot=b:/dev/vda2:10:{H} dialgate.slot=a:/dev/vda1:12:{H} \
+             dialgate.salt=0a0b dialgate.data=/dev/vda3 dialgate.net=eth0:10.0.2.15/24:10.0.2.2 dialgate.mode=demo"
+        );
+        let p = parse(&c).unwrap();
+        assert_eq!(p.slots.iter().map(|s| s.name).collect::<String>(), "ba");
+        assert_eq!(p.slots[1].data_blocks, 12);
+        assert_eq!(p.slots[0].root_hash[1], 0x11);
+        assert_eq!(p.salt, vec![10, 11]);
+        assert_eq!(p.mode, Mode::Demo);
+        let n = p.net.unwrap();
+        assert_eq!((n.interface.as_str(), n.prefix), ("eth0", 24));
+        assert_eq!(n.gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        let ok =
+            format!("dialgate.slot=a:/dev/vda1:12:{H} dialgate.salt=00 dialgate.data=/dev/vda3");
+        assert!(parse(&ok).is_ok());
+        for bad in [
+            ok.replace(":12:", ":0:"),
+            ok.replace(":12:", ":x:"),
+            ok.replace("slot=a", "slot=c"),
+            ok.replace("/dev/vda1", "vda1"),
+            ok.replace(H, &H[2..]),
+            ok.replace("salt=00", "salt=0"),
+            ok.replace(" dialgate.data=/dev/vda3", ""),
+            format!("{ok} dialgate.slot=a:/dev/vda2:1:{H}"),
+            format!("{ok} dialgate.net=eth0:10.0.2.15/33"),
+            format!("{ok} dialgate.net=eth0:10.0.2.15"),
+            format!("{ok} dialgate.mode=shell"),
+            format!("{ok} dialgate.init=/bin/sh"),
+            "dialgate.salt=00 dialgate.data=/dev/vda3".to_string(),
+        ] {
+            assert!(parse(&bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The default-deny firewall, as data: which packets the appliance
+//! accepts on which interface. Rendered in nft(8) syntax for review.
+//!
+//! **Not installed yet**: PID 1 does not load this ruleset into the
+//! kernel (nftables over netlink is the next step); see `image/README.md`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+/// What the ruleset is built from (the kit configuration).
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// Interface facing the phones.
+    pub phones: String,
+    /// Interface facing the internet (bridges, home).
+    pub uplink: String,
+    /// The phone-side SIP/TLS port.
+    pub sip_port: u16,
+    /// The phone-side media port range (inclusive).
+    pub media: (u16, u16),
+    /// Bridges and home the gateway may connect to (TLS).
+    pub outbound: Vec<SocketAddr>,
+}
+
+/// One accept rule; everything else is dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// Loopback traffic (the gateway talks to itself, the demo bridge).
+    Loopback,
+    /// Replies on connections we accepted or opened.
+    Established,
+    /// New TCP to `port` arriving on `iface`.
+    TcpIn {
+        /// Interface.
+        iface: String,
+        /// Port.
+        port: u16,
+    },
+    /// UDP to a port in the range arriving on `iface`.
+    UdpIn {
+        /// Interface.
+        iface: String,
+        /// First port.
+        lo: u16,
+        /// Last port.
+        hi: u16,
+    },
+    /// New TCP from us to `dest` leaving on `iface`.
+    TcpOut {
+        /// Interface.
+        iface: String,
+        /// Destination.
+        dest: SocketAddr,
+    },
+    /// Media leaving `iface` from the media range.
+    UdpOutFromMedia {
+        /// Interface.
+        iface: String,
+        /// First port.
+        lo: u16,
+        /// Last port.
+        hi: u16,
+    },
+}
+
+/// The input and output chains' accept rules (policy drop on both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    /// Accepted inbound.
+    pub input: Vec<Rule>,
+    /// Accepted outbound.
+    pub output: Vec<Rule>,
+}
+
+/// Builds the ruleset: phones may reach only SIP/TLS and the media range on
+/// the phone interface; the uplink accepts nothing new inbound; outbound
+/// only TLS to the configured bridges/home and media from the media range.
+pub fn build(i: &Inputs) -> Ruleset {
+    let (lo, hi) = i.media;
+    let mut output = vec![Rule::Loopback, Rule::Established];
+    for d in &i.outbound {
+        output.push(Rule::TcpOut {
+            iface: i.uplink.clone(),
+            dest: *d,
+        });
+    }
+    for iface in [&i.phones, &i.uplink] {
+        let r = Rule::UdpOutFromMedia {
+            iface: iface.clone(),
+            lo,
+            hi,
+        };
+        if !output.contains(&r) {
+            output.push(r);
+        }
+    }
+    Ruleset {
+        input: vec![
+            Rule::Loopback,
+            Rule::Established,
+            Rule::TcpIn {
+                iface: i.phones.clone(),
+                port: i.sip_port,
+            },
+            Rule::UdpIn {
+                iface: i.phones.clone(),
+                lo,
+                hi,
+            },
+        ],
+        output,
+    }
+}
+
+fn rule(r: &Rule) -> String {
+    match r {
+        Rule::Loopback => "iif lo accept".into(),
+        Rule::Established => "ct state established,related accept".into(),
+        Rule::TcpIn { iface, port } => format!("iifname {iface:?} tcp dport {port} accept"),
+        Rule::UdpIn { iface, lo, hi } => format!("iifname {iface:?} udp dport {lo}-{hi} accept"),
+        Rule::TcpOut { iface, dest } => {
+            let fam = if dest.is_ipv4() { "ip" } else { "ip6" };
+            format!(
+                "oifname {iface:?} {fam} daddr {} tcp dport {} accept",
+                dest.ip(),
+                dest.port()
+            )
+        }
+        Rule::UdpOutFromMedia { iface, lo, hi } => {
+            format!("oifname {iface:?} udp sport {lo}-{hi} accept")
+        }
+    }
+}
+
+impl Ruleset {
+    /// nft(8) syntax of the whole table.
+    pub fn to_nft(&self) -> String {
+        let mut s = String::from("table inet dialgate {\n");
+        for (name, hook, rules) in [
+            ("input", "input", &self.input),
+            ("output", "output", &self.output),
+        ] {
+            let _ = writeln!(
+                s,
+                "  chain {name} {{\n    type filter hook {hook} priority 0; policy drop;"
+            );
+            for r in rules {
+                let _ = writeln!(
+                    s,
+                    "    {}",
+                    rule(r).replace("iif lo", if hook == "output" { "oif lo" } else { "iif lo" })
+                );
+            }
+            s.push_str("  }\n");
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> Inputs {
+        Inputs {
+            phones: "phones".into(),
+            uplink: "uplink".into(),
+            sip_port: 5061,
+            media: (30000, 30009),
+            outbound: vec!["192.0.2.10:5061".parse().unwrap()],
+        }
+    }
+
+    #[test]
+    fn default_deny_with_only_the_phone_services_open() {
+        let r = build(&inputs());
+        let nft = r.to_nft();
+        assert_eq!(nft.matches("policy drop").count(), 2, "{nft}");
+        assert!(nft.contains("iifname \"phones\" tcp dport 5061 accept"));
+        assert!(nft.contains("iifname \"phones\" udp dport 30000-30009 accept"));
+        assert!(nft.contains("oifname \"uplink\" ip daddr 192.0.2.10 tcp dport 5061 accept"));
+        // Nothing new is accepted inbound on the uplink.
+        assert!(!r.input.iter().any(|x| format!("{x:?}").contains("uplink")));
+        assert!(nft.contains("oif lo accept") && nft.contains("iif lo accept"));
+    }
+
+    #[test]
+    fn one_interface_for_both_roles_does_not_duplicate_rules() {
+        let mut i = inputs();
+        i.uplink = "phones".into();
+        let r = build(&i);
+        let media = r
+            .output
+            .iter()
+            .filter(|x| matches!(x, Rule::UdpOutFromMedia { .. }))
+            .count();
+        assert_eq!(media, 1);
+    }
+}

