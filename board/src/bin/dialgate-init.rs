@@ -309,29 +309,39 @@ mod linux {
 
     /// Loads `/etc/modules.late` (watchdog, buttons) and opens the
     /// watchdog (arming it) and every input device.
-    fn late_devices() -> (Option<File>, Vec<File>) {
+    fn late_devices() -> (Option<File>, Vec<(String, File)>) {
         load_modules("/etc/modules.late");
         let watchdog = File::options().write(true).open("/dev/watchdog").ok();
         say!(
             "watchdog: {}",
             if watchdog.is_some() { "armed" } else { "none" }
         );
-        let keys: Vec<File> = fs::read_dir("/dev/input")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("event"))
-            .filter_map(|e| {
-                use std::os::unix::fs::OpenOptionsExt;
-                File::options()
-                    .read(true)
-                    .custom_flags(libc::O_NONBLOCK)
-                    .open(e.path())
-                    .ok()
-            })
-            .collect();
+        let mut keys = Vec::new();
+        open_new_inputs(&mut keys);
         say!("power key and panic button: {} input device(s)", keys.len());
         (watchdog, keys)
+    }
+
+    /// Opens the input devices not open yet (a button driver may register
+    /// its device after its module loaded: deferred probing); returns how
+    /// many were added.
+    fn open_new_inputs(keys: &mut Vec<(String, File)>) -> usize {
+        let before = keys.len();
+        for e in fs::read_dir("/dev/input").into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !name.starts_with("event") || keys.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            use std::os::unix::fs::OpenOptionsExt;
+            if let Ok(f) = File::options()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(e.path())
+            {
+                keys.push((name, f));
+            }
+        }
+        keys.len() - before
     }
 
     fn stage2(slot: String) {
@@ -345,7 +355,8 @@ mod linux {
         // serves: their modules (from the verified root) load then, so that
         // the start-up and the first phone have the CPU to themselves.
         let mut watchdog: Option<File> = None;
-        let mut keys: Vec<File> = Vec::new();
+        let mut keys: Vec<(String, File)> = Vec::new();
+        let mut last_scan = Instant::now();
         let mut late_done = false;
         let mut ready_since: Option<Instant> = None;
 
@@ -392,6 +403,14 @@ mod linux {
             if !late_done && ready_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
                 late_done = true;
                 (watchdog, keys) = late_devices();
+                last_scan = Instant::now();
+            }
+            if late_done && last_scan.elapsed() >= Duration::from_secs(1) {
+                last_scan = Instant::now();
+                let added = open_new_inputs(&mut keys);
+                if added > 0 {
+                    say!("input device(s) added: {added}; now {}", keys.len());
+                }
             }
             // The idle figures, once the start-up has settled.
             if let (Some(t), Some((pid, _))) = (ready_at, gateway) {
@@ -425,6 +444,7 @@ mod linux {
             let mut buf = [0u8; supervise::INPUT_EVENT_SIZE * 16];
             let pressed = keys
                 .iter_mut()
+                .map(|(_, k)| k)
                 .filter_map(|k| {
                     k.read(&mut buf)
                         .ok()
