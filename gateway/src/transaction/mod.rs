@@ -316,7 +316,7 @@ impl Transactions {
         flow: FlowId,
         reliable: bool,
     ) -> Result<TxId, TxError> {
-        if self.txs.len() >= self.max {
+        if self.txs.len() >= self.max && !self.make_room() {
             return Err(TxError::Full);
         }
         let key = ClientKey {
@@ -523,7 +523,7 @@ impl Transactions {
             }
             return Ok(RequestAction::Absorbed(id));
         }
-        if self.txs.len() >= self.max {
+        if self.txs.len() >= self.max && !self.make_room() {
             return Err(TxError::Full);
         }
         let invite = method == "INVITE";
@@ -633,6 +633,32 @@ impl Transactions {
     /// The earliest timer of any transaction.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.txs.values().filter_map(Tx::next_timeout).min()
+    }
+
+    /// When the table is full: ends the lingering transaction (one that
+    /// only waits to absorb retransmissions: Completed, Confirmed,
+    /// Accepted) whose timer would end it soonest, so that a burst of calls
+    /// is limited by live transactions, not by RFC 6026's 32 s of
+    /// lingering. `false` if every transaction is live.
+    fn make_room(&mut self) -> bool {
+        let victim = self
+            .txs
+            .iter()
+            .filter(|(_, t)| {
+                matches!(
+                    t.state,
+                    State::Completed | State::Confirmed | State::Accepted
+                )
+            })
+            .min_by_key(|(id, t)| (t.next_timeout(), id.0))
+            .map(|(id, _)| *id);
+        match victim {
+            Some(id) => {
+                self.terminate(id);
+                true
+            }
+            None => false,
+        }
     }
 
     fn terminate(&mut self, id: TxId) {

@@ -552,3 +552,36 @@ fn stray_responses_and_acks_do_not_match() {
     );
     assert!(t.set_ack(TxId(999), Vec::new()).is_err());
 }
+
+#[test]
+fn a_full_table_makes_room_by_ending_a_lingering_transaction() {
+    let mut t = Transactions::new(TimerConfig::default(), 4);
+    let now = Instant::now();
+    // Four INVITEs answered 200: Accepted, lingering 64*T1 (RFC 6026).
+    for i in 0..4 {
+        let Ok(RequestAction::New(tx)) =
+            t.receive_request(now, &format!("b{i}"), "h", "INVITE", FlowId(0), true)
+        else {
+            panic!("new transaction");
+        };
+        t.respond(now, tx, 200, b"SIP/2.0 200 OK\r\n\r\n".to_vec())
+            .unwrap();
+    }
+    while t.poll_event().is_some() {}
+    // A fifth call still gets in: one lingering transaction ends early.
+    assert!(matches!(
+        t.receive_request(now, "b4", "h", "INVITE", FlowId(0), true),
+        Ok(RequestAction::New(_))
+    ));
+    assert!(std::iter::from_fn(|| t.poll_event()).any(|e| matches!(e, TxEvent::Terminated(_))));
+    // Live transactions are never ended to make room.
+    let mut live = Transactions::new(TimerConfig::default(), 2);
+    for b in ["x1", "x2"] {
+        live.receive_request(now, b, "h", "INVITE", FlowId(0), true)
+            .unwrap();
+    }
+    assert_eq!(
+        live.receive_request(now, "x3", "h", "INVITE", FlowId(0), true),
+        Err(TxError::Full)
+    );
+}

@@ -61,6 +61,15 @@ async fn read_until<S: tokio::io::AsyncRead + Unpin>(
     }
 }
 
+/// The Warning header of a response, if any (why the gateway refused).
+fn warning(m: &Message) -> String {
+    String::from_utf8_lossy(&m.to_bytes())
+        .lines()
+        .find(|l| l.starts_with("Warning:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn status(m: &Message) -> u16 {
     m.status().map_or(0, |s| s.as_u16())
 }
@@ -112,7 +121,11 @@ async fn one_call(
     let ok = read_until(&mut s, &mut framer, |m| status(m) >= 200).await?;
     let setup = t1.elapsed();
     if status(&ok) != 200 {
-        return Err(format!("call refused with {}", status(&ok)));
+        return Err(format!(
+            "call refused with {} {}",
+            status(&ok),
+            warning(&ok)
+        ));
     }
     let tag = format!(";tag={}", ok.to().tag().unwrap_or_default());
     let ack = format!("{}Content-Length: 0\r\n\r\n", head("ACK", 1, "ack", &tag));
@@ -128,7 +141,7 @@ async fn one_call(
     })
     .await?;
     if status(&done) != 200 {
-        return Err(format!("BYE answered {}", status(&done)));
+        return Err(format!("BYE answered {} {}", status(&done), warning(&done)));
     }
     let _ = s.shutdown().await;
     Ok(Sample { handshake, setup })
@@ -226,8 +239,19 @@ pub fn run(opts: &[String]) -> Result<(), String> {
         drop(child);
         Ok::<_, String>((elapsed, samples, errors, gateway))
     });
+    // With --separate, the gateway's own account of failures.
+    let gateway_log = std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     let (elapsed, samples, errors, gateway) = result?;
+    if !errors.is_empty() {
+        for l in gateway_log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("refused"))
+            .take(5)
+        {
+            println!("  gateway: {l}");
+        }
+    }
     let mut setup: Vec<Duration> = samples.iter().map(|s| s.setup).collect();
     let mut hs: Vec<Duration> = samples.iter().map(|s| s.handshake).collect();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
