@@ -8,6 +8,7 @@
 //! dialgate.slot=b:/dev/vda2:<data blocks>:<root hash hex>
 //! dialgate.salt=<hex>  dialgate.data=/dev/vda3
 //! dialgate.net=eth0:10.0.2.15/24:10.0.2.2  dialgate.mode=demo|run
+//! dialgate.uplink=eth1:10.0.3.15/24  (optional: the uplink's own interface)
 //! ```
 //!
 //! The root hashes are the trust anchor of the verified root: on a board
@@ -60,8 +61,11 @@ pub struct BootParams {
     pub salt: Vec<u8>,
     /// The data partition.
     pub data: String,
-    /// Network configuration.
+    /// The phone-side interface (`dialgate.net`).
     pub net: Option<Net>,
+    /// The uplink interface (`dialgate.uplink`), when it is not the
+    /// phone-side one.
+    pub uplink: Option<Net>,
     /// Gateway mode.
     pub mode: Mode,
 }
@@ -122,7 +126,7 @@ fn slot(v: &str) -> Result<Slot, CmdlineError> {
 }
 
 fn net(v: &str) -> Result<Net, CmdlineError> {
-    const K: &str = "dialgate.net";
+    const K: &str = "dialgate.net/uplink";
     let mut it = v.split(':');
     let (Some(interface), Some(cidr)) = (it.next(), it.next()) else {
         return Err(err(K, "expected IFACE:ADDR/PREFIX[:GATEWAY]"));
@@ -153,6 +157,7 @@ fn net(v: &str) -> Result<Net, CmdlineError> {
 pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
     let mut slots: Vec<Slot> = Vec::new();
     let (mut salt, mut data, mut netcfg, mut mode) = (None, None, None, Mode::Run);
+    let mut uplink = None;
     for word in cmdline.split_ascii_whitespace() {
         let Some(rest) = word.strip_prefix("dialgate.") else {
             continue;
@@ -178,6 +183,7 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
             "data" if value.starts_with("/dev/") => data = Some(value.to_string()),
             "data" => return Err(err("dialgate.data", "device must be under /dev")),
             "net" => netcfg = Some(net(value)?),
+            "uplink" => uplink = Some(net(value)?),
             "mode" => {
                 mode = match value {
                     "demo" => Mode::Demo,
@@ -196,6 +202,7 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
         salt: salt.ok_or(err("dialgate.salt", "missing"))?,
         data: data.ok_or(err("dialgate.data", "missing"))?,
         net: netcfg,
+        uplink,
         mode,
     })
 }
@@ -210,7 +217,8 @@ mod tests {
     fn full_command_line_parses_in_slot_order() {
         let c = format!(
             "console=ttyAMA0 panic=-1 dialgate.slot=b:/dev/vda2:10:{H} dialgate.slot=a:/dev/vda1:12:{H} \
-             dialgate.salt=0a0b dialgate.data=/dev/vda3 dialgate.net=eth0:10.0.2.15/24:10.0.2.2 dialgate.mode=demo"
+             dialgate.salt=0a0b dialgate.data=/dev/vda3 dialgate.net=eth0:10.0.2.15/24:10.0.2.2 \
+             dialgate.uplink=eth1:10.0.3.15/24 dialgate.mode=demo"
         );
         let p = parse(&c).unwrap();
         assert_eq!(p.slots.iter().map(|s| s.name).collect::<String>(), "ba");
@@ -221,6 +229,15 @@ mod tests {
         let n = p.net.unwrap();
         assert_eq!((n.interface.as_str(), n.prefix), ("eth0", 24));
         assert_eq!(n.gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
+        let u = p.uplink.unwrap();
+        assert_eq!(
+            (u.interface.as_str(), u.prefix, u.gateway),
+            ("eth1", 24, None)
+        );
+        // Without dialgate.uplink, one interface plays both roles.
+        let one = parse(&c.replace("dialgate.uplink=eth1:10.0.3.15/24", "")).unwrap();
+        assert!(one.uplink.is_none());
+        assert!(parse(&c.replace("eth1:10.0.3.15/24", "eth1:10.0.3.15")).is_err());
     }
 
     #[test]

@@ -281,6 +281,18 @@ fn appliance_boots_verified_serves_a_call_and_powers_off() {
         "ready in {to_tls:?} (> {READY_LIMIT:?})"
     );
 
+    // Two interfaces from the boot parameters: the phone side (eth0, where
+    // the listener binds and the forwards reach) and the uplink (eth1, its
+    // own network), which the firewall gives nothing new inbound.
+    let console = vm.console();
+    assert!(console.contains("eth0: 10.0.2.15/24"), "{console}");
+    assert!(console.contains("eth1: 10.0.3.15/24"), "{console}");
+    assert!(
+        console.contains("in on eth0: tcp/5261")
+            && console.contains("uplink eth1: nothing new inbound"),
+        "{console}"
+    );
+
     // Only the intended sockets: the phone side on the guest's address and
     // the demo's echo bridge on loopback.
     let listening = ready.split("listening: ").nth(1).unwrap_or_default().trim();

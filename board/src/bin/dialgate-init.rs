@@ -252,7 +252,7 @@ mod linux {
         if let Err(e) = lo {
             say!("lo: {e}");
         }
-        if let Some(n) = &p.net {
+        for n in p.net.iter().chain(p.uplink.iter()) {
             let r = sys::set_address(&n.interface, n.address, n.prefix)
                 .and_then(|()| sys::link_up(&n.interface));
             match r {
@@ -287,8 +287,9 @@ mod linux {
     /// loopback is up; without it the appliance does not start serving.
     fn firewall(p: &BootParams, config: &str) {
         let iface = p.net.as_ref().map_or("eth0", |n| n.interface.as_str());
-        // One interface under qemu: it is both the phone side and the uplink.
-        let Some(inputs) = dialgate_board::firewall_inputs(config, iface, iface) else {
+        // The uplink: its own interface when given, else the phone side's.
+        let uplink = p.uplink.as_ref().map_or(iface, |n| n.interface.as_str());
+        let Some(inputs) = dialgate_board::firewall_inputs(config, iface, uplink) else {
             fail(format!(
                 "{KIT}/dialgate.toml: no phone listener for the firewall"
             ));
@@ -297,7 +298,7 @@ mod linux {
         let (batch, acked) = dialgate_board::nft::batch(&rules, 1);
         match sys::nft_apply(&batch, 1, acked) {
             Ok(()) => say!(
-                "firewall: default deny; in on {iface}: tcp/{} udp/{}-{}; out: {} trunk(s), media",
+                "firewall: default deny; in on {iface}: tcp/{} udp/{}-{}; uplink {uplink}: nothing new inbound; out: {} trunk(s), media",
                 inputs.sip_port,
                 inputs.media.0,
                 inputs.media.1,
