@@ -165,16 +165,7 @@ fn early_media_from_the_bridge_reaches_baresip() {
     let (work, kit, log) = common::work_dir("e2e-early");
     common::init_kit(&kit);
     // A directory entry to the echo bridge's early-media user, for alice.
-    let registry = kit.join("hq/registry.toml");
-    let text = std::fs::read_to_string(&registry).unwrap();
-    std::fs::write(
-        &registry,
-        text.replacen("aliases = [\"echo\"]", "aliases = [\"echo\", \"early\"]", 1),
-    )
-    .unwrap();
-    common::edit_directory(&kit, |d| {
-        d + "\n[[directory]]\nalias = \"early\"\nuri = \"sip:echo-early@echo-bridge.dialgate.test\"\ntrunk = \"echo\"\n"
-    });
+    common::add_echo_alias(&kit, "early", "echo-early");
     let mut procs = Procs(Vec::new());
     start_demo(&mut procs, &kit, &log);
     let out = common::baresip_to(&kit, "alice", "early", 6);

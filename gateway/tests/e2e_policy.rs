@@ -13,9 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{
-    ctl, edit_directory, publish_policy, sip_call, start_demo, wait_for, Procs, DIALGATE,
-};
+use common::{ctl, publish_policy, sip_call, start_demo, wait_for, Procs, DIALGATE};
 
 const GW: &str = "127.0.0.1:5061";
 
@@ -68,17 +66,8 @@ fn hostile_bundles_are_refused_and_valid_ones_apply_live() {
     assert_eq!(alice_calls(&kit, "echo"), 200);
 
     // A new directory entry, granted to alice, applies without a restart.
-    let registry = kit.join("hq/registry.toml");
-    let text = std::fs::read_to_string(&registry).unwrap();
-    std::fs::write(
-        &registry,
-        text.replacen("aliases = [\"echo\"]", "aliases = [\"echo\", \"echo2\"]", 1),
-    )
-    .unwrap();
     let applied = count(&log, "policy applied");
-    edit_directory(&kit, |d| {
-        d + "\n[[directory]]\nalias = \"echo2\"\nuri = \"sip:echo@echo-bridge.dialgate.test\"\ntrunk = \"echo\"\n"
-    });
+    common::add_echo_alias(&kit, "echo2", "echo");
     assert!(
         wait_count(&log, "policy applied", applied, Duration::from_secs(2)),
         "v2 applied within 2 s"
@@ -88,6 +77,7 @@ fn hostile_bundles_are_refused_and_valid_ones_apply_live() {
 
     // Hostile variants of a valid version 3, each refused with its reason.
     let hq = kit.join("hq");
+    let registry = hq.join("registry.toml");
     let v3 = work.join("v3.bundle");
     ctl(&[
         "policy",

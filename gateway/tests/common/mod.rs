@@ -404,3 +404,23 @@ pub fn work_dir(name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let log = work.join("gateway.log");
     (work, kit, log)
 }
+
+/// A new directory entry `alias` to the demo's echo bridge (its SIP user
+/// `user`), granted to alice, signed into the kit's policy.
+pub fn add_echo_alias(kit: &Path, alias: &str, user: &str) {
+    let registry = kit.join("hq/registry.toml");
+    let text = std::fs::read_to_string(&registry).expect("HQ registry");
+    let granted = text.replacen(
+        "aliases = [\"echo\"]",
+        &format!("aliases = [\"echo\", \"{alias}\"]"),
+        1,
+    );
+    assert_ne!(text, granted, "alice's grant edited");
+    std::fs::write(&registry, granted).expect("write registry");
+    edit_directory(kit, |d| {
+        d + &format!(
+            "\n[[directory]]\nalias = \"{alias}\"\nuri = \"sip:{user}@{}\"\ntrunk = \"echo\"\n",
+            dialgate::demo::BRIDGE_HOST
+        )
+    });
+}
