@@ -71,19 +71,7 @@ fn a_software_key_is_enrolled_unattested_and_its_certificate_chains_to_the_ca() 
     let parsed = der::Certificate::parse(cert.as_ref()).unwrap();
     assert_eq!(parsed.spki, key.public_key_der());
     assert_eq!(parsed.common_name(), Some("carol"));
-    let anchor = webpki::anchor_from_trusted_cert(&h.ca).unwrap();
-    webpki::EndEntityCert::try_from(&cert)
-        .unwrap()
-        .verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &[anchor],
-            &[],
-            UnixTime::now(),
-            webpki::KeyUsage::client_auth(),
-            None,
-            None,
-        )
-        .unwrap();
+    assert_chains_for_client_auth(&cert, &h.ca);
 
     // The registry: the gateway's parser finds the key active under the
     // name, with its alias, and the entry records what happened.
@@ -209,19 +197,7 @@ fn a_ca_written_by_pki_init_is_loaded_and_a_mismatched_key_refused() {
         .issue_client_for_key("x", &key.public_key_der(), Validity::days_from_now(1))
         .unwrap();
     let a_der = a.der();
-    let anchor = webpki::anchor_from_trusted_cert(&a_der).unwrap();
-    webpki::EndEntityCert::try_from(&cert.der)
-        .unwrap()
-        .verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &[anchor],
-            &[],
-            UnixTime::now(),
-            webpki::KeyUsage::client_auth(),
-            None,
-            None,
-        )
-        .unwrap();
+    assert_chains_for_client_auth(&cert.der, &a_der);
     let e = Ca::load(&a.cert_pem(), &b.key_pem()).unwrap_err();
     assert!(e.to_string().contains("does not belong"), "{e}");
 }
@@ -255,4 +231,24 @@ fn registry_entries_escape_and_record_attestation() {
     assert!(!entry.contains("unattested"));
     let (reg, _) = parse_registry(&entry).unwrap();
     assert_eq!(reg.active(&KeyHash([7; 32])).unwrap().name, "bob");
+}
+
+/// `cert` chains to `ca` (webpki) and may authenticate a TLS client.
+fn assert_chains_for_client_auth(
+    cert: &rustls::pki_types::CertificateDer<'_>,
+    ca: &rustls::pki_types::CertificateDer<'_>,
+) {
+    let anchor = webpki::anchor_from_trusted_cert(ca).unwrap();
+    webpki::EndEntityCert::try_from(cert)
+        .unwrap()
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &[anchor],
+            &[],
+            UnixTime::now(),
+            webpki::KeyUsage::client_auth(),
+            None,
+            None,
+        )
+        .unwrap();
 }
