@@ -21,8 +21,10 @@ use tracing::{error, info, warn};
 use crate::b2bua::{
     B2bua, CallKey, Flow, LocalAddrs, MediaPorts, Output, PhoneIdentity, SystemRandom,
 };
-use crate::config::{load_registry, Config, ConfigError};
-use crate::relay::net::{LocalLeg, NetConfig, RelayHandle};
+use crate::config::ConfigError;
+use crate::files::{load_config, load_registry};
+use crate::relay::net::{NetConfig, RelayHandle};
+use crate::relay::LocalLeg;
 use crate::relay::{CallId, Event, LegSide, RelayConfig};
 use crate::sip::{salvage_response, Event as FrameEvent, Framer, Limits, Message, PONG};
 use crate::tls::{
@@ -126,7 +128,7 @@ pub struct Gateway {
 /// Starts the gateway of `config_path` on the current tokio runtime and
 /// returns once it listens. It runs until the runtime shuts down.
 pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
-    let config = Arc::new(Config::load(config_path)?);
+    let config = Arc::new(load_config(config_path)?);
     // Where admission comes from: signed policy bundles, or (labs) an
     // unsigned registry file.
     let mut watch = None;

@@ -26,8 +26,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::pki::{write_file, Ca, PkiError, Validity};
-use crate::tls::KeyHash;
+use dialgate_hq::pki::{write_file, Ca, PkiError, Validity};
 
 /// The demo kit's id in policy bundles.
 pub const KIT_ID: &str = "demo-kit";
@@ -70,10 +69,13 @@ pub enum DemoError {
     Tls(#[from] crate::tls::TlsError),
     /// The policy signing key or bundle could not be made.
     #[error(transparent)]
-    Hq(#[from] crate::hq::HqError),
+    Hq(#[from] dialgate_hq::hq::HqError),
     /// The policy signing key could not be made.
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
+    /// The policy signing key could not be made or written.
+    #[error(transparent)]
+    Signed(#[from] dialgate_signed::SignedError),
     /// An `--alias NAME=URI` is malformed or refused.
     #[error("--alias {0}: expected NAME=sip:user@host[:port] with a usable bridge CA")]
     BadAlias(String),
@@ -143,7 +145,7 @@ pub fn init(dir: &Path) -> Result<Kit, DemoError> {
         &policy_key.to_pkcs8()?,
         0o600,
     )?;
-    let public = crate::pki::pem_encode("PUBLIC KEY", policy_key.public_key().spki_der());
+    let public = dialgate_hq::pki::pem_encode("PUBLIC KEY", policy_key.public_key().spki_der());
     write_file(&dir.join("hq/policy-key.pub.pem"), public.as_bytes(), 0o644)?;
     write_file(&dir.join("policy-key.pub.pem"), public.as_bytes(), 0o644)?;
     let mut registry =
@@ -156,7 +158,7 @@ pub fn init(dir: &Path) -> Result<Kit, DemoError> {
         let issued = token_ca.issue_client(name, v)?;
         issued.write_to(&dir.join("tokens").join(name))?;
         if registered {
-            let key = KeyHash::of_certificate(&issued.der)?;
+            let key = crate::tls::key_hash_of(&issued.der)?;
             registry.push_str(&format!(
                 "\n[[token]]\nname = \"{name}\"\nkey_sha256 = \"{}\"\naliases = [\"echo\"]\nunattested = true\n{}",
                 key.to_hex(),
@@ -233,9 +235,9 @@ loopback_exempt = true
 /// Signs the kit's HQ registry and directory into `DIR/policy.bundle`
 /// (the next version; valid a year), as `dialgatectl policy build` does.
 pub fn publish_policy(dir: &Path) -> Result<u64, DemoError> {
-    let built = crate::hq::build_policy(
-        &crate::hq::Hq::new(&dir.join("hq")),
-        crate::hq::BuildOptions {
+    let built = dialgate_hq::hq::build_policy(
+        &dialgate_hq::hq::Hq::new(&dir.join("hq")),
+        dialgate_hq::hq::BuildOptions {
             kit: KIT_ID.to_string(),
             version: None,
             valid_for_secs: 365 * 86_400,
@@ -245,7 +247,7 @@ pub fn publish_policy(dir: &Path) -> Result<u64, DemoError> {
         },
     )?;
     let path = dir.join("policy.bundle");
-    crate::policy::store::write_atomically(&path, &built.bundle).map_err(|source| {
+    dialgate_signed::store::write_atomically(&path, &built.bundle).map_err(|source| {
         DemoError::Io {
             path: path.display().to_string(),
             source,
@@ -446,7 +448,8 @@ pub fn add_external(
         registry = grant_alice(&registry, &a.name);
     }
     // Refuse anything the gateway would refuse (duplicates, bad CA file).
-    crate::config::Config::parse(&config, dir).map_err(|e| DemoError::BadAlias(e.to_string()))?;
+    crate::config::Config::parse(&config, dir, &crate::files::Files)
+        .map_err(|e| DemoError::BadAlias(e.to_string()))?;
     crate::config::parse_registry(&registry).map_err(|e| DemoError::BadAlias(e.to_string()))?;
     crate::config::parse_directory(&directory).map_err(|e| DemoError::BadAlias(e.to_string()))?;
     std::fs::write(&config_path, config).map_err(io(&config_path))?;
@@ -479,7 +482,8 @@ fn grant_alice(registry: &str, alias: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{load_registry, Config};
+    use crate::config::Config;
+    use crate::files::load_registry;
     use crate::tls::load_certs;
 
     /// The kit's bundle, verified as a fresh kit would.
@@ -499,7 +503,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dialgate-demo-kit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let kit = init(&dir).unwrap();
-        let config = Config::load(&kit.config).unwrap();
+        let config = crate::files::load_config(&kit.config).unwrap();
         assert_eq!(config.phone.listen.to_string(), PHONE_LISTEN);
         assert!(config.limits.loopback_exempt && config.limits.calls_per_token >= 500);
         let (registry, grants) = load_registry(&dir.join("hq/registry.toml")).unwrap();
@@ -513,7 +517,7 @@ mod tests {
         assert_eq!(v.directory()["echo"].trunk, "echo");
         let key = |n: &str| {
             let c = load_certs(&dir.join("tokens").join(n).join("cert.pem")).unwrap();
-            KeyHash::of_certificate(&c[0]).unwrap()
+            crate::tls::key_hash_of(&c[0]).unwrap()
         };
         assert_eq!(registry.active(&key("alice")).unwrap().name, "alice");
         assert_eq!(
@@ -551,8 +555,8 @@ mod tests {
         init(&dir).unwrap();
         let a = ExternalAlias::parse("board=sip:8800@127.0.0.1:5201;transport=tls").unwrap();
         add_external(&dir, &[a], &dir.join("bridge/ca.pem")).unwrap();
-        let config = Config::load(&dir.join("dialgate.toml")).unwrap();
-        let dir_entries = crate::hq::read_directory(&dir.join("hq/directory.toml")).unwrap();
+        let config = crate::files::load_config(&dir.join("dialgate.toml")).unwrap();
+        let dir_entries = dialgate_hq::hq::read_directory(&dir.join("hq/directory.toml")).unwrap();
         let entry = dir_entries.iter().find(|d| d.alias == "board").unwrap();
         assert_eq!(entry.trunk, "ext-board");
         // Published: the bundle is version 2 and carries the entry.
@@ -568,7 +572,7 @@ mod tests {
         // The same alias twice is refused, and the kit is left as it was.
         let again = ExternalAlias::parse("board=sip:1@127.0.0.1:5202").unwrap();
         assert!(add_external(&dir, &[again], &dir.join("bridge/ca.pem")).is_err());
-        assert!(Config::load(&dir.join("dialgate.toml")).is_ok());
+        assert!(crate::files::load_config(&dir.join("dialgate.toml")).is_ok());
         for bad in ["board", "=sip:x@h", "b d=sip:x@h", "x=http://h"] {
             assert!(ExternalAlias::parse(bad).is_err(), "{bad}");
         }

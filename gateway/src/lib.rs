@@ -1,39 +1,28 @@
-//! dialgate's call path.
+//! dialgate's shell: the appliance daemon around the sans-IO cores of
+//! [`dialgate_proto`]. It owns every socket, TLS stream, timer, thread and
+//! file; the cores are fed bytes and `now` and return what to send.
 //!
-//! - [`srtp`]: SRTP/SRTCP protect and unprotect (RFC 3711, 6188, 7714), in
-//!   place and allocation-free.
-//! - [`sdp`]: SDP with SDES keys and the offer/answer that gives each leg
-//!   its SRTP keys, refusing anything unencrypted.
-//! - [`relay`]: the media relay that re-encrypts every packet between two
-//!   call legs, as a sans-IO core plus a thin socket layer.
-//! - [`sip`]: the SIP message codec (parser, printer, stream framer),
-//!   strict and bounded.
-//! - [`policy`]: the signed, versioned, expiring policy bundle (token
-//!   registry, revocations, meeting directory, switches) and the decision to
-//!   apply one (signature, anti-rollback, expiry, target kit).
-//! - [`enrol`]: token enrolment for `dialgatectl` (a key generated on a
-//!   PKCS#11 token, its certificate from the HQ token CA, the registry
-//!   entry) and YubiKey PIV attestation verification.
+//! - [`daemon`]: `dialgate run`: the listeners, one task per core, policy
+//!   watching.
+//! - [`tls`]: rustls on both sides (the token verifier on the phone side,
+//!   trunk verification on the bridge side).
+//! - [`transport`]: the phone-side listener (handshake limits, per-address
+//!   slow-down).
+//! - [`relay`]: the relay core and its socket thread ([`relay::net`]).
+//! - [`echo`]: the local test bridge of the demo.
+//! - `demo` (feature `demo`, on by default, off in the appliance image):
+//!   `dialgate demo`, which needs the home side's PKI to make a dev kit.
 //!
-//! Only the socket layer touches the network, the clock or threads; the
-//! cores are fed bytes and `now` and return what to send.
+//! The protocol modules are re-exported under their usual names so that
+//! `dialgate::sip`, `dialgate::sdp`, ... keep working for the tests.
 
-pub mod b2bua;
-pub mod config;
+pub use dialgate_proto::{admission, b2bua, config, media, policy, sdp, sip, srtp, transaction};
+
 pub mod daemon;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod echo;
-pub mod enrol;
-pub mod hq;
-pub mod media;
-pub mod pki;
-pub mod policy;
+pub mod files;
 pub mod relay;
-pub mod sdp;
-pub mod sip;
-pub mod srtp;
-#[cfg(test)]
-mod testutil;
 pub mod tls;
-pub mod transaction;
 pub mod transport;

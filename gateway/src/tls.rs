@@ -15,11 +15,12 @@
 //! the SHA-256 of its SubjectPublicKeyInfo ([`KeyHash`]), looked up in the
 //! registry, which names it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-use aws_lc_rs::digest;
+pub use dialgate_proto::admission::{
+    KeyHash, PqPolicy, Refusal, Registry, TokenEntry, TrunkTls, TrunkTrust,
+};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{aws_lc_rs as provider, CryptoProvider, SupportedKxGroup};
@@ -32,145 +33,13 @@ use rustls::{
     ServerConfig, SignatureScheme,
 };
 
-/// SHA-256 of a certificate's SubjectPublicKeyInfo: how a token (or a
-/// pinned bridge key) is named. `Display` shows the first 8 octets, enough
-/// for logs and audit lines.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct KeyHash(pub [u8; 32]);
-
-impl KeyHash {
-    /// The hash of the public key in `cert`.
-    pub fn of_certificate(cert: &CertificateDer<'_>) -> Result<KeyHash, TlsError> {
-        let ee = webpki::EndEntityCert::try_from(cert).map_err(|_| TlsError::BadCertificate)?;
-        let spki = ee.subject_public_key_info();
-        let d = digest::digest(&digest::SHA256, spki.as_ref());
-        let mut h = [0u8; 32];
-        h.copy_from_slice(d.as_ref());
-        Ok(KeyHash(h))
-    }
-
-    /// Full lower-case hex, for configuration files.
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// Parses 64 hex digits.
-    pub fn from_hex(s: &str) -> Result<KeyHash, TlsError> {
-        let s = s.trim();
-        if s.len() != 64 || !s.is_ascii() {
-            return Err(TlsError::BadKeyHash);
-        }
-        let mut h = [0u8; 32];
-        for (i, b) in h.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| TlsError::BadKeyHash)?;
-        }
-        Ok(KeyHash(h))
-    }
-}
-
-impl fmt::Display for KeyHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in &self.0[..8] {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for KeyHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyHash({self})")
-    }
-}
-
-/// One registered token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenEntry {
-    /// The token's name, the identity its calls must carry.
-    pub name: String,
-    /// Revoked tokens are refused at the handshake.
-    pub revoked: bool,
-}
-
-/// The token registry: which token keys may connect. Shared by the TLS
-/// verifier and the call layer; replaced as a whole when a new policy is
-/// applied.
-#[derive(Clone, Debug, Default)]
-pub struct Registry {
-    entries: HashMap<KeyHash, TokenEntry>,
-}
-
-impl Registry {
-    /// Adds or replaces an entry.
-    pub fn insert(&mut self, key: KeyHash, entry: TokenEntry) {
-        self.entries.insert(key, entry);
-    }
-
-    /// The active (registered, not revoked) token with this key.
-    pub fn active(&self, key: &KeyHash) -> Option<&TokenEntry> {
-        self.entries.get(key).filter(|e| !e.revoked)
-    }
-
-    /// Why a key is not admitted, for logs and audit.
-    /// The entry of `key`, active or revoked.
-    pub fn entry(&self, key: &KeyHash) -> Option<&TokenEntry> {
-        self.entries.get(key)
-    }
-
-    /// Why `key` is not admitted, or `None` if it is active.
-    pub fn refusal(&self, key: &KeyHash) -> Option<Refusal> {
-        match self.entries.get(key) {
-            None => Some(Refusal::NotRegistered),
-            Some(e) if e.revoked => Some(Refusal::Revoked),
-            Some(_) => None,
-        }
-    }
-
-    /// Names of the active (registered, not revoked) tokens.
-    pub fn active_names(&self) -> std::collections::HashSet<String> {
-        self.entries
-            .values()
-            .filter(|e| !e.revoked)
-            .map(|e| e.name.clone())
-            .collect()
-    }
-
-    /// Number of entries, revoked included.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the registry is empty.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
-/// Why a token key was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// The key is not in the registry.
-    NotRegistered,
-    /// The key was registered and has been revoked.
-    Revoked,
-}
-
 /// The registry as the handshake sees it.
 pub type SharedRegistry = Arc<RwLock<Registry>>;
 
-/// Whether the phone side insists on post-quantum key exchange.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum PqPolicy {
-    /// Rank X25519MLKEM768 first, accept X25519 and P-256 from clients
-    /// that lack it (stock OpenSSL 3.0 clients such as baresip). A client
-    /// that sends a hybrid key share gets the hybrid group; one that lists
-    /// the hybrid group but sends only a classic share keeps the classic
-    /// group (no extra round trip). Use `Require` to insist.
-    #[default]
-    Prefer,
-    /// Only X25519MLKEM768: clients without it fail the handshake.
-    Require,
+/// The [`KeyHash`] of a certificate: SHA-256 of its SubjectPublicKeyInfo.
+pub fn key_hash_of(cert: &CertificateDer<'_>) -> Result<KeyHash, TlsError> {
+    let ee = webpki::EndEntityCert::try_from(cert).map_err(|_| TlsError::BadCertificate)?;
+    Ok(KeyHash::of_spki(ee.subject_public_key_info().as_ref()))
 }
 
 /// Errors building TLS configurations or reading their files.
@@ -188,9 +57,6 @@ pub enum TlsError {
     /// A certificate could not be parsed.
     #[error("malformed certificate")]
     BadCertificate,
-    /// A key hash is not 64 hex digits.
-    #[error("key hash must be 64 hex digits")]
-    BadKeyHash,
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
@@ -324,7 +190,7 @@ impl ClientCertVerifier for TokenVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let key = KeyHash::of_certificate(end_entity)
+        let key = key_hash_of(end_entity)
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
         let registry = self
             .registry
@@ -406,25 +272,6 @@ pub fn phone_server_config(
     Ok(Arc::new(config))
 }
 
-/// How a trunk's bridge certificate is trusted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TrunkTrust {
-    /// Chains to one of these CAs and is valid for the host name.
-    Ca(Vec<CertificateDer<'static>>),
-    /// Carries exactly this public key and is valid for the host name.
-    PinnedKey(KeyHash),
-}
-
-/// TLS versions a trunk may use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum TrunkTls {
-    /// TLS 1.3 only (the default).
-    #[default]
-    Tls13,
-    /// TLS 1.3 preferred, 1.2 allowed (Webex-class trunks).
-    Tls12Allowed,
-}
-
 /// The handshake-signature methods of a verifier that has a `provider`:
 /// checked with the provider's algorithms (the same for every verifier
 /// here; only the certificate checks differ).
@@ -484,7 +331,7 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let key = KeyHash::of_certificate(end_entity)
+        let key = key_hash_of(end_entity)
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
         if key != self.pin {
             return Err(rustls::Error::InvalidCertificate(
@@ -509,7 +356,11 @@ fn bridge_verifier(
 ) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
     Ok(match trust {
         TrunkTrust::Ca(cas) => {
-            WebPkiServerVerifier::builder_with_provider(roots(cas)?, Arc::clone(provider))
+            let cas: Vec<CertificateDer<'static>> = cas
+                .iter()
+                .map(|c| CertificateDer::from(c.clone()))
+                .collect();
+            WebPkiServerVerifier::builder_with_provider(roots(&cas)?, Arc::clone(provider))
                 .build()
                 .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?
         }
@@ -673,7 +524,7 @@ pub fn identify(
     peer_certs: Option<&[CertificateDer<'_>]>,
 ) -> Option<(KeyHash, TokenEntry)> {
     let cert = peer_certs?.first()?;
-    let key = KeyHash::of_certificate(cert).ok()?;
+    let key = key_hash_of(cert).ok()?;
     let entry = registry.read().ok()?.active(&key)?.clone();
     Some((key, entry))
 }

@@ -396,7 +396,7 @@ async fn handshake(
     let not_after = conn
         .peer_certificates()
         .and_then(|c| c.first())
-        .and_then(|c| crate::enrol::der::Certificate::parse(c).ok())
+        .and_then(|c| dialgate_proto::der::Certificate::parse(c).ok())
         .map(|c| u64::try_from(c.not_after).unwrap_or(0));
     let version = conn.protocol_version();
     let group = conn.negotiated_key_exchange_group().map(|g| g.name());

@@ -4,8 +4,8 @@
 
 use std::sync::{Arc, RwLock};
 
-use dialgate::pki::{Ca, Issued, Validity};
-use dialgate::tls::{phone_server_config, KeyHash, PqPolicy, Registry, SharedRegistry, TokenEntry};
+use dialgate::tls::{phone_server_config, PqPolicy, Registry, SharedRegistry, TokenEntry};
+use dialgate_hq::pki::{Ca, Issued, Validity};
 use rustls::crypto::aws_lc_rs as provider;
 use rustls::crypto::SupportedKxGroup;
 use rustls::pki_types::pem::PemObject;
@@ -51,7 +51,7 @@ impl TestKit {
         let mut reg = Registry::default();
         for (who, name, revoked) in [(&alice, "alice", false), (&mallory, "mallory", true)] {
             reg.insert(
-                KeyHash::of_certificate(&who.der).expect("hash"),
+                dialgate::tls::key_hash_of(&who.der).expect("hash"),
                 TokenEntry {
                     name: name.into(),
                     revoked,

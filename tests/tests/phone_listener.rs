@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dialgate::pki::Issued;
 use dialgate::tls::PqPolicy;
 use dialgate::transport::{serve, ListenerLimits, ListenerStats, PhoneConnection};
+use dialgate_hq::pki::Issued;
 use dialgate_tests::kit::TestKit;
 use rustls::pki_types::ServerName;
 use tokio::io::AsyncWriteExt;

@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use dialgate::relay::net::{LocalLeg, NetConfig, RelayHandle};
-use dialgate::relay::{Event, LegConfig, RelayConfig};
+use dialgate::relay::net::{NetConfig, RelayHandle};
+use dialgate::relay::{Event, LegConfig, LocalLeg, RelayConfig};
 use dialgate::srtp::{MasterKey, Protector, Suite, Unprotector};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -12,11 +12,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use dialgate::pki::{Ca, Issued, Validity};
 use dialgate::tls::{
     identify, trunk_client_config, KeyHash, PqPolicy, SharedRegistry, TokenEntry, TrunkTls,
     TrunkTrust,
 };
+use dialgate_hq::pki::{Ca, Issued, Validity};
 use dialgate_tests::kit::{key_of, TestKit};
 use rustls::crypto::aws_lc_rs as provider;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -59,7 +59,7 @@ fn kit() -> Kit {
         base.registry
             .write()
             .unwrap()
-            .insert(KeyHash::of_certificate(&who.der).unwrap(), entry);
+            .insert(dialgate::tls::key_hash_of(&who.der).unwrap(), entry);
     }
     Kit {
         base,
@@ -187,7 +187,7 @@ async fn refused_certificates_never_reach_the_application() {
 async fn revocation_applies_to_the_next_handshake() {
     let k = kit();
     k.registry.write().unwrap().insert(
-        KeyHash::of_certificate(&k.alice.der).unwrap(),
+        dialgate::tls::key_hash_of(&k.alice.der).unwrap(),
         TokenEntry {
             name: "alice".into(),
             revoked: true,
@@ -306,28 +306,28 @@ async fn trunk_verifies_bridge_by_ca_name_and_pin() {
         .unwrap()
         .issue_server("bridge", &["bridge.test"], v)
         .unwrap();
-    let pin = KeyHash::of_certificate(&bridge.der).unwrap();
-    let rogue_pin = KeyHash::of_certificate(&rogue.der).unwrap();
+    let pin = dialgate::tls::key_hash_of(&bridge.der).unwrap();
+    let rogue_pin = dialgate::tls::key_hash_of(&rogue.der).unwrap();
 
     let cases: Vec<(&str, &Issued, TrunkTrust, &str, bool)> = vec![
         (
             "CA, right name",
             &bridge,
-            TrunkTrust::Ca(vec![bridge_ca.der()]),
+            TrunkTrust::Ca(vec![bridge_ca.der().to_vec()]),
             "bridge.test",
             true,
         ),
         (
             "CA, wrong name",
             &bridge,
-            TrunkTrust::Ca(vec![bridge_ca.der()]),
+            TrunkTrust::Ca(vec![bridge_ca.der().to_vec()]),
             "other.test",
             false,
         ),
         (
             "rogue bridge vs CA",
             &rogue,
-            TrunkTrust::Ca(vec![bridge_ca.der()]),
+            TrunkTrust::Ca(vec![bridge_ca.der().to_vec()]),
             "bridge.test",
             false,
         ),
@@ -374,7 +374,7 @@ async fn tls12_only_where_the_trunk_allows_it() {
     let v = Validity::days_from_now(30);
     let ca = Ca::new("bridge CA", v).unwrap();
     let bridge = ca.issue_server("bridge", &["bridge.test"], v).unwrap();
-    let trust = TrunkTrust::Ca(vec![ca.der()]);
+    let trust = TrunkTrust::Ca(vec![ca.der().to_vec()]);
 
     let (addr, srv) = bridge_once(bridge_config(&bridge, true)).await;
     let strict = trunk_client_config(&trust, TrunkTls::Tls13, None).unwrap();
@@ -394,7 +394,7 @@ fn key_hashes_round_trip_and_pem_files_are_private() {
     let v = Validity::days_from_now(1);
     let ca = Ca::new("t", v).unwrap();
     let c = ca.issue_client("alice", v).unwrap();
-    let h = KeyHash::of_certificate(&c.der).unwrap();
+    let h = dialgate::tls::key_hash_of(&c.der).unwrap();
     assert_eq!(KeyHash::from_hex(&h.to_hex()).unwrap(), h);
     assert!(KeyHash::from_hex("zz").is_err());
     assert_eq!(h.to_string().len(), 16, "log form is a prefix");

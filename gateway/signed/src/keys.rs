@@ -142,7 +142,9 @@ impl SigningKey {
         &self.public
     }
 
-    pub(super) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignedError> {
+    /// Signs `message` as it is (ECDSA P-256, SHA-256, DER). Documents
+    /// are signed with [`crate::seal`], which adds the purpose's domain.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignedError> {
         let sig = self
             .pair
             .sign(&SystemRandom::new(), message)

@@ -43,6 +43,7 @@
 mod envelope;
 mod floor;
 mod keys;
+#[cfg(feature = "store")]
 pub mod store;
 
 use std::fmt;
@@ -237,6 +238,40 @@ pub struct Opened<'a> {
     pub sha256: [u8; 32],
     /// The signer's key id (the pinned key's).
     pub signer: KeyId,
+}
+
+/// A framed document whose signature has not been checked: for tools and
+/// hostile-fixture tests. A kit uses [`open`], which checks it.
+#[derive(Debug)]
+pub struct Unverified<'a> {
+    /// The body bytes.
+    pub body: &'a [u8],
+    /// The key id the document claims.
+    pub key_id: KeyId,
+    /// The DER signature it carries.
+    pub signature: Vec<u8>,
+}
+
+/// Splits a document into body, claimed key id and signature, checking
+/// only the framing.
+pub fn unframe<'a>(purpose: &Purpose, bytes: &'a [u8]) -> Result<Unverified<'a>, SignedError> {
+    let e = envelope::parse(purpose, bytes)?;
+    Ok(Unverified {
+        body: e.body,
+        key_id: e.key_id,
+        signature: e.signature,
+    })
+}
+
+/// Frames `body` with a given signature line, signed or not: for tools
+/// and hostile-fixture tests (a forged or foreign signature).
+pub fn frame(purpose: &Purpose, body: &[u8], key_id: &KeyId, signature: &[u8]) -> Vec<u8> {
+    envelope::assemble(purpose, body, key_id, signature)
+}
+
+/// The message a signature of `purpose` covers: its domain, then `body`.
+pub fn signed_message(purpose: &Purpose, body: &[u8]) -> Vec<u8> {
+    envelope::signed_message(purpose.domain, body)
 }
 
 /// Signs `body` for `purpose`.

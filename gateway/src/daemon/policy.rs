@@ -14,9 +14,10 @@ use aws_lc_rs::digest;
 use tracing::{error, info, warn};
 
 use crate::config::{AliasGrants, DirectoryEntry, PolicyConfig, TrunkConfig};
+use dialgate_signed::store;
+
 use crate::policy::{
-    store, verify_and_decide, verify_reload, Freshness, PolicyError, State, Verified,
-    MAX_BUNDLE_BYTES,
+    verify_and_decide, verify_reload, Freshness, PolicyError, State, Verified, MAX_BUNDLE_BYTES,
 };
 use crate::tls::Registry;
 

@@ -27,8 +27,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, error, warn};
 
 use super::{
-    CallId, Event, LegConfig, LegSide, LegStats, PlayFrame, PortAllocator, Relay, RelayConfig,
-    RelayError, SocketId,
+    CallId, Event, LegConfig, LegSide, LegStats, LocalLeg, PlayFrame, PortAllocator, Relay,
+    RelayConfig, RelayError, SocketId,
 };
 
 /// Datagrams served from one socket before moving to the next ready one.
@@ -61,17 +61,6 @@ impl Default for NetConfig {
             recv_buffer: 256 * 1024,
         }
     }
-}
-
-/// The local end of a leg, as bound by the relay thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LocalLeg {
-    /// RTP (and, with rtcp-mux, RTCP) socket.
-    pub rtp: SocketId,
-    /// Its address, for the SDP.
-    pub rtp_addr: SocketAddr,
-    /// The RTCP socket and address when not multiplexed.
-    pub rtcp: Option<(SocketId, SocketAddr)>,
 }
 
 /// Counters of the socket layer itself.

@@ -54,15 +54,14 @@ pub fn run(opts: &[String]) -> Result<(), String> {
                 let bridge: SocketAddr = bridge.parse().map_err(|_| "bad bridge addr")?;
                 let la = relay.allocate(lo, false).map_err(|e| e.to_string())?;
                 let lb = relay.allocate(lo, false).map_err(|e| e.to_string())?;
-                let leg =
-                    |l: &dialgate::relay::net::LocalLeg, remote: SocketAddr, i, o| LegConfig {
-                        rtp: l.rtp,
-                        rtcp: l.rtcp.map(|r| r.0),
-                        remote_rtp: Some(remote),
-                        remote_rtcp: Some(SocketAddr::new(remote.ip(), remote.port() + 1)),
-                        inbound: i,
-                        outbound: o,
-                    };
+                let leg = |l: &dialgate::relay::LocalLeg, remote: SocketAddr, i, o| LegConfig {
+                    rtp: l.rtp,
+                    rtcp: l.rtcp.map(|r| r.0),
+                    remote_rtp: Some(remote),
+                    remote_rtcp: Some(SocketAddr::new(remote.ip(), remote.port() + 1)),
+                    inbound: i,
+                    outbound: o,
+                };
                 let a80 = Suite::AesCm128HmacSha1_80;
                 let b32 = Suite::AesCm128HmacSha1_32;
                 let id = relay

@@ -1,0 +1,211 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[phone]
+listen = "127.0.0.1:5061"
+certificate = "c.pem"
+key = "k.pem"
+token_ca = "ca.pem"
+registry = "registry.toml"
+media_address = "127.0.0.1"
+
+[[trunk]]
+name = "echo"
+connect = "127.0.0.1:5071"
+host = "bridge.test"
+pin_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+media_address = "127.0.0.1"
+
+[[directory]]
+alias = "echo"
+uri = "sip:echo@bridge.test"
+trunk = "echo"
+pin = "1234#"
+"#;
+
+#[test]
+fn minimal_config_gets_safe_defaults() {
+    let c = Config::parse(MINIMAL, Path::new("/kit"), &NoFiles).unwrap();
+    assert_eq!(c.phone.suites, DEFAULT_PHONE_SUITES.to_vec());
+    assert_eq!(c.phone.pq, PqPolicy::Prefer);
+    assert_eq!(c.phone.registry, Some(PathBuf::from("/kit/registry.toml")));
+    let t = &c.trunks["echo"];
+    assert_eq!(t.suites, DEFAULT_TRUNK_SUITES.to_vec());
+    assert_eq!(t.tls, TrunkTls::Tls13);
+    assert!(!t.webex);
+    assert_eq!((c.media.port_min, c.media.port_max), (30000, 39999));
+    assert_eq!(c.media.inactivity, Duration::from_secs(30));
+    assert_eq!(c.limits.calls_per_token, 4);
+    assert!(!c.limits.loopback_exempt);
+    let d = format!("{:?}", c.directory["echo"]);
+    assert!(!d.contains("1234"), "PIN redacted in Debug: {d}");
+}
+
+#[test]
+fn advertise_address_is_optional_and_must_be_reachable() {
+    assert_eq!(
+        Config::parse(MINIMAL, Path::new("/kit"), &NoFiles)
+            .unwrap()
+            .phone
+            .advertise_address,
+        None
+    );
+    let nat = MINIMAL.replace(
+        "media_address = \"127.0.0.1\"\n\n[[trunk]]",
+        "media_address = \"10.0.2.15\"\nadvertise_address = \"127.0.0.1\"\n\n[[trunk]]",
+    );
+    let c = Config::parse(&nat, Path::new("/kit"), &NoFiles).unwrap();
+    assert_eq!(
+        c.phone.advertise_address,
+        Some("127.0.0.1".parse().unwrap())
+    );
+    assert_eq!(c.phone.media_address.to_string(), "10.0.2.15");
+    let err = Config::parse(
+        &nat.replace("\"127.0.0.1\"\n\n", "\"0.0.0.0\"\n\n"),
+        Path::new("/"),
+        &NoFiles,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("phone.advertise_address"), "{err}");
+}
+
+#[test]
+fn dangerous_or_wrong_settings_are_refused_with_the_field_named() {
+    let cases = [
+        (MINIMAL.replace("listen", "listne"), "unknown field"),
+        (
+            MINIMAL.replace("pin = \"1234#\"", "pin = \"12x\""),
+            "directory.echo.pin",
+        ),
+        (
+            MINIMAL.replace("trunk = \"echo\"\npin", "trunk = \"nope\"\npin"),
+            "directory.echo.trunk",
+        ),
+        (
+            MINIMAL.replace(
+                "media_address = \"127.0.0.1\"\n\n[[trunk]]",
+                "media_address = \"127.0.0.1\"\nsuites = []\n\n[[trunk]]",
+            ),
+            "SRTP cannot be turned off",
+        ),
+        (
+            MINIMAL.replace(
+                "media_address = \"127.0.0.1\"\n\n[[trunk]]",
+                "media_address = \"127.0.0.1\"\nsuites = [\"NULL_HMAC_SHA1_80\"]\n\n[[trunk]]",
+            ),
+            "unknown suite",
+        ),
+        (
+            MINIMAL.replace("pin_sha256 = \"00", "pin_sha256 = \"0"),
+            "pin_sha256",
+        ),
+        (
+            MINIMAL.replace("pin_sha256", "ca = \"x.pem\"\npin_sha256"),
+            "exactly one",
+        ),
+        (
+            MINIMAL.replacen(
+                "media_address = \"127.0.0.1\"",
+                "media_address = \"0.0.0.0\"",
+                1,
+            ),
+            "phone interface",
+        ),
+        (
+            format!("{MINIMAL}\n[media]\nport_min = 80\n"),
+            "media.port_min",
+        ),
+        (
+            format!("{MINIMAL}\n[limits]\nmax_calls = 0\n"),
+            "limits.max_calls",
+        ),
+        (
+            MINIMAL.replace("uri = \"sip:", "uri = \"http:"),
+            "sip: or sips:",
+        ),
+    ];
+    for (text, needle) in cases {
+        let e = Config::parse(&text, Path::new("/"), &NoFiles)
+            .expect_err(needle)
+            .to_string();
+        assert!(e.contains(needle), "expected {needle:?} in {e:?}");
+    }
+}
+
+#[test]
+fn registry_parses_and_refuses_duplicates() {
+    let k1 = "11".repeat(32);
+    let k2 = "22".repeat(32);
+    let text = format!(
+            "[[token]]\nname = \"alice\"\nkey_sha256 = \"{k1}\"\naliases = [\"echo\"]\nunattested = true\n\
+             [[token]]\nname = \"mallory\"\nkey_sha256 = \"{k2}\"\nrevoked = true\n"
+        );
+    let (reg, grants) = parse_registry(&text).unwrap();
+    assert_eq!(reg.len(), 2);
+    assert_eq!(
+        reg.active(&KeyHash::from_hex(&k1).unwrap()).unwrap().name,
+        "alice"
+    );
+    assert!(reg.active(&KeyHash::from_hex(&k2).unwrap()).is_none());
+    assert!(grants["alice"].contains("echo"));
+    let dup = format!(
+        "{text}[[token]]\nname = \"alice\"\nkey_sha256 = \"{}\"\n",
+        "33".repeat(32)
+    );
+    assert!(parse_registry(&dup)
+        .unwrap_err()
+        .to_string()
+        .contains("twice"));
+    // The same key twice, the first entry revoked, is still a duplicate.
+    let dup_key = format!("{text}[[token]]\nname = \"bob\"\nkey_sha256 = \"{k2}\"\n");
+    assert!(parse_registry(&dup_key)
+        .unwrap_err()
+        .to_string()
+        .contains("twice"));
+    assert!(parse_registry("[[token]]\nname = \"x\"\nkey_sha256 = \"zz\"\n").is_err());
+}
+
+#[test]
+fn enrolment_records_parse_and_contradictions_are_refused() {
+    let k = "44".repeat(32);
+    let base = format!("[[token]]\nname = \"bob\"\nkey_sha256 = \"{k}\"\naliases = [\"echo\"]\n");
+    let attested = format!(
+        "{base}origin = \"pkcs11\"\ncertificate_serial = \"5f0c01\"\n\
+             not_before = 2026-05-01T10:00:00Z\nnot_after = 2027-05-01T10:00:00Z\n\
+             attestation = {{ format = \"yubico-piv\", slot = \"9a\", device_serial = 12345678, \
+             firmware = \"5.4.3\", pin_policy = \"once\", touch_policy = \"always\" }}\n"
+    );
+    let (reg, _) = parse_registry(&attested).unwrap();
+    assert_eq!(
+        reg.active(&KeyHash::from_hex(&k).unwrap()).unwrap().name,
+        "bob"
+    );
+    let software = format!("{base}origin = \"software\"\nunattested = true\n");
+    assert!(parse_registry(&software).is_ok());
+    let cases = [
+        (
+            format!("{base}origin = \"software\"\n"),
+            "unattested = true",
+        ),
+        (format!("{base}origin = \"usb\"\n"), "token.bob.origin"),
+        (
+            attested.replace("origin = \"pkcs11\"", "unattested = true"),
+            "not both",
+        ),
+        (attested.replace("5f0c01", "xyz"), "certificate_serial"),
+        (
+            attested.replace("2027-05-01T10:00:00Z", "2027-05-01"),
+            "token.bob.not_after",
+        ),
+        (
+            attested.replace("yubico-piv", "tpm"),
+            "token.bob.attestation",
+        ),
+        (attested.replace("touch_policy", "touch"), "unknown field"),
+    ];
+    for (text, needle) in cases {
+        let e = parse_registry(&text).expect_err(needle).to_string();
+        assert!(e.contains(needle), "expected {needle:?} in {e:?}");
+    }
+}

@@ -1,0 +1,600 @@
+//! `dialgatectl`, the kit officer's tool. It runs at home, never on the
+//! appliance.
+//!
+//! ```text
+//! dialgatectl pki init     --dir HQ
+//! dialgatectl pki kit      --dir HQ --kit ID --address ADDR [--address ADDR ...]
+//! dialgatectl token enroll --dir HQ --name NAME --pkcs11-module SO [--token-label L] --pin-file F [--aliases a,b]
+//! dialgatectl token enroll --dir HQ --name NAME --software --key KEY.pem [--aliases a,b]
+//! dialgatectl token list   --dir HQ | --registry FILE
+//! dialgatectl token show   --dir HQ | --registry FILE  NAME
+//! dialgatectl token revoke --dir HQ | --registry FILE  NAME
+//! dialgatectl policy build --dir HQ --kit ID --out BUNDLE [--version N] [--days D | --valid-for SECONDS]
+//!                          [--registry FILE] [--config KIT.toml]
+//!                          [--require-post-quantum] [--require-attestation]
+//! dialgatectl policy show  --key PUBLIC_KEY_PEM --kit ID BUNDLE
+//! ```
+//!
+//! `pki init` creates the home side (`dialgate_hq::hq`): the token CA and the
+//! policy signing key (kept at home; kits pin its public key). `token`
+//! edits the HQ registry (`HQ/registry.toml`). `policy build` signs the
+//! registry and the meeting directory (`HQ/directory.toml`, or a kit
+//! configuration's `[[directory]]`) into a bundle for one kit, one version
+//! above the last built; placed at the kit's `policy.bundle` path it is
+//! applied within a second. `policy show` verifies a bundle as a kit would
+//! and prints it.
+//!
+//! `token enroll` generates a P-256 key on a PKCS#11 token, has the HQ
+//! token CA certify it and adds the registry entry (`dialgate_hq::enrol`);
+//! options: `--key-label` and `--key-id` (default the name and 01, which
+//! Yubico's ykcs11 maps to PIV slot 9a), `--attestation-root` (default
+//! Yubico's PIV root), `--registry` (default HQ/registry.toml), `--days`
+//! (365), `--require-attestation` (also `require_attestation = true` in
+//! HQ/enrol.toml). `--software --key KEY.pem` enrols a key file instead,
+//! marked unattested (tests and demos).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use dialgate_hq::hq::{build_policy, BuildOptions, Hq};
+use dialgate_proto::config::parse_registry;
+use dialgate_proto::policy::Switches;
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: dialgatectl pki init     --dir HQ\n       \
+         dialgatectl pki kit      --dir HQ --kit ID --address ADDR [--address ADDR ...]\n       \
+         dialgatectl token enroll --dir HQ --name NAME --pkcs11-module SO [--token-label L] --pin-file F\n       \
+         \x20                         [--key-label L] [--key-id HEX] [--attestation-root PEM] [--aliases a,b]\n       \
+         \x20                         [--registry FILE] [--days N] [--require-attestation]\n       \
+         dialgatectl token enroll --dir HQ --name NAME --software --key KEY.pem [--aliases a,b] [--registry FILE] [--days N]\n       \
+         dialgatectl token list   (--dir HQ | --registry FILE)\n       \
+         dialgatectl token show   (--dir HQ | --registry FILE) NAME\n       \
+         dialgatectl token revoke (--dir HQ | --registry FILE) NAME\n       \
+         dialgatectl policy build --dir HQ --kit ID --out BUNDLE [--version N] [--days D | --valid-for SECONDS]\n       \
+                                  [--registry FILE] [--config KIT.toml]\n       \
+                                  [--require-post-quantum] [--require-attestation]\n       \
+         dialgatectl policy show  --key PUBLIC_KEY_PEM --kit ID BUNDLE"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    // Options without a value.
+    const FLAGS: [&str; 3] = [
+        "--require-post-quantum",
+        "--require-attestation",
+        "--software",
+    ];
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let positional: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| {
+            !a.starts_with("--")
+                && (*i == 0
+                    || !args[i - 1].starts_with("--")
+                    || FLAGS.contains(&args[i - 1].as_str()))
+        })
+        .map(|(_, a)| a)
+        .collect();
+    let group = positional.first().map(|s| s.as_str());
+    let cmd = positional.get(1).map(|s| s.as_str());
+    let arg3 = positional.get(2).map(|s| s.as_str());
+    let result = match (group, cmd, arg3) {
+        (Some("token"), Some("enroll"), None) => match enroll(&args, &opt) {
+            Ok(result) => result,
+            Err(()) => return usage(),
+        },
+        (Some("token"), Some(cmd), name) => {
+            let registry = match (opt("--registry"), opt("--dir")) {
+                (Some(r), None) => std::path::PathBuf::from(r),
+                (None, Some(d)) => Hq::new(Path::new(d)).registry(),
+                _ => return usage(),
+            };
+            match (cmd, name) {
+                ("list", None) => list(&registry),
+                ("show", Some(name)) => show(&registry, name),
+                ("revoke", Some(name)) => revoke(&registry, name),
+                _ => return usage(),
+            }
+        }
+        (Some("pki"), Some("init"), None) => match opt("--dir") {
+            Some(dir) => pki_init(Path::new(dir)),
+            None => return usage(),
+        },
+        (Some("pki"), Some("kit"), None) => {
+            let addresses: Vec<&str> = args
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i > 0 && args[i - 1] == "--address")
+                .map(|(_, a)| a.as_str())
+                .collect();
+            match (opt("--dir"), opt("--kit")) {
+                (Some(dir), Some(kit)) if !addresses.is_empty() => {
+                    pki_kit(Path::new(dir), kit, &addresses)
+                }
+                _ => return usage(),
+            }
+        }
+        (Some("policy"), Some("build"), None) => {
+            let (Some(dir), Some(kit), Some(out)) = (opt("--dir"), opt("--kit"), opt("--out"))
+            else {
+                return usage();
+            };
+            let switches = Switches {
+                require_post_quantum: flag("--require-post-quantum"),
+                require_attestation: flag("--require-attestation"),
+            };
+            policy_build(
+                Path::new(dir),
+                kit,
+                opt("--version").map(String::as_str),
+                opt("--days").map(String::as_str),
+                opt("--valid-for").map(String::as_str),
+                switches,
+                opt("--registry").map(Path::new),
+                opt("--config").map(Path::new),
+                Path::new(out),
+            )
+        }
+        (Some("policy"), Some("show"), Some(bundle)) => match (opt("--key"), opt("--kit")) {
+            (Some(key), Some(kit)) => policy_show(Path::new(key), kit, Path::new(bundle)),
+            _ => return usage(),
+        },
+        _ => return usage(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dialgatectl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `token enroll`: a key generated on a PKCS#11 token (or, with
+/// `--software`, read from a file and marked unattested), its certificate
+/// from the HQ token CA, and its registry entry. `Err(())` is a usage error.
+fn enroll<'a>(
+    args: &[String],
+    opt: &dyn Fn(&str) -> Option<&'a String>,
+) -> Result<Result<(), String>, ()> {
+    use dialgate_hq::enrol::{self, pkcs11, HqPaths, HqSettings, Request};
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let (Some(dir), Some(name)) = (opt("--dir"), opt("--name")) else {
+        return Err(());
+    };
+    let software = flag("--software");
+    if software == opt("--pkcs11-module").is_some() {
+        return Err(()); // exactly one of --software and --pkcs11-module
+    }
+    let dir = Path::new(dir);
+    let mut paths = HqPaths::new(dir);
+    if let Some(r) = opt("--registry") {
+        paths.registry = r.into();
+    }
+    let run = || -> Result<enrol::Enrolled, String> {
+        let settings = HqSettings::load(dir).map_err(|e| e.to_string())?;
+        let days = match opt("--days") {
+            Some(d) => d
+                .parse::<u64>()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| format!("--days {d}: a whole number from 1 to 3650"))?,
+            None => 365,
+        };
+        let request = Request {
+            name: name.clone(),
+            aliases: opt("--aliases")
+                .map(|a| {
+                    a.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            days,
+            require_attestation: flag("--require-attestation") || settings.require_attestation,
+        };
+        let prepared = enrol::prepare(paths.clone(), request).map_err(|e| e.to_string())?;
+        if software {
+            let key_path = opt("--key").ok_or("--software needs --key KEY.pem")?;
+            eprintln!(
+                "dialgatectl: enrolling {name} from a SOFTWARE key file: it will be marked unattested"
+            );
+            let key = enrol::software_key(Path::new(key_path)).map_err(|e| e.to_string())?;
+            let csr = prepared
+                .certification_request(&key)
+                .map_err(|e| e.to_string())?;
+            let issued = prepared.issue(&csr).map_err(|e| e.to_string())?;
+            return prepared
+                .commit(
+                    &issued,
+                    enrol::Origin::Software,
+                    enrol::Attestation::Unattested(enrol::software_why()),
+                )
+                .map_err(|e| e.to_string());
+        }
+        let module = opt("--pkcs11-module").ok_or("--pkcs11-module SO")?;
+        let pin_file = opt("--pin-file").ok_or("a PKCS#11 token needs --pin-file FILE")?;
+        let pin = pkcs11::Pin::from_file(Path::new(pin_file)).map_err(|e| e.to_string())?;
+        let key_id = match opt("--key-id") {
+            Some(h) => pkcs11::parse_key_id(h)
+                .ok_or_else(|| format!("--key-id {h}: 1 to 32 octets in hex, e.g. 01"))?,
+            None => vec![1],
+        };
+        let roots = match opt("--attestation-root") {
+            Some(f) => {
+                let certs = dialgate_hq::enrol::der::pem_certificates(&read(Path::new(f))?);
+                if certs.is_empty() {
+                    return Err(format!("--attestation-root {f}: no certificate in it"));
+                }
+                certs
+            }
+            None => vec![enrol::attest::yubico_piv_root()],
+        };
+        pkcs11::enrol(
+            &prepared,
+            &pkcs11::Options {
+                module: Path::new(module),
+                token_label: opt("--token-label").map(String::as_str),
+                pin: &pin,
+                key_label: opt("--key-label").map_or(name.as_str(), String::as_str),
+                key_id: &key_id,
+                attestation_roots: &roots,
+            },
+        )
+        .map_err(|e| e.to_string())
+    };
+    Ok(run().map(|enrolled| {
+        for line in enrolled.describe() {
+            println!("{line}");
+        }
+    }))
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The `[[token]]` blocks of a registry: (name, lines of the block).
+fn blocks(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        if line.trim() == "[[token]]" {
+            out.push((String::new(), vec![line.to_string()]));
+            continue;
+        }
+        if let Some((name, lines)) = out.last_mut() {
+            if let Some(v) = line.trim().strip_prefix("name = ") {
+                *name = v.trim_matches('"').to_string();
+            }
+            lines.push(line.to_string());
+        }
+    }
+    out
+}
+
+fn list(path: &Path) -> Result<(), String> {
+    let text = read(path)?;
+    parse_registry(&text).map_err(|e| e.to_string())?;
+    for (name, lines) in blocks(&text) {
+        let revoked = lines.iter().any(|l| l.trim() == "revoked = true");
+        let unattested = lines.iter().any(|l| l.trim() == "unattested = true");
+        let pkcs11 = lines.iter().any(|l| l.trim() == "origin = \"pkcs11\"");
+        let attested = lines.iter().any(|l| l.trim().starts_with("attestation = "));
+        println!(
+            "{name:<16} {}{}",
+            if revoked { "REVOKED" } else { "active" },
+            match (unattested, pkcs11, attested) {
+                (_, _, true) => "  (attested hardware token)",
+                (true, true, _) => "  (unattested PKCS#11 token)",
+                (true, false, _) => "  (unattested software key)",
+                _ => "",
+            }
+        );
+    }
+    Ok(())
+}
+
+fn show(path: &Path, name: &str) -> Result<(), String> {
+    let text = read(path)?;
+    let (_, lines) = blocks(&text)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .ok_or_else(|| format!("no token named {name:?} in {}", path.display()))?;
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
+}
+
+/// Marks a token revoked and replaces the file atomically, after checking
+/// that the result is a registry the gateway accepts.
+fn revoke(path: &Path, name: &str) -> Result<(), String> {
+    let text = read(path)?;
+    let mut found = false;
+    let mut out = String::new();
+    let mut in_target = false;
+    for line in text.lines() {
+        if line.trim() == "[[token]]" {
+            in_target = false;
+        }
+        if line.trim() == format!("name = \"{name}\"") {
+            in_target = true;
+            found = true;
+            out.push_str(line);
+            out.push_str("\nrevoked = true\n");
+            continue;
+        }
+        if in_target && line.trim().starts_with("revoked = ") {
+            continue; // replaced above
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !found {
+        return Err(format!("no token named {name:?} in {}", path.display()));
+    }
+    let (registry, _) = parse_registry(&out).map_err(|e| format!("refusing to write: {e}"))?;
+    let tmp = path.with_extension("toml.new");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    f.write_all(out.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!(
+        "{name} revoked in {} ({} active tokens left); now `dialgatectl policy build` and deliver the bundle to the kits (a kit reading this file directly applies it within a second)",
+        path.display(),
+        registry.active_names().len()
+    );
+    Ok(())
+}
+
+fn now_unix() -> Result<u64, String> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| "the system clock is before 1970".to_string())
+}
+
+/// Creates the home side in `dir` (absent or empty): the token CA and the
+/// policy signing key. Private keys are written 0600; nothing is ever
+/// overwritten.
+fn pki_init(dir: &Path) -> Result<(), String> {
+    use dialgate_hq::pki::{write_file, Ca, Validity};
+    use dialgate_proto::policy::SigningKey;
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .next()
+            .is_some()
+    {
+        return Err(format!(
+            "{} is not empty: refusing to overwrite a PKI",
+            dir.display()
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let ca =
+        Ca::new("dialgate token CA", Validity::days_from_now(3650)).map_err(|e| e.to_string())?;
+    write_file(&dir.join("token-ca.pem"), ca.cert_pem().as_bytes(), 0o644)
+        .map_err(|e| e.to_string())?;
+    write_file(
+        &dir.join("token-ca-key.pem"),
+        ca.key_pem().as_bytes(),
+        0o600,
+    )
+    .map_err(|e| e.to_string())?;
+    let kit_ca =
+        Ca::new("dialgate kit CA", Validity::days_from_now(3650)).map_err(|e| e.to_string())?;
+    write_file(&dir.join("kit-ca.pem"), kit_ca.cert_pem().as_bytes(), 0o644)
+        .map_err(|e| e.to_string())?;
+    write_file(
+        &dir.join("kit-ca-key.pem"),
+        kit_ca.key_pem().as_bytes(),
+        0o600,
+    )
+    .map_err(|e| e.to_string())?;
+    let key = SigningKey::generate().map_err(|e| e.to_string())?;
+    let pkcs8 = key.to_pkcs8().map_err(|e| e.to_string())?;
+    write_file(&dir.join("policy-key.pk8"), &pkcs8, 0o600).map_err(|e| e.to_string())?;
+    let public = dialgate_hq::pki::pem_encode("PUBLIC KEY", key.public_key().spki_der());
+    write_file(&dir.join("policy-key.pub.pem"), public.as_bytes(), 0o644)
+        .map_err(|e| e.to_string())?;
+    println!("home PKI created in {}", dir.display());
+    println!(
+        "  token CA:          {}/token-ca.pem (key token-ca-key.pem, 0600)",
+        dir.display()
+    );
+    println!(
+        "  kit CA:            {}/kit-ca.pem (key kit-ca-key.pem, 0600): issues kits' certificates",
+        dir.display()
+    );
+    println!(
+        "  policy signing key: {}/policy-key.pk8 (0600, stays at home)",
+        dir.display()
+    );
+    println!(
+        "  policy public key:  {}/policy-key.pub.pem (kits pin it; id {})",
+        dir.display(),
+        key.public_key().id().to_hex()
+    );
+    Ok(())
+}
+
+/// Issues one kit's identities from the HQ kit CA into `HQ/kits/ID/`: the
+/// gateway's phone-side server certificate (for `addresses`), the kit's
+/// device identity (a client certificate, e.g. for trunks that require
+/// one), and the files the kit trusts (the kit CA for phones, the token
+/// CA, the pinned policy key). Keys are P-256, written 0600; an existing
+/// kit folder is never overwritten.
+fn pki_kit(dir: &Path, kit: &str, addresses: &[&str]) -> Result<(), String> {
+    use dialgate_hq::pki::{write_file, Ca, Validity};
+    if kit.is_empty()
+        || kit.len() > 128
+        || !kit
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@+".contains(c))
+    {
+        return Err(format!(
+            "--kit {kit:?}: 1 to 128 letters, digits, '-', '_', '.', '@' and '+'"
+        ));
+    }
+    let file = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read_to_string(&p).map_err(|e| {
+            format!(
+                "{}: {e}; create the home PKI with `dialgatectl pki init --dir HQ`",
+                p.display()
+            )
+        })
+    };
+    let kit_ca = file("kit-ca.pem")?;
+    let ca = Ca::load(&kit_ca, &file("kit-ca-key.pem")?).map_err(|e| e.to_string())?;
+    let (token_ca, policy_key) = (file("token-ca.pem")?, file("policy-key.pub.pem")?);
+    let out = dir.join("kits").join(kit);
+    if out.exists() {
+        return Err(format!(
+            "{} exists: refusing to overwrite a kit's identities",
+            out.display()
+        ));
+    }
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let v = Validity::days_from_now(825);
+    let server = ca
+        .issue_server(&format!("dialgate gateway {kit}"), addresses, v)
+        .map_err(|e| e.to_string())?;
+    let device = ca
+        .issue_client(&format!("dialgate kit {kit}"), v)
+        .map_err(|e| e.to_string())?;
+    let w = |name: &str, data: &[u8], mode: u32| {
+        write_file(&out.join(name), data, mode).map_err(|e| e.to_string())
+    };
+    w("gateway-cert.pem", server.cert_pem.as_bytes(), 0o644)?;
+    w("gateway-key.pem", server.key_pem.as_bytes(), 0o600)?;
+    w("device-cert.pem", device.cert_pem.as_bytes(), 0o644)?;
+    w("device-key.pem", device.key_pem.as_bytes(), 0o600)?;
+    w("ca.pem", kit_ca.as_bytes(), 0o644)?;
+    w("token-ca.pem", token_ca.as_bytes(), 0o644)?;
+    w("policy-key.pub.pem", policy_key.as_bytes(), 0o644)?;
+    println!(
+        "kit {kit}: identities in {} (valid 825 days)",
+        out.display()
+    );
+    println!(
+        "  gateway-cert.pem / gateway-key.pem  phone-side server certificate for {addresses:?}"
+    );
+    println!(
+        "  device-cert.pem / device-key.pem    the kit's device identity (client certificate)"
+    );
+    println!("  ca.pem, token-ca.pem, policy-key.pub.pem  what the kit and its phones trust");
+    Ok(())
+}
+
+/// Signs the HQ registry and a meeting directory (HQ/directory.toml, or
+/// a kit configuration's) into a policy bundle for one kit.
+#[allow(clippy::too_many_arguments)]
+fn policy_build(
+    dir: &Path,
+    kit: &str,
+    version: Option<&str>,
+    days: Option<&str>,
+    valid_for: Option<&str>,
+    switches: Switches,
+    registry: Option<&Path>,
+    config: Option<&Path>,
+    out: &Path,
+) -> Result<(), String> {
+    let version = match version {
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| format!("--version {v}: a whole number"))?,
+        ),
+        None => None,
+    };
+    let number = |name: &str, v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| format!("{name} {v}: a whole number"))
+    };
+    let valid_for_secs = match (days, valid_for) {
+        (None, None) => 30 * 86_400,
+        (Some(d), None) => number("--days", d)?.saturating_mul(86_400),
+        (None, Some(s)) => number("--valid-for", s)?,
+        (Some(_), Some(_)) => return Err("give --days or --valid-for, not both".into()),
+    };
+    let directory = match config {
+        Some(c) => {
+            let config = dialgate_proto::config::Config::load(c, &dialgate_hq::Files)
+                .map_err(|e| e.to_string())?;
+            Some(config.directory.into_values().collect())
+        }
+        None => None,
+    };
+    let built = build_policy(
+        &Hq::new(dir),
+        BuildOptions {
+            kit: kit.to_string(),
+            version,
+            valid_for_secs,
+            switches,
+            directory,
+            registry: registry.map(Path::to_path_buf),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    dialgate_signed::store::write_atomically(out, &built.bundle)
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    let b = &built.body;
+    println!(
+        "policy version {} for kit {kit}: {} tokens ({} revoked), {} directory entries, expires at {} (unix seconds): {}",
+        b.version,
+        b.tokens.len(),
+        b.tokens.iter().filter(|t| t.revoked).count(),
+        b.directory.len(),
+        b.expires_at,
+        out.display()
+    );
+    Ok(())
+}
+
+/// Verifies a bundle as a kit would (pinned key, kit id, dates) and prints it.
+fn policy_show(key: &Path, kit: &str, bundle: &Path) -> Result<(), String> {
+    use dialgate_proto::policy::{verify_and_decide, GracePeriod, PolicyKey, State, Trust};
+    let pem = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let trust = Trust {
+        pinned_key: PolicyKey::from_pem(&pem).map_err(|e| e.to_string())?,
+        kit_id: kit.to_string(),
+        grace: GracePeriod::NONE,
+    };
+    let bytes = std::fs::read(bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
+    let v =
+        verify_and_decide(&bytes, &trust, &State::new(), now_unix()?).map_err(|e| e.to_string())?;
+    let b = v.body();
+    println!(
+        "valid policy version {} for {:?}, issued {} expires {} (unix seconds), signer {}",
+        b.version,
+        b.kits,
+        b.issued_at,
+        b.expires_at,
+        v.signer().to_hex()
+    );
+    for t in &b.tokens {
+        println!(
+            "  {:<16} {}{}  aliases {:?}",
+            t.name,
+            if t.revoked { "REVOKED" } else { "active" },
+            if t.unattested { " (unattested)" } else { "" },
+            t.aliases
+        );
+    }
+    Ok(())
+}

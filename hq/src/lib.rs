@@ -1,0 +1,41 @@
+//! dialgate's home side: everything `dialgatectl` does at HQ, and nothing
+//! an appliance runs. The appliance image is built without this crate
+//! (`tests/tests/layout.rs` checks that its binaries link no cryptoki or
+//! rcgen code).
+//!
+//! - [`hq`]: the HQ folder (CAs, the policy signing key, registry,
+//!   directory, trunk settings) and building signed policy bundles.
+//! - [`pki`]: the dev and production PKI (rcgen): token CA, kit CA, kit
+//!   gateway and device certificates.
+//! - [`enrol`]: token enrolment over PKCS#11 (cryptoki) and YubiKey PIV
+//!   attestation verification.
+
+pub mod enrol;
+pub mod hq;
+pub mod pki;
+
+use std::path::Path;
+
+use dialgate_proto::admission::KeyHash;
+use rustls::pki_types::CertificateDer;
+
+/// The file system, for [`dialgate_proto::config::Config::load`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Files;
+
+impl dialgate_proto::config::ReadFile for Files {
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+}
+
+/// A certificate that does not parse as X.509.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed certificate")]
+pub struct BadCertificate;
+
+/// The [`KeyHash`] of a certificate: SHA-256 of its SubjectPublicKeyInfo.
+pub fn key_hash_of(cert: &CertificateDer<'_>) -> Result<KeyHash, BadCertificate> {
+    let ee = webpki::EndEntityCert::try_from(cert).map_err(|_| BadCertificate)?;
+    Ok(KeyHash::of_spki(ee.subject_public_key_info().as_ref()))
+}
