@@ -3,7 +3,7 @@
 //! failed. The first byte picks the role and the chunk size.
 #![no_main]
 
-use dialgate::sip::{Event, Framer, Limits, Message};
+use dialgate_proto::sip::{Event, Framer, Limits, Message};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

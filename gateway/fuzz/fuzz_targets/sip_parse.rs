@@ -2,7 +2,7 @@
 //! no panic, and whatever parses survives print-then-parse unchanged.
 #![no_main]
 
-use dialgate::sip::{Limits, Message};
+use dialgate_proto::sip::{Limits, Message};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
