@@ -332,13 +332,15 @@ mod tests {
 
     fn written(mode: CutMode, cut_at: u64) -> Vec<u8> {
         let mut d = LossyDevice::new(vec![0; 2048], Some(cut_at), mode);
-        let mut results = Vec::new();
-        results.push(d.write_at(0, &[1; 512])); // op 0
-        results.push(d.flush()); // op 1
-        results.push(d.write_at(512, &[2; 512])); // op 2
-        results.push(d.write_at(1024, &[3; 512])); // op 3
-        results.push(d.write_at(1536, &[4; 512])); // op 4
-        results.push(d.flush()); // op 5
+        // Evaluated in order: ops 0 to 5.
+        let results = [
+            d.write_at(0, &[1; 512]),
+            d.flush(),
+            d.write_at(512, &[2; 512]),
+            d.write_at(1024, &[3; 512]),
+            d.write_at(1536, &[4; 512]),
+            d.flush(),
+        ];
         let cut = usize::try_from(cut_at).unwrap();
         for (i, r) in results.iter().enumerate() {
             if i < cut {
