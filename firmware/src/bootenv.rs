@@ -1,6 +1,6 @@
 //! The boot state U-Boot's boot script reads to choose a slot, and its
 //! durable form: U-Boot's own *redundant environment* format, so the
-//! bootloader reads it natively (`CONFIG_ENV_REDUNDANT`, two copies at
+//! bootloader reads it natively (`CONFIG_SYS_REDUNDAND_ENVIRONMENT`, two copies at
 //! `CONFIG_ENV_OFFSET` and `CONFIG_ENV_OFFSET_REDUND`).
 //!
 //! # One copy (U-Boot `env_t` with the redundant flags byte)
@@ -12,7 +12,7 @@
 //! offset 5  data    "name=value\0" ... "\0", zero-padded to the copy size
 //! ```
 //!
-//! Which copy wins follows U-Boot's `env_check_redund`: a copy is
+//! Which copy wins follows U-Boot's `env_check_redund` (`env/common.c`): a copy is
 //! considered only if its CRC matches; of two, the one with the higher
 //! flags wins, where 0 beats 255 (the counter wrapped); equal flags pick
 //! the first. A save writes only the losing copy, so a torn save leaves
