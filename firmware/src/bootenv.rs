@@ -137,7 +137,19 @@ impl BootEnv {
     /// The `data` area: `name=value\0`... `\0`, zero-padded to `size`.
     pub fn encode_data(&self, size: usize) -> Result<Vec<u8>, EnvError> {
         let mut out = Vec::with_capacity(size);
-        for (k, v) in self.vars() {
+        let vars = self.vars();
+        for (i, (k, v)) in vars.iter().enumerate() {
+            // What decode_data would refuse is never written: a copy that
+            // passes its CRC but does not parse would hide the good one.
+            let bad = k.is_empty()
+                || k.contains('=')
+                || k.bytes().chain(v.bytes()).any(|c| c.is_ascii_control())
+                || vars[..i].iter().any(|(o, _)| o == k);
+            if bad {
+                return Err(EnvError::BadVariable { name: k.clone() });
+            }
+        }
+        for (k, v) in vars {
             out.extend_from_slice(k.as_bytes());
             out.push(b'=');
             out.extend_from_slice(v.as_bytes());
@@ -393,6 +405,38 @@ mod tests {
             assert_eq!(BootEnv::decode_data(bad.as_bytes()), None, "{bad:?}");
         }
         assert!(env.encode_data(20).is_err());
+        for (k, v) in [
+            ("", "x"),
+            ("a=b", "x"),
+            ("x", "a\0b"),
+            ("BOOT_ORDER", "A B"),
+        ] {
+            let mut bad = env.clone();
+            bad.other.push((k.into(), v.into()));
+            assert!(matches!(
+                bad.encode_data(256),
+                Err(EnvError::BadVariable { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic_the_decoders() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let good = encode_copy(&BootEnv::provisioned(Slot::B, 9), 3, 256).unwrap();
+        for i in 0..5000 {
+            let mut copy = good.clone();
+            for _ in 0..(i % 7 + 1) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = (x as usize) % copy.len();
+                copy[at] = (x >> 32) as u8;
+            }
+            let _ = BootEnv::decode_data(&copy[COPY_HEADER..]);
+            let _ = current_copy([&copy, &good]);
+            let _ = current_copy([&copy[..(x as usize) % copy.len()], &copy]);
+        }
     }
 
     #[test]

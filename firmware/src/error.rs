@@ -83,6 +83,13 @@ pub enum EnvError {
     /// reset: that would lower the anti-rollback floor.
     #[error("boot environment: neither copy is valid: do not reset it (that would lower the rollback floor); re-provision the kit")]
     NoValidCopy,
+    /// A variable the bootloader could not read back (empty name, `=` in
+    /// the name, a control character, or one of ours given twice).
+    #[error("boot environment variable {name:?} cannot be stored: our bug")]
+    BadVariable {
+        /// The variable's name.
+        name: String,
+    },
     /// The environment would not fit its copy.
     #[error("boot environment does not fit its {size}-byte copy: our bug")]
     TooLarge {

@@ -383,3 +383,41 @@ fn installing_during_a_trial_and_committing_when_unhealthy_are_refused() {
         Err(UpdateError::Bundle(BundleError::BelowFloor { .. }))
     ));
 }
+
+#[test]
+fn random_mutations_are_refused_without_panicking() {
+    let key = SigningKey::generate().unwrap();
+    let b = bundle(5, 4, [10, 20, 30], &key);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..3000 {
+        let mut bad = b.clone();
+        for _ in 0..(i % 4 + 1) {
+            if bad.is_empty() {
+                break;
+            }
+            let r = next();
+            let at = (r as usize) % bad.len();
+            match r >> 62 {
+                0 => bad[at] = (r >> 8) as u8,
+                1 => {
+                    bad.remove(at);
+                }
+                2 => bad.insert(at, (r >> 8) as u8),
+                _ => bad.truncate(at),
+            }
+        }
+        if bad != b {
+            assert!(
+                verify_bundle(&bad, &policy(&key, 4, 4)).is_err(),
+                "mutation {i}"
+            );
+        }
+        let _ = Manifest::parse(&bad);
+    }
+}
