@@ -33,7 +33,7 @@ pub const KIT_ID: &str = "demo-kit";
 /// Where the demo's gateway listens for phones.
 pub const PHONE_LISTEN: &str = "127.0.0.1:5061";
 /// Where the demo's echo bridge listens (SIP over TLS).
-pub const BRIDGE_LISTEN: &str = "127.0.0.1:5071";
+pub use crate::echo::DEMO_BRIDGE_LISTEN as BRIDGE_LISTEN;
 /// The echo bridge's TLS and SIP host name.
 pub const BRIDGE_HOST: &str = "echo-bridge.dialgate.test";
 

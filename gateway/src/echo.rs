@@ -3,6 +3,9 @@
 //! with its key, the audio it receives. It uses dialgate's own SIP codec
 //! and SDP module; it is a test peer, not part of the gateway's call path.
 
+/// Where the demo kit's echo bridge listens (its trunk connects here).
+pub const DEMO_BRIDGE_LISTEN: &str = "127.0.0.1:5071";
+
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

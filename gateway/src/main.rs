@@ -1,6 +1,9 @@
 //! `dialgate`, the daemon that runs on the appliance: `dialgate run
-//! --config FILE` serves calls. With the `demo` feature (on by default, off
-//! in the appliance image) `dialgate demo` is the one-command demo.
+//! --config FILE` serves calls; `dialgate demo --dir DIR` runs a demo kit
+//! (the gateway and the echo bridge). Creating a kit needs the home side's
+//! PKI, so that part (a fresh DIR, `--init-only`, `--alias`) and
+//! `--media-only` come with the `demo` feature: on by default, off in the
+//! appliance image, which runs kits made on the host.
 //!
 //! Command lines are parsed by clap: an unknown flag or a bad value is an
 //! error with the usage (exit status 2), and every subcommand has `--help`.
@@ -32,11 +35,9 @@ enum Command {
     },
     /// Create (or reuse) a demo kit in DIR and run it: the gateway on
     /// 127.0.0.1:5061 and an echo bridge behind the alias `echo`.
-    #[cfg(feature = "demo")]
     Demo(DemoArgs),
 }
 
-#[cfg(feature = "demo")]
 #[derive(Debug, clap::Args)]
 struct DemoArgs {
     /// Where the kit lives (created if it has no dialgate.toml).
@@ -48,7 +49,7 @@ struct DemoArgs {
     /// An external bridge: a trunk to the URI's host and port, a directory
     /// entry NAME granted to alice (repeatable; needs --bridge-ca).
     #[arg(long = "alias", value_name = "NAME=URI", value_parser = parse_alias)]
-    aliases: Vec<dialgate::demo::ExternalAlias>,
+    aliases: Vec<Alias>,
     /// The CA of the external bridges named by --alias.
     #[arg(long, value_name = "FILE", requires = "aliases")]
     bridge_ca: Option<PathBuf>,
@@ -62,9 +63,22 @@ struct DemoArgs {
 }
 
 #[cfg(feature = "demo")]
-fn parse_alias(v: &str) -> Result<dialgate::demo::ExternalAlias, String> {
+type Alias = dialgate::demo::ExternalAlias;
+#[cfg(not(feature = "demo"))]
+type Alias = String;
+
+#[cfg(feature = "demo")]
+fn parse_alias(v: &str) -> Result<Alias, String> {
     dialgate::demo::ExternalAlias::parse(v).map_err(|e| e.to_string())
 }
+
+#[cfg(not(feature = "demo"))]
+fn parse_alias(_: &str) -> Result<Alias, String> {
+    Err(NO_DEMO.into())
+}
+
+#[cfg(not(feature = "demo"))]
+const NO_DEMO: &str = "this build has no demo feature (the appliance image): make the kit on the host with `dialgate demo --dir DIR --init-only`";
 
 fn logging() {
     use std::io::IsTerminal;
@@ -122,11 +136,17 @@ fn init_only(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(not(feature = "demo"))]
+fn init_only(_: &Path) -> Result<(), String> {
+    Err(NO_DEMO.into())
+}
+
+/// Creates the kit where it is absent and adds `--alias` bridges (the
+/// demo feature), or refuses without it.
 #[cfg(feature = "demo")]
-fn full_demo(args: &DemoArgs) -> Result<(), String> {
+fn prepare_kit(args: &DemoArgs, fresh: bool) -> Result<(), String> {
     use dialgate::demo;
     let dir = args.dir.as_path();
-    let fresh = !dir.join("dialgate.toml").exists();
     if fresh {
         demo::init(dir).map_err(|e| e.to_string())?;
     }
@@ -141,6 +161,21 @@ fn full_demo(args: &DemoArgs) -> Result<(), String> {
         }
     }
     demo::write_baresip_configs(dir).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(not(feature = "demo"))]
+fn prepare_kit(args: &DemoArgs, fresh: bool) -> Result<(), String> {
+    if fresh {
+        return Err(format!("{}: no kit here; {NO_DEMO}", args.dir.display()));
+    }
+    Ok(())
+}
+
+fn full_demo(args: &DemoArgs) -> Result<(), String> {
+    let dir = args.dir.as_path();
+    let fresh = !dir.join("dialgate.toml").exists();
+    prepare_kit(args, fresh)?;
     logging();
     let rt = runtime().map_err(|e| e.to_string())?;
     rt.block_on(async {
@@ -148,8 +183,9 @@ fn full_demo(args: &DemoArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let key =
             dialgate::tls::load_key(&dir.join("bridge/key.pem")).map_err(|e| e.to_string())?;
-        let bridge_addr: std::net::SocketAddr =
-            demo::BRIDGE_LISTEN.parse().map_err(|_| "bridge address")?;
+        let bridge_addr: std::net::SocketAddr = dialgate::echo::DEMO_BRIDGE_LISTEN
+            .parse()
+            .map_err(|_| "bridge address")?;
         dialgate::echo::start(bridge_addr, chain, key, bridge_addr.ip()).await?;
         let gw = dialgate::daemon::start(&dir.join("dialgate.toml"))
             .await
@@ -163,7 +199,7 @@ fn full_demo(args: &DemoArgs) -> Result<(), String> {
         );
         println!(
             "  echo bridge:      {} behind the alias `echo` (echoes what it hears)",
-            demo::BRIDGE_LISTEN
+            dialgate::echo::DEMO_BRIDGE_LISTEN
         );
         println!("  dial:             sip:echo@127.0.0.1:5061;transport=tls");
         println!("  identities:       {d}/tokens/alice (registered), mallory (revoked), eve (not registered)");
@@ -177,18 +213,27 @@ fn full_demo(args: &DemoArgs) -> Result<(), String> {
     })
 }
 
+#[cfg(feature = "demo")]
+fn media_only(seconds: u64) -> Result<(), String> {
+    logging();
+    media_demo::run(std::time::Duration::from_secs(seconds))
+}
+
+#[cfg(not(feature = "demo"))]
+fn media_only(_: u64) -> Result<(), String> {
+    Err(NO_DEMO.into())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (what, result) = match cli.command {
         Command::Run { config } => ("dialgate", run(&config)),
-        #[cfg(feature = "demo")]
         Command::Demo(args) => (
             "dialgate demo",
             if args.init_only {
                 init_only(&args.dir)
             } else if args.media_only {
-                logging();
-                media_demo::run(std::time::Duration::from_secs(args.seconds))
+                media_only(args.seconds)
             } else {
                 full_demo(&args)
             },
