@@ -515,16 +515,3 @@ pub fn trunk_client_config(
     };
     Ok(Arc::new(config))
 }
-
-/// The token a phone connection belongs to, from its verified certificate.
-/// Call after the handshake: the verifier has already refused unknown keys,
-/// this re-checks against the registry as it is now (it may have changed).
-pub fn identify(
-    registry: &SharedRegistry,
-    peer_certs: Option<&[CertificateDer<'_>]>,
-) -> Option<(KeyHash, TokenEntry)> {
-    let cert = peer_certs?.first()?;
-    let key = key_hash_of(cert).ok()?;
-    let entry = registry.read().ok()?.active(&key)?.clone();
-    Some((key, entry))
-}

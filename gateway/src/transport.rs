@@ -36,7 +36,8 @@ use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::tls::{identify, KeyHash, SharedRegistry, TokenEntry, TokenRefused};
+use crate::tls::{key_hash_of, SharedRegistry, TokenRefused};
+use dialgate_proto::admission::{Admitted, Handshake};
 
 /// Per-address slow-down after failed handshakes. Sans-IO: the caller
 /// passes the time.
@@ -149,19 +150,13 @@ impl Default for ListenerLimits {
 pub struct PhoneConnection {
     /// The TLS stream, handshake done.
     pub stream: TlsStream<TcpStream>,
-    /// Where it comes from.
-    pub peer: SocketAddr,
-    /// The token's key.
-    pub key: KeyHash,
-    /// The registry entry it was admitted as.
-    pub token: TokenEntry,
+    /// Its admission (token, key, address, certificate expiry): only the
+    /// registry makes one, after the handshake met the policy.
+    pub admitted: Admitted,
     /// Negotiated TLS version.
     pub version: Option<ProtocolVersion>,
     /// Negotiated key exchange group.
     pub group: Option<NamedGroup>,
-    /// When the client certificate expires (unix seconds): new calls on
-    /// this connection are refused after it.
-    pub not_after: Option<u64>,
     /// Releases this connection's slot in the limits when dropped.
     pub slot: ConnectionSlot,
 }
@@ -347,7 +342,7 @@ async fn handshake(
     registry: SharedRegistry,
     limits: ListenerLimits,
     stats: Arc<ListenerStats>,
-    admitted: mpsc::Sender<PhoneConnection>,
+    admitted_tx: mpsc::Sender<PhoneConnection>,
     counts: Shared,
     pending: PendingSlot,
 ) {
@@ -388,18 +383,42 @@ async fn handshake(
         }
     };
     let (_, conn) = stream.get_ref();
-    let Some((key, token)) = identify(&registry, conn.peer_certificates()) else {
-        // Revoked between the verifier and now.
-        stats.handshake_failed.fetch_add(1, Ordering::Relaxed);
-        return;
-    };
-    let not_after = conn
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .and_then(|c| dialgate_proto::der::Certificate::parse(c).ok())
-        .map(|c| u64::try_from(c.not_after).unwrap_or(0));
     let version = conn.protocol_version();
     let group = conn.negotiated_key_exchange_group().map(|g| g.name());
+    let admission = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or("no client certificate")
+        .and_then(|cert| {
+            let key = key_hash_of(cert).map_err(|_| "unreadable client certificate")?;
+            let not_after = dialgate_proto::der::Certificate::parse(cert)
+                .ok()
+                .map(|c| u64::try_from(c.not_after).unwrap_or(0));
+            Ok(Handshake {
+                key,
+                peer,
+                post_quantum: group == Some(NamedGroup::X25519MLKEM768),
+                not_after,
+            })
+        })
+        .map_err(|e| (None, e.to_string()))
+        .and_then(|h| {
+            let registry = registry
+                .read()
+                .map_err(|_| (Some(h.key), "token registry unavailable".to_string()))?;
+            registry.admit(h).map_err(|r| (Some(h.key), r.to_string()))
+        });
+    let admitted = match admission {
+        Ok(a) => a,
+        Err((key, reason)) => {
+            // Revoked between the verifier and now, or the handshake does
+            // not meet the policy (the post-quantum requirement).
+            stats.handshake_failed.fetch_add(1, Ordering::Relaxed);
+            let key = key.map(|k| k.to_string());
+            tracing::warn!(target: "audit", %peer, decision = "refused", key = key.as_deref().unwrap_or("-"), reason = reason.as_str(), ?version, ?group, "phone refused after the TLS handshake");
+            return;
+        }
+    };
     let slot = {
         let Ok(mut c) = counts.lock() else { return };
         c.penalty.admitted(peer.ip());
@@ -413,16 +432,13 @@ async fn handshake(
     // Admitted: no longer pending, and no longer evictable.
     drop(pending);
     stats.admitted.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(target: "audit", %peer, decision = "admitted", token = %token.name, key = %key, ?version, ?group, "phone admitted at TLS");
-    let _ = admitted
+    tracing::info!(target: "audit", %peer, decision = "admitted", token = %admitted.token(), key = %admitted.key(), ?version, ?group, "phone admitted at TLS");
+    let _ = admitted_tx
         .send(PhoneConnection {
             stream,
-            peer,
-            key,
-            token,
+            admitted,
             version,
             group,
-            not_after,
             slot,
         })
         .await;

@@ -490,16 +490,32 @@ fn the_post_quantum_switch_from_the_policy_applies_to_new_connections() {
         applied,
         Duration::from_secs(2)
     ));
+    let admitted = count(&log, "phone admitted at TLS");
     let answer = options_via_openssl(&kit);
     assert!(
         !answer.contains("SIP/2.0"),
         "classic client got an answer: {answer}"
     );
+    // An audited refusal, and no "admitted" line for that connection.
     assert!(wait_for(
         &log,
-        "the policy requires X25519MLKEM768",
+        "reason=\"the policy requires the X25519MLKEM768 key exchange\"",
         Duration::from_secs(2)
     ));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let refusal = text
+        .lines()
+        .find(|l| l.contains("phone refused after the TLS handshake"))
+        .expect("refusal line");
+    assert!(
+        refusal.contains("decision=\"refused\"") && refusal.contains("audit"),
+        "{refusal}"
+    );
+    assert_eq!(
+        count(&log, "phone admitted at TLS"),
+        admitted,
+        "the refused connection was never called admitted"
+    );
     assert_eq!(alice_calls(&kit, "echo"), 200, "hybrid client still calls");
     assert!(std::fs::read_to_string(&log)
         .unwrap()

@@ -119,7 +119,7 @@ async fn idle_connect_flood_from_many_addresses_does_not_lock_out_a_phone() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(conn.token.name, "alice");
+    assert_eq!(conn.admitted.token(), "alice");
     drop(idle);
 }
 
@@ -173,7 +173,7 @@ async fn connections_per_address_are_capped_and_refusals_do_not_count() {
     held.pop();
     tokio::time::sleep(Duration::from_millis(50)).await;
     phone(&kit, src, addr).await.unwrap();
-    assert_eq!(admitted.recv().await.unwrap().token.name, "alice");
+    assert_eq!(admitted.recv().await.unwrap().admitted.token(), "alice");
 }
 
 #[tokio::test]
@@ -193,7 +193,7 @@ async fn repeated_handshake_failures_slow_an_address_down() {
         fail(&kit.eve).await;
     }
     phone(&kit, src, addr).await.unwrap();
-    assert_eq!(admitted.recv().await.unwrap().token.name, "alice");
+    assert_eq!(admitted.recv().await.unwrap().admitted.token(), "alice");
     // The admission cleared the record: three more are free again, the
     // fourth starts a one-second penalty.
     for _ in 0..4 {
@@ -210,5 +210,5 @@ async fn repeated_handshake_failures_slow_an_address_down() {
     // After the penalty, the address is heard again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     phone(&kit, src, addr).await.unwrap();
-    assert_eq!(admitted.recv().await.unwrap().token.name, "alice");
+    assert_eq!(admitted.recv().await.unwrap().admitted.token(), "alice");
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use dialgate::tls::{
-    identify, trunk_client_config, KeyHash, PqPolicy, SharedRegistry, TokenEntry, TrunkTls,
+    key_hash_of, trunk_client_config, KeyHash, PqPolicy, SharedRegistry, TokenEntry, TrunkTls,
     TrunkTrust,
 };
 use dialgate_hq::pki::{Ca, Issued, Validity};
@@ -108,7 +108,13 @@ async fn serve_once(
             .await
             .map_err(|e| e.to_string())?;
         let (_, conn) = tls.get_ref();
-        let token = identify(&registry, conn.peer_certificates()).map(|(_, e)| e.name);
+        // What the listener does after the handshake: the registry's
+        // admission of the verified key.
+        let token = conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| key_hash_of(c).ok())
+            .and_then(|key| registry.read().ok()?.active(&key).map(|e| e.name.clone()));
         let group = conn.negotiated_key_exchange_group().map(|g| g.name());
         let version = conn.protocol_version();
         let mut read = vec![0u8; 5];

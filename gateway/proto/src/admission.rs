@@ -2,13 +2,18 @@
 //!
 //! A token is known by the SHA-256 of its SubjectPublicKeyInfo
 //! ([`KeyHash`]), never by a certificate name; the [`Registry`] names it.
-//! The shell's TLS verifier asks [`Registry::admit`] during the handshake
-//! and keeps the [`Admitted`] it returns for the life of the connection;
-//! the B2BUA turns it into an [`Authorized`] for one call (see
-//! [`crate::b2bua`]), and neither value can be made any other way.
+//! The shell's TLS verifier refuses unknown and revoked keys inside the
+//! handshake ([`Registry::refusal`]); once the handshake is complete it
+//! asks [`Registry::admit`] with what the handshake established (the key,
+//! the peer, whether the key exchange was post-quantum) and keeps the
+//! [`Admitted`] it returns for the life of the connection. The B2BUA turns
+//! an `Admitted` into a [`crate::b2bua::Authorized`] for one call, and
+//! neither value can be made any other way: their fields are private and
+//! these are their only constructors.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 
 use aws_lc_rs::digest;
 
@@ -82,9 +87,91 @@ pub struct TokenEntry {
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
     entries: HashMap<KeyHash, TokenEntry>,
+    /// The signed policy demands the hybrid post-quantum key exchange.
+    require_post_quantum: bool,
+}
+
+/// What a completed phone-side TLS handshake established, as the shell's
+/// TLS layer saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct Handshake {
+    /// The client certificate's key (the chain was verified to the token CA).
+    pub key: KeyHash,
+    /// The phone's address.
+    pub peer: SocketAddr,
+    /// The key exchange was X25519MLKEM768.
+    pub post_quantum: bool,
+    /// The certificate's notAfter (Unix seconds), if it has one.
+    pub not_after: Option<u64>,
+}
+
+/// Proof that a phone connection was admitted: its key is an active token
+/// of the registry in force and the handshake met the policy. Only
+/// [`Registry::admit`] makes one; the B2BUA accepts phone connections only
+/// with it.
+#[derive(Clone, Debug)]
+pub struct Admitted {
+    token: String,
+    key: KeyHash,
+    peer: SocketAddr,
+    not_after: Option<u64>,
+}
+
+impl Admitted {
+    /// The token's name: the identity its calls must carry.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The token's key.
+    pub fn key(&self) -> KeyHash {
+        self.key
+    }
+
+    /// The phone's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// When the token certificate expires (Unix seconds), if it does.
+    pub fn not_after(&self) -> Option<u64> {
+        self.not_after
+    }
 }
 
 impl Registry {
+    /// Admits a completed handshake, or says why not. The only
+    /// constructor of [`Admitted`].
+    pub fn admit(&self, h: Handshake) -> Result<Admitted, Refusal> {
+        if let Some(r) = self.refusal(&h.key) {
+            return Err(r);
+        }
+        if self.require_post_quantum && !h.post_quantum {
+            return Err(Refusal::PostQuantumRequired);
+        }
+        let token = self
+            .active(&h.key)
+            .map(|e| e.name.clone())
+            .ok_or(Refusal::NotRegistered)?;
+        Ok(Admitted {
+            token,
+            key: h.key,
+            peer: h.peer,
+            not_after: h.not_after,
+        })
+    }
+
+    /// Requires (or not) the hybrid post-quantum key exchange of every
+    /// connection admitted from now on (the signed policy's setting).
+    pub fn set_require_post_quantum(&mut self, require: bool) {
+        self.require_post_quantum = require;
+    }
+
+    /// Whether [`Registry::admit`] requires post-quantum key exchange.
+    pub fn requires_post_quantum(&self) -> bool {
+        self.require_post_quantum
+    }
+
     /// Adds or replaces an entry.
     pub fn insert(&mut self, key: KeyHash, entry: TokenEntry) {
         self.entries.insert(key, entry);
@@ -95,7 +182,6 @@ impl Registry {
         self.entries.get(key).filter(|e| !e.revoked)
     }
 
-    /// Why a key is not admitted, for logs and audit.
     /// The entry of `key`, active or revoked.
     pub fn entry(&self, key: &KeyHash) -> Option<&TokenEntry> {
         self.entries.get(key)
@@ -131,13 +217,19 @@ impl Registry {
 }
 
 /// Why a token key was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
     /// The key is not in the registry.
+    #[error("not registered")]
     NotRegistered,
     /// The key was registered and has been revoked.
+    #[error("revoked")]
     Revoked,
+    /// The policy requires X25519MLKEM768 and the handshake used another
+    /// key exchange.
+    #[error("the policy requires the X25519MLKEM768 key exchange")]
+    PostQuantumRequired,
 }
 
 /// Whether the phone side insists on post-quantum key exchange.
@@ -169,4 +261,60 @@ pub enum TrunkTls {
     Tls13,
     /// TLS 1.3 preferred, 1.2 allowed (Webex-class trunks).
     Tls12Allowed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handshake(key: u8, post_quantum: bool) -> Handshake {
+        Handshake {
+            key: KeyHash([key; 32]),
+            peer: "192.0.2.1:40000".parse().unwrap(),
+            post_quantum,
+            not_after: Some(1_900_000_000),
+        }
+    }
+
+    fn registry() -> Registry {
+        let mut r = Registry::default();
+        let entry = |name: &str, revoked| TokenEntry {
+            name: name.into(),
+            revoked,
+        };
+        r.insert(KeyHash([1; 32]), entry("alice", false));
+        r.insert(KeyHash([2; 32]), entry("mallory", true));
+        r
+    }
+
+    #[test]
+    fn admit_names_the_token_of_an_active_key_and_nothing_else() {
+        let r = registry();
+        let a = r.admit(handshake(1, false)).unwrap();
+        assert_eq!((a.token(), a.key()), ("alice", KeyHash([1; 32])));
+        assert_eq!(a.not_after(), Some(1_900_000_000));
+        assert_eq!(r.admit(handshake(2, true)).unwrap_err(), Refusal::Revoked);
+        assert_eq!(
+            r.admit(handshake(3, true)).unwrap_err(),
+            Refusal::NotRegistered
+        );
+    }
+
+    #[test]
+    fn a_policy_that_requires_post_quantum_refuses_classical_handshakes() {
+        let mut r = registry();
+        r.set_require_post_quantum(true);
+        assert!(r.requires_post_quantum());
+        assert_eq!(
+            r.admit(handshake(1, false)).unwrap_err(),
+            Refusal::PostQuantumRequired
+        );
+        assert!(r.admit(handshake(1, true)).is_ok());
+        // A revoked key stays revoked whatever the key exchange.
+        assert_eq!(r.admit(handshake(2, true)).unwrap_err(), Refusal::Revoked);
+        assert_eq!(
+            Refusal::PostQuantumRequired.to_string(),
+            "the policy requires the X25519MLKEM768 key exchange"
+        );
+    }
 }

@@ -9,7 +9,7 @@ use crate::sip::{
     StatusCode, Transport, Uri, Via,
 };
 
-use super::{BridgeLeg, Call};
+use super::call::{BridgeLeg, Call};
 
 /// What dialgate allows (RFC 3261 §20.5).
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
@@ -101,6 +101,16 @@ impl<'a> Reply<'a> {
             self.extra.push(h);
         }
         self
+    }
+
+    /// Adds the Warning (and Retry-After) of a refusal; the status is the
+    /// one given to [`Reply::new`].
+    pub fn refusal(self, r: &super::Refusal) -> Reply<'a> {
+        let reply = self.warning(&r.warning());
+        match r.retry() {
+            Some(s) => reply.retry_after(s),
+            None => reply,
+        }
     }
 
     /// Adds Retry-After (RFC 3261 §20.33).
@@ -223,7 +233,7 @@ impl Leg {
         let from = with_tag(
             NameAddr {
                 display_name: None,
-                uri: sip_uri(Some(&call.token), local, false),
+                uri: sip_uri(Some(call.token()), local, false),
                 params: Vec::new(),
             },
             &b.our_tag,
@@ -316,7 +326,7 @@ impl Leg {
                 std::net::IpAddr::V6(v) => Host::V6(v),
             },
             via_port: Some(listen.port()),
-            contact: sip_uri(Some(&call.alias), *listen, true),
+            contact: sip_uri(Some(call.alias()), *listen, true),
         }
     }
 }

@@ -8,14 +8,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::admission::KeyHash;
+use crate::admission::{Handshake, KeyHash, Registry, TokenEntry};
 use crate::config::{Config, NoFiles};
+use crate::media::SECURE_TONE_FRAMES;
 use crate::relay::SocketId;
+use crate::sdp::{self, SessionDescription};
 use crate::sdp::{LocalMedia, Policy};
 use crate::sip::Limits;
+use crate::sip::Method;
 use crate::srtp::{format_inline, MasterKey, Suite};
 
-const CONFIG: &str = r#"
+pub(super) const CONFIG: &str = r#"
 [phone]
 listen = "127.0.0.1:5061"
 certificate = "c.pem"
@@ -67,7 +70,7 @@ calls_per_address = 3
 attempts_per_minute_per_address = 5
 "#;
 
-struct Ports(u32);
+pub(super) struct Ports(pub(super) u32);
 impl MediaPorts for Ports {
     fn allocate(&mut self, ip: IpAddr, rtcp_mux: bool) -> Result<LocalLeg, String> {
         self.0 += 2;
@@ -80,7 +83,7 @@ impl MediaPorts for Ports {
     }
 }
 
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 impl Random for Rng {
     fn fill(&mut self, buf: &mut [u8]) {
         for b in buf {
@@ -101,8 +104,32 @@ struct Harness {
 
 const PHONE_FLOW: u64 = 7;
 
+/// An admission as the registry makes it.
+pub(super) fn admitted(token: &str, key: u8, peer: &str) -> Admitted {
+    let mut r = Registry::default();
+    r.insert(
+        KeyHash([key; 32]),
+        TokenEntry {
+            name: token.into(),
+            revoked: false,
+        },
+    );
+    r.admit(Handshake {
+        key: KeyHash([key; 32]),
+        peer: peer.parse().unwrap(),
+        post_quantum: false,
+        not_after: None,
+    })
+    .unwrap()
+}
+
 fn harness() -> Harness {
-    let config = Arc::new(Config::parse(CONFIG, Path::new("/"), &NoFiles).unwrap());
+    let mut config = Config::parse(CONFIG, Path::new("/"), &NoFiles).unwrap();
+    // The echo trunk's bridge may Record-Route through its port 5062.
+    if let Some(t) = config.trunks.get_mut("echo") {
+        t.routes = vec!["127.0.0.9:5062".parse().unwrap()];
+    }
+    let config = Arc::new(config);
     let mut grants = AliasGrants::new();
     grants.insert(
         "alice".into(),
@@ -119,12 +146,11 @@ fn harness() -> Harness {
         Box::new(Rng(0x1234_5678_9abc_def1)),
     )
     .unwrap();
-    b2b.phone_connected(
-        PHONE_FLOW,
-        PhoneIdentity {
-            token: "alice".into(),
-            key: KeyHash([7; 32]),
-            peer: "127.0.0.1:40000".parse().unwrap(),
+    b2b.handle_input(
+        Instant::now(),
+        Input::PhoneConnected {
+            flow: PHONE_FLOW,
+            admitted: admitted("alice", 7, "127.0.0.1:40000"),
         },
     );
     Harness {
@@ -135,7 +161,7 @@ fn harness() -> Harness {
     }
 }
 
-fn parse(bytes: &[u8]) -> Message {
+pub(super) fn parse(bytes: &[u8]) -> Message {
     Message::parse(bytes, &Limits::default())
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
 }
@@ -176,12 +202,29 @@ impl Harness {
     }
 
     fn phone_sends(&mut self, msg: Message) {
-        self.b2b.handle_phone(self.now, PHONE_FLOW, msg);
+        self.b2b.handle_input(
+            self.now,
+            Input::Phone {
+                flow: PHONE_FLOW,
+                msg,
+            },
+        );
         self.collect();
     }
 
     fn bridge_sends(&mut self, msg: Message) {
-        self.b2b.handle_trunk(self.now, 0, msg);
+        self.b2b.handle_input(
+            self.now,
+            Input::Trunk {
+                trunk: TrunkId(0),
+                msg,
+            },
+        );
+        self.collect();
+    }
+
+    fn bridge_conn_sends(&mut self, conn: u64, msg: Message) {
+        self.b2b.handle_input(self.now, Input::Bridge { conn, msg });
         self.collect();
     }
 
@@ -223,7 +266,7 @@ impl Harness {
 }
 
 /// The bridge's side: answers the gateway's INVITE with its own key.
-fn bridge_response(
+pub(super) fn bridge_response(
     invite: &Message,
     status: u16,
     to_tag: &str,
@@ -265,7 +308,7 @@ fn a_call_is_set_up_with_fresh_keys_on_each_leg_and_torn_down_by_the_phone() {
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-p1", "call-1@phone"));
     assert_eq!(h.statuses(Flow::Phone(PHONE_FLOW)), vec![100]);
-    let invites = h.sent(Flow::Trunk(0));
+    let invites = h.sent(Flow::Trunk(TrunkId(0)));
     assert_eq!(invites.len(), 1);
     let inv = &invites[0];
     assert_eq!(inv.method(), Some(&Method::Invite));
@@ -305,7 +348,7 @@ fn a_call_is_set_up_with_fresh_keys_on_each_leg_and_torn_down_by_the_phone() {
         Some((&Policy::trunk_default(), 40000)),
     );
     h.bridge_sends(ok);
-    let acks = h.sent(Flow::Trunk(0));
+    let acks = h.sent(Flow::Trunk(TrunkId(0)));
     assert_eq!(acks.len(), 1);
     assert_eq!(acks[0].method(), Some(&Method::Ack));
     assert_eq!(
@@ -364,7 +407,7 @@ fn a_call_is_set_up_with_fresh_keys_on_each_leg_and_torn_down_by_the_phone() {
     );
     h.phone_sends(parse(bye.as_bytes()));
     assert_eq!(h.statuses(Flow::Phone(PHONE_FLOW)), vec![200]);
-    let byes = h.sent(Flow::Trunk(0));
+    let byes = h.sent(Flow::Trunk(TrunkId(0)));
     assert_eq!(byes[0].method(), Some(&Method::Bye));
     assert_eq!(byes[0].to().tag(), Some("bridgetag"));
     assert!(h.out.iter().any(|o| matches!(o, Output::StopMedia { .. })));
@@ -374,7 +417,8 @@ fn a_call_is_set_up_with_fresh_keys_on_each_leg_and_torn_down_by_the_phone() {
 #[test]
 fn a_certificate_that_expired_after_admission_gets_403_for_new_calls() {
     let mut h = harness();
-    h.b2b.phone_certificate_expired(PHONE_FLOW);
+    h.b2b
+        .handle_input(h.now, Input::PhoneCertificateExpired { flow: PHONE_FLOW });
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-x", "call-x"));
     let to_phone = h.sent(Flow::Phone(PHONE_FLOW));
@@ -382,7 +426,7 @@ fn a_certificate_that_expired_after_admission_gets_403_for_new_calls() {
     assert_eq!(last.status().unwrap().as_u16(), 403);
     assert!(warning_of(last).contains("certificate expired"));
     assert!(
-        h.sent(Flow::Trunk(0)).is_empty(),
+        h.sent(Flow::Trunk(TrunkId(0))).is_empty(),
         "nothing sent to the bridge"
     );
 }
@@ -415,7 +459,7 @@ fn refusals_carry_the_right_status_and_a_warning() {
         let w = warning_of(last);
         assert!(w.starts_with("3") && w.contains(why), "{w}");
         assert!(
-            h.sent(Flow::Trunk(0)).is_empty(),
+            h.sent(Flow::Trunk(TrunkId(0))).is_empty(),
             "nothing reaches the bridge"
         );
         assert_eq!(h.b2b.call_count(), 0);
@@ -446,7 +490,7 @@ fn cancel_before_answer_reaches_the_bridge_and_cleans_up() {
     let mut h = harness();
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-c", "call-c"));
-    let inv = h.sent(Flow::Trunk(0)).remove(0);
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
     h.bridge_sends(bridge_response(&inv, 180, "bt", None).0);
     h.sent(Flow::Phone(PHONE_FLOW));
     let cancel = "CANCEL sip:echo@127.0.0.1:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5071;branch=z9hG4bK-c\r\n\
@@ -456,7 +500,7 @@ fn cancel_before_answer_reaches_the_bridge_and_cleans_up() {
     let mut s = h.statuses(Flow::Phone(PHONE_FLOW));
     s.sort();
     assert_eq!(s, vec![200, 487]);
-    let to_bridge = h.sent(Flow::Trunk(0));
+    let to_bridge = h.sent(Flow::Trunk(TrunkId(0)));
     assert_eq!(to_bridge[0].method(), Some(&Method::Cancel));
     assert_eq!(
         to_bridge[0].top_via().branch(),
@@ -465,7 +509,7 @@ fn cancel_before_answer_reaches_the_bridge_and_cleans_up() {
     );
     // The bridge confirms with 487: the transaction ACKs it, media released.
     h.bridge_sends(bridge_response(&inv, 487, "bt", None).0);
-    let acks = h.sent(Flow::Trunk(0));
+    let acks = h.sent(Flow::Trunk(TrunkId(0)));
     assert_eq!(acks[0].method(), Some(&Method::Ack));
     assert!(h
         .out
@@ -480,9 +524,12 @@ fn bridge_failures_and_silence_map_to_phone_statuses() {
         let mut h = harness();
         let sdp = h.phone_sdp("RTP/SAVP");
         h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-f", "call-f"));
-        let inv = h.sent(Flow::Trunk(0)).remove(0);
+        let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
         h.bridge_sends(bridge_response(&inv, bridge_status, "bt", None).0);
-        assert_eq!(h.sent(Flow::Trunk(0))[0].method(), Some(&Method::Ack));
+        assert_eq!(
+            h.sent(Flow::Trunk(TrunkId(0)))[0].method(),
+            Some(&Method::Ack)
+        );
         assert_eq!(h.statuses(Flow::Phone(PHONE_FLOW)), vec![100, phone_status]);
         assert_eq!(h.b2b.call_count(), 0);
     }
@@ -490,7 +537,7 @@ fn bridge_failures_and_silence_map_to_phone_statuses() {
     let mut h = harness();
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-t", "call-t"));
-    h.sent(Flow::Trunk(0));
+    h.sent(Flow::Trunk(TrunkId(0)));
     h.advance(Duration::from_secs(31));
     assert_eq!(h.statuses(Flow::Phone(PHONE_FLOW)), vec![100]);
     h.advance(Duration::from_secs(2));
@@ -500,7 +547,8 @@ fn bridge_failures_and_silence_map_to_phone_statuses() {
     // An unreachable trunk: 503 at once.
     let mut h = harness();
     h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-u", "call-u"));
-    h.b2b.trunk_failed(h.now, 0);
+    h.b2b
+        .handle_input(h.now, Input::TrunkFailed { trunk: TrunkId(0) });
     h.collect();
     assert_eq!(h.statuses(Flow::Phone(PHONE_FLOW)), vec![100, 503]);
 }
@@ -508,14 +556,14 @@ fn bridge_failures_and_silence_map_to_phone_statuses() {
 fn answered_call(h: &mut Harness, alias: &str) -> (String, Message) {
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", alias, &sdp, "z9hG4bK-a", "call-a"));
-    let inv = h.sent(Flow::Trunk(0)).remove(0);
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
     h.bridge_sends(bridge_response(&inv, 200, "bt", Some((&Policy::trunk_default(), 40000))).0);
     let ok = h
         .sent(Flow::Phone(PHONE_FLOW))
         .into_iter()
         .find(|m| m.status().is_some_and(|s| s.as_u16() == 200))
         .unwrap();
-    h.sent(Flow::Trunk(0));
+    h.sent(Flow::Trunk(TrunkId(0)));
     (ok.to().tag().unwrap().to_string(), inv)
 }
 
@@ -537,13 +585,19 @@ fn a_bridge_may_hang_up_on_a_connection_of_its_own() {
     let (_, inv) = answered_call(&mut h, "echo");
     let bye = bridge_bye(&inv, "z9hG4bK-ib");
     // Not admitted by the listener: ignored.
-    h.b2b.handle_bridge(h.now, 5, parse(bye.as_bytes()));
+    h.bridge_conn_sends(5, parse(bye.as_bytes()));
     h.collect();
     assert!(h.sent(Flow::Inbound(5)).is_empty());
     assert_eq!(h.b2b.call_count(), 1);
     // Admitted as trunk 0's bridge: 200 on that connection, call over.
-    h.b2b.bridge_connected(5, 0);
-    h.b2b.handle_bridge(h.now, 5, parse(bye.as_bytes()));
+    h.b2b.handle_input(
+        h.now,
+        Input::BridgeConnected {
+            conn: 5,
+            trunk: TrunkId(0),
+        },
+    );
+    h.bridge_conn_sends(5, parse(bye.as_bytes()));
     h.collect();
     assert_eq!(h.statuses(Flow::Inbound(5)), vec![200]);
     assert_eq!(
@@ -552,8 +606,14 @@ fn a_bridge_may_hang_up_on_a_connection_of_its_own() {
     );
     assert_eq!(h.b2b.call_count(), 0);
     // A trunk index that does not exist is never admitted.
-    h.b2b.bridge_connected(6, 9);
-    h.b2b.handle_bridge(h.now, 6, parse(bye.as_bytes()));
+    h.b2b.handle_input(
+        h.now,
+        Input::BridgeConnected {
+            conn: 6,
+            trunk: TrunkId(9),
+        },
+    );
+    h.bridge_conn_sends(6, parse(bye.as_bytes()));
     h.collect();
     assert!(h.sent(Flow::Inbound(6)).is_empty());
 }
@@ -564,7 +624,7 @@ fn bridge_hangup_and_media_inactivity_end_the_call_on_both_legs() {
     let (_, inv) = answered_call(&mut h, "echo");
     let bye = bridge_bye(&inv, "z9hG4bK-bb");
     h.bridge_sends(parse(bye.as_bytes()));
-    assert_eq!(h.statuses(Flow::Trunk(0)), vec![200]);
+    assert_eq!(h.statuses(Flow::Trunk(TrunkId(0))), vec![200]);
     let to_phone = h.sent(Flow::Phone(PHONE_FLOW));
     assert_eq!(to_phone[0].method(), Some(&Method::Bye));
     assert_eq!(
@@ -576,7 +636,8 @@ fn bridge_hangup_and_media_inactivity_end_the_call_on_both_legs() {
     let mut h = harness();
     answered_call(&mut h, "echo");
     let key = CallKey(1);
-    h.b2b.media_inactive(h.now, key);
+    h.b2b
+        .handle_input(h.now, Input::MediaInactive { call: key });
     h.collect();
     assert_bye_on_both_legs(&mut h);
     assert!(h
@@ -610,7 +671,7 @@ fn bridge_answer_without_acceptable_crypto_is_refused_and_hung_up() {
     let mut h = harness();
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-w", "call-w"));
-    let inv = h.sent(Flow::Trunk(0)).remove(0);
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
     // The bridge answers with a suite we never offered (as baresip does).
     let (ok, _) = bridge_response(&inv, 200, "bt", Some((&Policy::trunk_default(), 40000)));
     let text = String::from_utf8(ok.to_bytes()).unwrap();
@@ -627,7 +688,7 @@ fn bridge_answer_without_acceptable_crypto_is_refused_and_hung_up() {
     let body_len = text.len() - body_at;
     let text = regex_free_content_length(&text, body_len);
     h.bridge_sends(parse(text.as_bytes()));
-    let to_bridge = h.sent(Flow::Trunk(0));
+    let to_bridge = h.sent(Flow::Trunk(TrunkId(0)));
     let methods: Vec<_> = to_bridge
         .iter()
         .filter_map(|m| m.method().cloned())
@@ -681,7 +742,7 @@ fn stray_and_unsupported_requests_get_481_405_501_and_options_200() {
         "in-1",
     );
     h.bridge_sends(inv);
-    assert_eq!(h.statuses(Flow::Trunk(0)), vec![403]);
+    assert_eq!(h.statuses(Flow::Trunk(TrunkId(0))), vec![403]);
 }
 
 fn reinvite(h: &Harness, our_tag: &str, sdp: &str, branch: &str, cseq: u32) -> Message {
@@ -746,7 +807,7 @@ fn hold_resume_and_refresh_keep_the_keys_and_the_media() {
     assert_eq!(ok.status().unwrap().as_u16(), 200);
     assert_eq!(crypto_line(ok), first_answer_key);
     assert!(
-        h.sent(Flow::Trunk(0)).is_empty(),
+        h.sent(Flow::Trunk(TrunkId(0))).is_empty(),
         "the bridge leg is not disturbed"
     );
     assert!(
@@ -796,7 +857,7 @@ fn a_key_change_mid_call_rekeys_that_leg_only() {
         _ => unreachable!(),
     }
     // Nothing was sent to the bridge: its leg keeps its keys.
-    assert!(h.sent(Flow::Trunk(0)).is_empty());
+    assert!(h.sent(Flow::Trunk(TrunkId(0))).is_empty());
     assert_eq!(h.b2b.call_count(), 1);
     // A plain-RTP re-offer is refused, and the call still stands.
     let plain = h.phone_sdp("RTP/AVP");
@@ -810,9 +871,9 @@ fn a_key_change_mid_call_rekeys_that_leg_only() {
 fn trunks_get_options_keepalives_and_silence_marks_them_down() {
     let mut h = harness();
     h.b2b.start(h.now);
-    assert_eq!(h.b2b.trunk_up(0), None);
+    assert_eq!(h.b2b.trunk_up(TrunkId(0)), None);
     h.advance(Duration::from_secs(2));
-    let opts = h.sent(Flow::Trunk(0));
+    let opts = h.sent(Flow::Trunk(TrunkId(0)));
     assert_eq!(opts.len(), 1);
     assert_eq!(opts[0].method(), Some(&Method::Options));
     assert_eq!(
@@ -820,12 +881,12 @@ fn trunks_get_options_keepalives_and_silence_marks_them_down() {
         "sip:bridge.test"
     );
     h.bridge_sends(build::Reply::new(&opts[0], 200, Some("b")).build().unwrap());
-    assert_eq!(h.b2b.trunk_up(0), Some(true));
+    assert_eq!(h.b2b.trunk_up(TrunkId(0)), Some(true));
     // The next one goes unanswered: down after timer F (32 s).
     h.advance(Duration::from_secs(30));
-    assert_eq!(h.sent(Flow::Trunk(0)).len(), 1);
+    assert_eq!(h.sent(Flow::Trunk(TrunkId(0))).len(), 1);
     h.advance(Duration::from_secs(33));
-    assert_eq!(h.b2b.trunk_up(0), Some(false));
+    assert_eq!(h.b2b.trunk_up(TrunkId(0)), Some(false));
 }
 
 #[test]
@@ -837,12 +898,11 @@ fn attempts_per_minute_per_token_are_limited_across_addresses() {
     let mut codes = Vec::new();
     for i in 0..21u16 {
         let flow = 100 + u64::from(i);
-        h.b2b.phone_connected(
-            flow,
-            PhoneIdentity {
-                token: "alice".into(),
-                key: KeyHash([7; 32]),
-                peer: format!("192.0.2.{}:5000", i + 1).parse().unwrap(),
+        h.b2b.handle_input(
+            h.now,
+            Input::PhoneConnected {
+                flow,
+                admitted: admitted("alice", 7, &format!("192.0.2.{}:5000", i + 1)),
             },
         );
         let invite = h.invite(
@@ -852,7 +912,8 @@ fn attempts_per_minute_per_token_are_limited_across_addresses() {
             &format!("z9hG4bK-t{i}"),
             &format!("t{i}"),
         );
-        h.b2b.handle_phone(h.now, flow, invite);
+        h.b2b
+            .handle_input(h.now, Input::Phone { flow, msg: invite });
         h.collect();
         codes.push(h.statuses(Flow::Phone(flow)).last().copied().unwrap_or(0));
     }
@@ -907,13 +968,12 @@ fn attempts_per_minute_and_calls_per_address_are_limited() {
     let mut grants = AliasGrants::new();
     grants.insert("alice".into(), HashSet::from(["echo".to_string()]));
     grants.insert("bob".into(), HashSet::from(["echo".to_string()]));
-    h.b2b.set_grants(grants);
-    h.b2b.phone_connected(
-        8,
-        PhoneIdentity {
-            token: "bob".into(),
-            key: KeyHash([8; 32]),
-            peer: "127.0.0.1:40001".parse().unwrap(),
+    h.b2b.handle_input(h.now, Input::Grants(grants));
+    h.b2b.handle_input(
+        h.now,
+        Input::PhoneConnected {
+            flow: 8,
+            admitted: admitted("bob", 8, "127.0.0.1:40001"),
         },
     );
     // alice takes a second call: two from 127.0.0.1. bob's first is the
@@ -928,7 +988,7 @@ fn attempts_per_minute_and_calls_per_address_are_limited() {
             &format!("z9hG4bK-bob{i}"),
             &format!("bob{i}"),
         );
-        h.b2b.handle_phone(h.now, 8, m);
+        h.b2b.handle_input(h.now, Input::Phone { flow: 8, msg: m });
         h.collect();
     }
     let bob = h.sent(Flow::Phone(8));
@@ -942,7 +1002,12 @@ fn revoking_a_token_ends_its_live_calls_and_connections() {
     let mut h = harness();
     answered_call(&mut h, "echo");
     h.out.retain(|o| !matches!(o, Output::StartMedia(_)));
-    h.b2b.token_revoked(h.now, "alice");
+    h.b2b.handle_input(
+        h.now,
+        Input::TokenRevoked {
+            token: "alice".into(),
+        },
+    );
     h.collect();
     assert_bye_on_both_legs(&mut h);
     assert!(h.out.iter().any(|o| matches!(o, Output::StopMedia { .. })));
@@ -965,8 +1030,8 @@ fn changed_trunk_settings_end_its_calls_and_close_its_connections() {
     answered_call(&mut h, "echo");
     h.out.clear();
     // The same settings again: nothing happens.
-    let same = h.b2b.trunks.clone();
-    h.b2b.set_trunks(h.now, same.clone());
+    let same = h.b2b.config.trunks.clone();
+    h.b2b.handle_input(h.now, Input::Trunks(same.clone()));
     h.collect();
     assert!(h.out.is_empty(), "{:?}", h.out);
     assert_eq!(h.b2b.call_count(), 1);
@@ -975,22 +1040,22 @@ fn changed_trunk_settings_end_its_calls_and_close_its_connections() {
     let mut changed = same;
     let t = changed.get_mut("echo").unwrap();
     t.suites = vec![Suite::AeadAes128Gcm];
-    h.b2b.set_trunks(h.now, changed);
+    h.b2b.handle_input(h.now, Input::Trunks(changed));
     h.collect();
     assert_bye_on_both_legs(&mut h);
     assert!(h
         .out
         .iter()
-        .any(|o| matches!(o, Output::CloseTrunk { trunk: 0 })));
+        .any(|o| matches!(o, Output::CloseTrunk { trunk: TrunkId(0) })));
     assert_eq!(h.b2b.call_count(), 0);
     assert_eq!(
-        h.b2b.trunk_config(0).unwrap().suites,
+        h.b2b.trunk_config(TrunkId(0)).unwrap().suites,
         vec![Suite::AeadAes128Gcm]
     );
     h.out.clear();
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-new", "call-new"));
-    let offer = String::from_utf8_lossy(h.sent(Flow::Trunk(0))[0].body()).to_string();
+    let offer = String::from_utf8_lossy(h.sent(Flow::Trunk(TrunkId(0)))[0].body()).to_string();
     assert!(
         offer.contains("AEAD_AES_128_GCM") && !offer.contains("AES_CM_128"),
         "{offer}"
@@ -1003,7 +1068,10 @@ fn assert_bye_on_both_legs(h: &mut Harness) {
         h.sent(Flow::Phone(PHONE_FLOW))[0].method(),
         Some(&Method::Bye)
     );
-    assert_eq!(h.sent(Flow::Trunk(0))[0].method(), Some(&Method::Bye));
+    assert_eq!(
+        h.sent(Flow::Trunk(TrunkId(0)))[0].method(),
+        Some(&Method::Bye)
+    );
 }
 
 /// `msg` with extra header lines (before Content-Type).
@@ -1024,7 +1092,7 @@ fn session_timer_asked_by_the_phone_is_enforced_and_refreshed() {
         "Supported: timer\r\nSession-Expires: 90\r\n",
     );
     h.phone_sends(inv);
-    let bridge_inv = h.sent(Flow::Trunk(0)).remove(0);
+    let bridge_inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
     h.bridge_sends(
         bridge_response(
             &bridge_inv,
@@ -1046,7 +1114,7 @@ fn session_timer_asked_by_the_phone_is_enforced_and_refreshed() {
     );
     assert!(ok.require().any(|t| t == "timer"));
     let tag = ok.to().tag().unwrap().to_string();
-    h.sent(Flow::Trunk(0));
+    h.sent(Flow::Trunk(TrunkId(0)));
     // A refresh at 50 s moves the deadline.
     h.advance(Duration::from_secs(50));
     let refresh = with_headers(
@@ -1058,7 +1126,7 @@ fn session_timer_asked_by_the_phone_is_enforced_and_refreshed() {
     assert_eq!(r.iter().find_map(|m| m.status()).unwrap().as_u16(), 200);
     h.advance(Duration::from_secs(55)); // 105 s: past the first deadline (60 s)
     assert!(h
-        .sent(Flow::Trunk(0))
+        .sent(Flow::Trunk(TrunkId(0)))
         .iter()
         .all(|m| m.method() != Some(&Method::Bye)));
     assert_eq!(h.b2b.call_count(), 1);
@@ -1081,7 +1149,7 @@ fn a_session_interval_below_90_seconds_gets_422() {
     let last = r.last().unwrap();
     assert_eq!(last.status().unwrap().as_u16(), 422);
     assert_eq!(last.min_se().map(|(d, _)| d), Some(90));
-    assert!(h.sent(Flow::Trunk(0)).is_empty());
+    assert!(h.sent(Flow::Trunk(TrunkId(0))).is_empty());
 }
 
 #[test]
@@ -1089,7 +1157,7 @@ fn in_dialog_requests_follow_a_record_route_to_another_address() {
     let mut h = harness();
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-rr", "call-rr"));
-    let inv = h.sent(Flow::Trunk(0)).remove(0);
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
     let (ok, _) = bridge_response(&inv, 200, "bt", Some((&Policy::trunk_default(), 40000)));
     // The bridge's proxy Record-Routes through another port (Webex: 5062).
     let text = String::from_utf8(ok.to_bytes()).unwrap().replace(
@@ -1101,10 +1169,11 @@ fn in_dialog_requests_follow_a_record_route_to_another_address() {
     assert_eq!(acks[0].method(), Some(&Method::Ack), "ACK to the route hop");
     assert_eq!(
         h.b2b.route_target(0),
-        Some((0, "127.0.0.9:5062".parse().unwrap()))
+        Some((TrunkId(0), "127.0.0.9:5062".parse().unwrap()))
     );
-    assert!(h.sent(Flow::Trunk(0)).is_empty());
-    h.b2b.media_inactive(h.now, CallKey(1));
+    assert!(h.sent(Flow::Trunk(TrunkId(0))).is_empty());
+    h.b2b
+        .handle_input(h.now, Input::MediaInactive { call: CallKey(1) });
     h.collect();
     assert_eq!(h.sent(Flow::Route(0))[0].method(), Some(&Method::Bye));
 }
@@ -1114,7 +1183,7 @@ fn webex_trunks_get_sip_uris_over_tls_for_a_sips_directory_entry() {
     let mut h = harness();
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", "wbx", &sdp, "z9hG4bK-wx", "call-wx"));
-    let inv = h.sent(Flow::Trunk(1)).remove(0);
+    let inv = h.sent(Flow::Trunk(TrunkId(1))).remove(0);
     assert_eq!(
         inv.request_uri().unwrap().to_string(),
         "sip:2400123@webex.test;transport=tls"
@@ -1126,7 +1195,7 @@ fn early_media_from_the_bridge_starts_media_and_the_answer_stands() {
     let mut h = harness();
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-em", "call-em"));
-    let inv = h.sent(Flow::Trunk(0)).remove(0);
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
     h.out.clear();
     // 183 Session Progress with SDP (an announcement before answer).
     let (early, _) = bridge_response(&inv, 183, "bt", Some((&Policy::trunk_default(), 40000)));
@@ -1171,7 +1240,10 @@ fn early_media_from_the_bridge_starts_media_and_the_answer_stands() {
         }
     )));
     assert!(!h.out.iter().any(|o| matches!(o, Output::RekeyMedia { .. })));
-    assert_eq!(h.sent(Flow::Trunk(0))[0].method(), Some(&Method::Ack));
+    assert_eq!(
+        h.sent(Flow::Trunk(TrunkId(0)))[0].method(),
+        Some(&Method::Ack)
+    );
     assert_eq!(h.b2b.call_count(), 1);
 }
 
@@ -1180,7 +1252,7 @@ fn a_bridge_that_changes_its_key_between_183_and_200_is_rekeyed() {
     let mut h = harness();
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-ek", "call-ek"));
-    let inv = h.sent(Flow::Trunk(0)).remove(0);
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
     h.bridge_sends(bridge_response(&inv, 183, "bt", Some((&Policy::trunk_default(), 40000))).0);
     h.out.clear();
     // A fresh answer: another key of the bridge's.

@@ -336,6 +336,9 @@ pub struct TrunkConfig {
     pub webex: bool,
     /// The kit's client certificate and key for this trunk, if any.
     pub client_identity: Option<(PathBuf, PathBuf)>,
+    /// Next hops other than `connect` that the bridge's Record-Route may
+    /// name (in-dialog requests go there; the firewall opens them).
+    pub routes: Vec<SocketAddr>,
 }
 
 /// A meeting directory entry.

@@ -140,6 +140,7 @@ impl Config {
                 tls,
                 webex: t.webex,
                 client_identity,
+                routes: Vec::new(),
             };
             if trunks.insert(t.name.clone(), trunk).is_some() {
                 return Err(invalid(field, "trunk defined twice"));

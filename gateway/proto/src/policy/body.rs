@@ -150,6 +150,7 @@ impl PolicyTrunk {
             suites,
             webex: self.webex,
             client_identity: base.client_identity.clone(),
+            routes: base.routes.clone(),
         })
     }
 }
@@ -395,6 +396,7 @@ fn stand_in_trunk() -> crate::config::TrunkConfig {
         suites: Vec::new(),
         webex: false,
         client_identity: None,
+        routes: Vec::new(),
     }
 }
 

@@ -393,6 +393,10 @@ impl Transactions {
             (Kind::InviteClient, State::Calling | State::Proceeding) => {
                 tx.set(Timer::A, None);
                 if provisional {
+                    // Timer B bounds the Calling state only (RFC 3261
+                    // §17.1.1.2): a bridge that rings may take its time;
+                    // the B2BUA's set-up timeout bounds the call.
+                    tx.set(Timer::B, None);
                     tx.state = State::Proceeding;
                     ResponseAction::Deliver(id)
                 } else if success {
@@ -659,6 +663,14 @@ impl Transactions {
             }
             None => false,
         }
+    }
+
+    /// Drops a transaction the TU has given up on (an INVITE client
+    /// transaction in Proceeding has no timer of its own: the B2BUA's
+    /// set-up and CANCEL deadlines end it). No event follows.
+    pub fn abandon(&mut self, id: TxId) {
+        self.terminate(id);
+        self.events.retain(|e| *e != TxEvent::Terminated(id));
     }
 
     fn terminate(&mut self, id: TxId) {

@@ -399,6 +399,29 @@ fn invite_times_out_with_timer_b() {
 }
 
 #[test]
+fn a_provisional_response_stops_timer_b() {
+    // RFC 3261 §17.1.1.2: Timer B bounds the Calling state only; a bridge
+    // that sends 100/180 and takes minutes to answer is not timed out.
+    let mut t = Transactions::new(TimerConfig::default(), 8);
+    let now = Instant::now();
+    let id = t
+        .send_request(now, "b1", "INVITE", b"x".to_vec(), FlowId(0), true)
+        .unwrap();
+    assert!(t.txs[&id].timers[Timer::B as usize].is_some());
+    assert_eq!(
+        t.receive_response(now, "b1", "INVITE", 180),
+        ResponseAction::Deliver(id)
+    );
+    assert!(t.txs[&id].timers[Timer::B as usize].is_none());
+    t.handle_timeout(now + Duration::from_secs(120));
+    assert!(t.poll_event().is_none(), "no timeout in Proceeding");
+    assert_eq!(
+        t.receive_response(now, "b1", "INVITE", 200),
+        ResponseAction::Deliver(id)
+    );
+}
+
+#[test]
 fn reliable_transport_never_retransmits_and_ends_at_once() {
     for plan in [UasPlan::Answer, UasPlan::Reject(603)] {
         let mut sim = Sim::new(3, 0.0, 0.0, true, plan);

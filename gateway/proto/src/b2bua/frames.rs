@@ -1,0 +1,121 @@
+//! What the B2BUA computes for media rather than signalling: the relay's
+//! leg settings, the secure tone and the meeting PIN frames, the phone-side
+//! advertised address and the session interval a request asks for.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::media::{DtmfSender, SecureTone, G711, SECURE_TONE_FRAMES};
+use crate::relay::{LegConfig, LocalLeg, PlayFrame};
+use crate::sdp::{self, Negotiated};
+use crate::sip::Message;
+
+use super::call::MIN_SE;
+use super::Random;
+
+/// A phone-side media address as phones reach it: the configured
+/// `phone.advertise_address` (a NAT in between) with the bound port.
+pub(super) fn advertised(config: &Config, bound: SocketAddr) -> SocketAddr {
+    match config.phone.advertise_address {
+        Some(ip) => SocketAddr::new(ip, bound.port()),
+        None => bound,
+    }
+}
+
+/// The session interval a request asks for, if it supports RFC 4028
+/// timers (`Supported: timer` and a Session-Expires of at least MIN_SE).
+pub(super) fn requested_timer(msg: &Message) -> Option<u32> {
+    let se = msg.session_expires()?;
+    let supported = msg.supported().any(|t| t.eq_ignore_ascii_case("timer"))
+        || msg.require().any(|t| t.eq_ignore_ascii_case("timer"));
+    (supported && se.delta >= MIN_SE).then_some(se.delta)
+}
+
+pub(super) fn leg_config(n: Negotiated, local: &LocalLeg) -> LegConfig {
+    let rtcp = if n.rtcp_mux {
+        None
+    } else {
+        local.rtcp.map(|r| r.0)
+    };
+    n.into_leg_config(local.rtp, rtcp)
+}
+
+fn law_of(n: &Negotiated) -> Option<(G711, u8)> {
+    n.codecs
+        .payload_types()
+        .into_iter()
+        .find_map(|pt| match pt {
+            0 => Some((G711::MuLaw, 0)),
+            8 => Some((G711::ALaw, 8)),
+            _ => None,
+        })
+}
+
+fn ssrc(random: &mut dyn Random) -> (u32, u16, u32) {
+    let mut b = [0u8; 10];
+    random.fill(&mut b);
+    (
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        u32::from_be_bytes([b[6], b[7], b[8], b[9]]),
+    )
+}
+
+/// The secure tone for the phone, if the phone leg speaks G.711.
+pub(super) fn tone_frames(now: Instant, n: &Negotiated, random: &mut dyn Random) -> Vec<PlayFrame> {
+    let Some((law, pt)) = law_of(n) else {
+        return Vec::new();
+    };
+    let (ssrc, seq, ts) = ssrc(random);
+    let tone = SecureTone::new(law);
+    (0..SECURE_TONE_FRAMES)
+        .filter_map(|i| {
+            Some(PlayFrame {
+                at: now + Duration::from_millis(20 * i as u64),
+                payload_type: pt,
+                marker: i == 0,
+                seq: seq.wrapping_add(i as u16),
+                timestamp: ts.wrapping_add(160 * i as u32),
+                ssrc,
+                payload: tone.frame(i)?.to_vec(),
+            })
+        })
+        .collect()
+}
+
+/// The meeting PIN as RFC 4733 events on the bridge leg, after a second
+/// (the bridge's prompt), if the bridge leg negotiated telephone-event.
+pub(super) fn pin_frames(
+    now: Instant,
+    pin: &str,
+    n: &Negotiated,
+    random: &mut dyn Random,
+) -> Option<Vec<PlayFrame>> {
+    let pt = n
+        .codecs
+        .iter()
+        .find(|c| c.kind() == Some(sdp::CodecKind::TelephoneEvent))?
+        .payload_type;
+    let sender = DtmfSender::new(pin)?;
+    let (ssrc, seq, ts) = ssrc(random);
+    let start = now + Duration::from_secs(1);
+    let mut out = Vec::new();
+    let mut sent = 0u16;
+    for slot in 0..sender.slots() {
+        let Some(p) = sender.packet(slot) else {
+            continue;
+        };
+        out.push(PlayFrame {
+            at: start + Duration::from_millis(20 * slot as u64),
+            payload_type: pt,
+            marker: p.marker,
+            seq: seq.wrapping_add(sent),
+            timestamp: ts.wrapping_add(p.timestamp),
+            ssrc,
+            payload: p.payload.to_vec(),
+        });
+        sent += 1;
+    }
+    Some(out)
+}

@@ -1,0 +1,365 @@
+//! The gateway daemon: the thin tokio shell around the [`B2bua`] core, the
+//! phone-side TLS listener, trunk connections and the media relay thread.
+//!
+//! One task owns the B2BUA and is fed through one bounded channel; reader
+//! tasks turn bytes into SIP messages with the stream framer, writer tasks
+//! drain bounded per-connection queues. Nothing here makes a decision the
+//! core does not make.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing::info;
+
+use crate::admission::Admitted;
+use crate::b2bua::{self, B2bua, Flow, LocalAddrs, MediaPorts, SystemRandom, TrunkId};
+use crate::config::ConfigError;
+use crate::files::{load_config, load_registry};
+use crate::relay::net::{NetConfig, RelayHandle};
+use crate::relay::LocalLeg;
+use crate::relay::{Event, RelayConfig};
+use crate::sip::Message;
+use crate::tls::{
+    bridge_server_config, load_certs, load_key, phone_server_config, SharedBridges, TlsError,
+};
+use crate::transport::{serve, ListenerLimits, ListenerStats};
+
+mod core;
+mod phones;
+mod policy;
+mod trunks;
+mod watch;
+
+pub use policy::PolicyStartError;
+use policy::{Gate, PolicyWatch};
+pub use watch::{POLICY_POLL, REGISTRY_POLL};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The configuration or registry is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Binding the listener or starting the relay failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The B2BUA refused the configuration.
+    #[error(transparent)]
+    B2bua(#[from] b2bua::B2buaError),
+    /// The policy state is unusable.
+    #[error(transparent)]
+    Policy(#[from] PolicyStartError),
+}
+
+/// Messages queued per connection before it counts as stuck and is closed.
+const WRITE_QUEUE: usize = 256;
+/// Inputs queued for the core.
+const INPUT_QUEUE: usize = 1024;
+
+/// What the core task is told by the other tasks.
+enum Input {
+    PhoneConnected {
+        flow: u64,
+        admitted: Admitted,
+        writer: mpsc::Sender<Vec<u8>>,
+        close: tokio::sync::oneshot::Sender<()>,
+    },
+    /// A new registry (or signed policy) was applied: new grants, the
+    /// policy's directory, tokens no longer admitted.
+    Registry {
+        grants: crate::config::AliasGrants,
+        directory: Option<HashMap<String, crate::config::DirectoryEntry>>,
+        trunks: Option<HashMap<String, crate::config::TrunkConfig>>,
+        revoked: Vec<String>,
+    },
+    /// New calls accepted again, or refused with 503 (policy expired).
+    Gate(Gate),
+    /// The certificate of a phone connection expired.
+    CertificateExpired(u64),
+    /// A bridge connected to the bridge-side listener and was recognised.
+    BridgeConnected {
+        conn: u64,
+        trunk: TrunkId,
+        writer: mpsc::Sender<Vec<u8>>,
+    },
+    Bridge(u64, Message),
+    BridgeClosed(u64),
+    Phone(u64, Message),
+    PhoneClosed(u64),
+    /// A trunk-side connection (the trunk's address or a route hop) is up.
+    /// (flow, connection generation, writer).
+    TrunkConnected(Flow, u64, mpsc::Sender<Vec<u8>>),
+    Trunk(TrunkId, Message),
+    /// (flow, connection generation).
+    TrunkClosed(Flow, u64),
+    Relay(Event),
+}
+
+/// Media ports from the relay thread.
+struct RelayPorts(Arc<RelayHandle>);
+
+impl MediaPorts for RelayPorts {
+    fn allocate(&mut self, ip: std::net::IpAddr, rtcp_mux: bool) -> Result<LocalLeg, String> {
+        self.0.allocate(ip, rtcp_mux).map_err(|e| e.to_string())
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Where phones connect.
+    pub phone_addr: SocketAddr,
+    /// Listener counters.
+    pub listener: Arc<ListenerStats>,
+}
+
+/// Starts the gateway of `config_path` on the current tokio runtime and
+/// returns once it listens. It runs until the runtime shuts down.
+pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
+    let config = Arc::new(load_config(config_path)?);
+    // Where admission comes from: signed policy bundles, or (labs) an
+    // unsigned registry file.
+    let mut watch = None;
+    let initial = match (&config.policy, &config.phone.registry) {
+        (Some(pc), _) => {
+            let (w, applied) = PolicyWatch::open(pc.clone(), config.trunks.clone())?;
+            let gate = w.gate();
+            watch = Some(w);
+            match applied {
+                Some(mut a) => Initial {
+                    registry: {
+                        a.registry.set_require_post_quantum(a.require_post_quantum);
+                        a.registry
+                    },
+                    grants: a.grants,
+                    directory: Some(a.directory),
+                    trunks: Some(a.trunks),
+                    gate,
+                },
+                // No valid policy: nothing is admitted.
+                None => Initial {
+                    registry: Default::default(),
+                    grants: Default::default(),
+                    directory: Some(HashMap::new()),
+                    trunks: None,
+                    gate,
+                },
+            }
+        }
+        (None, Some(path)) => {
+            let (registry, grants) = load_registry(path)?;
+            Initial {
+                registry,
+                grants,
+                directory: None,
+                trunks: None,
+                gate: Gate::Open,
+            }
+        }
+        (None, None) => unreachable_config()?,
+    };
+    let Initial {
+        registry,
+        grants,
+        directory,
+        trunks,
+        gate,
+    } = initial;
+    let registry = Arc::new(RwLock::new(registry));
+    let tls = phone_server_config(
+        load_certs(&config.phone.certificate)?,
+        load_key(&config.phone.key)?,
+        &load_certs(&config.phone.token_ca)?,
+        Arc::clone(&registry),
+        config.phone.pq,
+    )?;
+    let relay = Arc::new(
+        RelayHandle::spawn(NetConfig {
+            relay: RelayConfig {
+                inactivity: config.media.inactivity,
+                max_calls: config.limits.max_calls as usize,
+                ..RelayConfig::default()
+            },
+            port_min: config.media.port_min,
+            port_max: config.media.port_max,
+            ..NetConfig::default()
+        })
+        .map_err(|source| DaemonError::Io {
+            what: "starting the media relay".into(),
+            source,
+        })?,
+    );
+    let listener = TcpListener::bind(config.phone.listen)
+        .await
+        .map_err(|source| DaemonError::Io {
+            what: format!("listening on {}", config.phone.listen),
+            source,
+        })?;
+    let phone_addr = listener.local_addr().map_err(|source| DaemonError::Io {
+        what: "listener address".into(),
+        source,
+    })?;
+    // The bridge-side listener, for bridges that open their own
+    // connection for in-dialog requests.
+    let bridge_listener = match &config.bridge_listener {
+        Some(bl) => Some((
+            TcpListener::bind(bl.listen)
+                .await
+                .map_err(|source| DaemonError::Io {
+                    what: format!("listening for bridges on {}", bl.listen),
+                    source,
+                })?,
+            load_certs(&bl.certificate)?,
+            load_key(&bl.key)?,
+        )),
+        None => None,
+    };
+    let b2b = B2bua::new(
+        Arc::clone(&config),
+        grants,
+        LocalAddrs {
+            phone_sip: match config.phone.advertise_address {
+                Some(ip) => SocketAddr::new(ip, phone_addr.port()),
+                None => phone_addr,
+            },
+            bridge_sip: config.bridge_listener.as_ref().map(|b| b.listen),
+        },
+        Box::new(RelayPorts(Arc::clone(&relay))),
+        Box::new(SystemRandom),
+    )?;
+    let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
+    let (admitted_tx, admitted_rx) = mpsc::channel(16);
+    let stats = Arc::new(ListenerStats::default());
+    let limits = if config.limits.loopback_exempt {
+        // Demo kits: many phones from one loopback address.
+        ListenerLimits {
+            max_pending_per_address: 256,
+            max_connections_per_address: 4096,
+            max_connections: 4096,
+            max_pending_handshakes: 512,
+            penalize_loopback: false,
+            ..ListenerLimits::default()
+        }
+    } else {
+        ListenerLimits::default()
+    };
+    tokio::spawn(serve(
+        listener,
+        tls,
+        Arc::clone(&registry),
+        limits,
+        Arc::clone(&stats),
+        admitted_tx,
+    ));
+    tokio::spawn(phones::accept_phones(admitted_rx, input_tx.clone()));
+    // Relay events arrive on a std channel: forward them from a thread.
+    {
+        let relay = Arc::clone(&relay);
+        let tx = input_tx.clone();
+        std::thread::Builder::new()
+            .name("relay-events".into())
+            .spawn(move || {
+                while let Ok(ev) = relay.events().recv() {
+                    if tx.blocking_send(Input::Relay(ev)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|source| DaemonError::Io {
+                what: "starting the relay event thread".into(),
+                source,
+            })?;
+    }
+    // Registered now, so that a SIGHUP right after start re-reads the
+    // policy instead of ending the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(
+        |source| DaemonError::Io {
+            what: "installing the SIGHUP handler".into(),
+            source,
+        },
+    )?;
+    match (watch, &config.phone.registry) {
+        (Some(w), _) => {
+            tokio::spawn(watch::watch_policy(
+                w,
+                hangup,
+                Arc::clone(&registry),
+                gate,
+                input_tx.clone(),
+            ));
+        }
+        (None, Some(path)) => {
+            tokio::spawn(watch::watch_registry(
+                path.clone(),
+                hangup,
+                Arc::clone(&registry),
+                input_tx.clone(),
+            ));
+        }
+        (None, None) => {}
+    }
+    let mut b2b = b2b;
+    let now = Instant::now();
+    if let Some(d) = directory {
+        b2b.handle_input(now, b2bua::Input::Directory(d));
+    }
+    if let Some(t) = trunks {
+        b2b.handle_input(now, b2bua::Input::Trunks(t));
+    }
+    if let Gate::Closed(reason) = gate {
+        b2b.handle_input(now, b2bua::Input::Gate(Some(reason)));
+    }
+    let bridges: SharedBridges = Arc::new(RwLock::new(trunks::known_bridges(&b2b)));
+    if let Some((listener, chain, key)) = bridge_listener {
+        let tls12 = config
+            .trunks
+            .values()
+            .any(|t| t.tls == crate::tls::TrunkTls::Tls12Allowed);
+        let tls = bridge_server_config(chain, key, Arc::clone(&bridges), tls12)?;
+        info!(address = ?config.bridge_listener.as_ref().map(|b| b.listen), "listening for bridges' own connections");
+        tokio::spawn(trunks::serve_bridges(
+            listener,
+            tls,
+            Arc::clone(&bridges),
+            input_tx.clone(),
+        ));
+    }
+    b2b.start(Instant::now());
+    tokio::spawn(core::core(b2b, relay, bridges, input_rx, input_tx));
+    info!(%phone_addr, "dialgate gateway listening for phones (SIP over TLS)");
+    Ok(Gateway {
+        phone_addr,
+        listener: stats,
+    })
+}
+
+/// What admission starts with.
+struct Initial {
+    registry: crate::tls::Registry,
+    grants: crate::config::AliasGrants,
+    directory: Option<HashMap<String, crate::config::DirectoryEntry>>,
+    trunks: Option<HashMap<String, crate::config::TrunkConfig>>,
+    gate: Gate,
+}
+
+/// `Config` guarantees a registry source; this keeps `start` total anyway.
+fn unreachable_config<T>() -> Result<T, DaemonError> {
+    Err(DaemonError::Config(ConfigError::Invalid {
+        field: "policy".into(),
+        reason: "no registry source".into(),
+    }))
+}

@@ -1,0 +1,124 @@
+//! Phone connections after their admission, and the reader and writer
+//! tasks every SIP connection (phone, trunk, bridge) uses.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::{Input, WRITE_QUEUE};
+use crate::sip::{salvage_response, Event as FrameEvent, Framer, Limits, Message, PONG};
+use crate::transport::PhoneConnection;
+
+/// Hands each admitted phone connection to the core, with a writer task,
+/// a reader task, and the expiry of its certificate.
+pub(super) async fn accept_phones(
+    mut admitted: mpsc::Receiver<PhoneConnection>,
+    input: mpsc::Sender<Input>,
+) {
+    let mut next_flow: u64 = 1;
+    while let Some(conn) = admitted.recv().await {
+        let flow = next_flow;
+        next_flow += 1;
+        let not_after = conn.admitted.not_after();
+        let (read, write) = tokio::io::split(conn.stream);
+        let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
+        let (close_tx, close_rx) = tokio::sync::oneshot::channel();
+        if input
+            .send(Input::PhoneConnected {
+                flow,
+                admitted: conn.admitted,
+                writer: wtx.clone(),
+                close: close_tx,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let slot = conn.slot;
+        tokio::spawn(writer(write, wrx));
+        let input = input.clone();
+        tokio::spawn(async move {
+            let _slot = slot; // the connection's place in the limits
+            let framer = Framer::server(Limits::default());
+            tokio::select! {
+                () = read_messages(read, framer, &wtx, |m| Input::Phone(flow, m), &input) => {}
+                // The core closes the connection (revoked token).
+                _ = close_rx => {}
+                // Never completes: it tells the core, then waits with the rest.
+                () = certificate_expiry(flow, not_after, &input) => {}
+            }
+            let _ = input.send(Input::PhoneClosed(flow)).await;
+        });
+    }
+}
+
+/// Tells the core when a phone connection's certificate expires, then
+/// never completes (it lives as long as the connection's reader).
+async fn certificate_expiry(flow: u64, not_after: Option<u64>, input: &mpsc::Sender<Input>) {
+    if let Some(not_after) = not_after {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // RFC 5280: the certificate is valid through notAfter, inclusive.
+        let left = not_after.saturating_add(1).saturating_sub(now);
+        tokio::time::sleep(std::time::Duration::from_secs(left)).await;
+        let _ = input.send(Input::CertificateExpired(flow)).await;
+    }
+    std::future::pending::<()>().await
+}
+
+pub(super) async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(bytes) = rx.recv().await {
+        if w.write_all(&bytes).await.is_err() {
+            break;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// Reads SIP messages until the peer closes or breaks the framing.
+pub(super) async fn read_messages<R: AsyncRead + Unpin>(
+    mut r: R,
+    mut framer: Framer,
+    writer: &mpsc::Sender<Vec<u8>>,
+    wrap: impl Fn(Message) -> Input,
+    input: &mpsc::Sender<Input>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        framer.handle_data(&buf[..n]);
+        loop {
+            match framer.poll_event() {
+                Ok(None) => break,
+                Ok(Some(FrameEvent::Message(m))) => {
+                    if input.send(wrap(m)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Some(FrameEvent::Ping)) => {
+                    let _ = writer.try_send(PONG.to_vec());
+                }
+                Ok(Some(FrameEvent::Pong)) => {}
+                Ok(Some(FrameEvent::Rejected { error, bytes })) => {
+                    // Delimited but unparseable: answer a request with 400
+                    // (or 505/513/416) where the transaction can be named,
+                    // and go on; the stream is still in step.
+                    let answered = match salvage_response(&bytes, &error) {
+                        Some(r) => writer.try_send(r).is_ok(),
+                        None => false,
+                    };
+                    warn!(%error, answered, "malformed SIP message on a TLS connection");
+                }
+                Err(error) => {
+                    warn!(%error, "SIP framing failed: closing the connection");
+                    return;
+                }
+            }
+        }
+    }
+}
