@@ -79,3 +79,39 @@ fn the_appliance_binaries_have_no_home_side_code() {
     assert!(demo.iter().any(|c| c == "dialgate-hq"), "{demo:?}");
     assert!(demo.iter().any(|c| c == "cryptoki"), "{demo:?}");
 }
+
+/// Every `.rs` file of the workspace that is not test code (a `tests`
+/// directory, a `tests.rs` module, the `tests/` crate), with its lines.
+fn source_files(dir: &std::path::Path, out: &mut Vec<(String, usize)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if path.is_dir() {
+            if !matches!(name.as_str(), "target" | "tests" | ".git") && !name.starts_with("target")
+            {
+                source_files(&path, out);
+            }
+        } else if name.ends_with(".rs") && name != "tests.rs" {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            out.push((path.display().to_string(), text.lines().count()));
+        }
+    }
+}
+
+#[test]
+fn no_source_file_passes_800_lines() {
+    let mut files = Vec::new();
+    for dir in ["gateway", "hq", "board", "firmware"] {
+        source_files(&std::path::Path::new(ROOT).join(dir), &mut files);
+    }
+    assert!(files.len() > 40, "found too few sources: {files:?}");
+    let long: Vec<_> = files.iter().filter(|(_, n)| *n > 800).collect();
+    assert!(long.is_empty(), "over 800 lines: {long:?}");
+    // The check sees the big modules (it would notice one growing).
+    assert!(files
+        .iter()
+        .any(|(p, n)| p.ends_with("b2bua/mod.rs") && *n > 300));
+}

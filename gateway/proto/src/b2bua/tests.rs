@@ -1271,3 +1271,167 @@ fn a_bridge_that_changes_its_key_between_183_and_200_is_rekeyed() {
         .iter()
         .any(|m| m.status().is_some_and(|s| s.as_u16() == 200)));
 }
+
+#[test]
+fn a_record_route_to_an_address_the_trunk_does_not_list_is_not_followed() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-rx", "call-rx"));
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
+    let (ok, _) = bridge_response(&inv, 200, "bt", Some((&Policy::trunk_default(), 40000)));
+    // A bridge (or whoever holds its certificate) names a hop of its own
+    // choosing: the kit must not connect there.
+    let text = String::from_utf8(ok.to_bytes()).unwrap().replace(
+        "<sip:proxy.test;transport=tls;lr>",
+        "<sip:192.0.2.66:5099;transport=tls;lr>",
+    );
+    h.bridge_sends(parse(text.as_bytes()));
+    assert!(h.sent(Flow::Route(0)).is_empty());
+    assert_eq!(h.b2b.route_target(0), None);
+    let acks = h.sent(Flow::Trunk(TrunkId(0)));
+    assert_eq!(acks[0].method(), Some(&Method::Ack), "ACK on the trunk");
+}
+
+#[test]
+fn a_trunk_a_policy_adds_gets_an_id_and_carries_calls_until_it_is_dropped() {
+    let mut h = harness();
+    let mut trunks = h.b2b.config.trunks.clone();
+    let mut added = trunks["echo"].clone();
+    added.name = "added".into();
+    added.connect = "127.0.0.1:5090".parse().unwrap();
+    trunks.insert("added".into(), added);
+    h.b2b.handle_input(h.now, Input::Trunks(trunks.clone()));
+    let mut directory = h.b2b.directory.clone();
+    directory.insert(
+        "new".into(),
+        DirectoryEntry {
+            alias: "new".into(),
+            uri: "sip:new@bridge.test".into(),
+            trunk: "added".into(),
+            pin: None,
+        },
+    );
+    h.b2b.handle_input(h.now, Input::Directory(directory));
+    let mut grants = AliasGrants::new();
+    grants.insert("alice".into(), HashSet::from(["new".to_string()]));
+    h.b2b.handle_input(h.now, Input::Grants(grants));
+    let id = TrunkId(2);
+    assert_eq!(h.b2b.trunk_ids(), vec![TrunkId(0), TrunkId(1), id]);
+    assert_eq!(
+        h.b2b.trunk_config(id).unwrap().connect,
+        "127.0.0.1:5090".parse().unwrap()
+    );
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "new", &sdp, "z9hG4bK-n", "call-n"));
+    let inv = h.sent(Flow::Trunk(id));
+    assert_eq!(
+        inv[0].method(),
+        Some(&Method::Invite),
+        "INVITE on the new trunk"
+    );
+    // A later policy without it: its call ends, its connections close,
+    // its id names nothing and calls to it are refused.
+    trunks.remove("added");
+    h.b2b.handle_input(h.now, Input::Trunks(trunks));
+    h.collect();
+    assert!(h
+        .out
+        .iter()
+        .any(|o| matches!(o, Output::CloseTrunk { trunk } if *trunk == id)));
+    assert_eq!(h.b2b.trunk_config(id), None);
+    assert_eq!(h.b2b.call_count(), 1, "waiting for the CANCEL's outcome");
+    let s = h.sent(Flow::Phone(PHONE_FLOW));
+    let last = s.last().unwrap();
+    assert_eq!(last.status().unwrap().as_u16(), 503);
+    h.phone_sends(h.invite("alice", "new", &sdp, "z9hG4bK-n2", "call-n2"));
+    let s = h.sent(Flow::Phone(PHONE_FLOW));
+    assert_eq!(s.last().unwrap().status().unwrap().as_u16(), 503);
+    assert!(warning_of(s.last().unwrap()).contains("trunk not configured"));
+    h.advance(Duration::from_secs(33));
+    assert_eq!(h.b2b.call_count(), 0, "the CANCEL wait is bounded");
+}
+
+#[test]
+fn revocation_during_set_up_answers_the_phone_and_cancels_the_bridge() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-rv", "call-rv"));
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
+    h.bridge_sends(bridge_response(&inv, 180, "bt", None).0);
+    h.sent(Flow::Phone(PHONE_FLOW));
+    h.b2b.handle_input(
+        h.now,
+        Input::TokenRevoked {
+            token: "alice".into(),
+        },
+    );
+    h.collect();
+    let to_phone = h.sent(Flow::Phone(PHONE_FLOW));
+    assert_eq!(to_phone[0].status().unwrap().as_u16(), 403);
+    assert!(warning_of(&to_phone[0]).contains("token revoked"));
+    let to_bridge = h.sent(Flow::Trunk(TrunkId(0)));
+    assert_eq!(to_bridge[0].method(), Some(&Method::Cancel));
+    assert!(h
+        .out
+        .iter()
+        .any(|o| matches!(o, Output::ReleaseMedia { legs } if legs.len() == 2)));
+    // The bridge's 200 crossed the CANCEL: ACKed and hung up at once, no
+    // media for a revoked token.
+    h.out.clear();
+    h.bridge_sends(bridge_response(&inv, 200, "bt", Some((&Policy::trunk_default(), 40000))).0);
+    let methods: Vec<Method> = h
+        .sent(Flow::Trunk(TrunkId(0)))
+        .iter()
+        .filter_map(|m| m.method().cloned())
+        .collect();
+    assert_eq!(methods, vec![Method::Ack, Method::Bye]);
+    assert!(!h.out.iter().any(|o| matches!(o, Output::StartMedia(_))));
+    assert_eq!(h.b2b.call_count(), 0);
+}
+
+#[test]
+fn early_media_that_goes_silent_gives_the_phone_a_final_answer() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-es", "call-es"));
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
+    h.bridge_sends(bridge_response(&inv, 183, "bt", Some((&Policy::trunk_default(), 40000))).0);
+    h.sent(Flow::Phone(PHONE_FLOW));
+    h.b2b
+        .handle_input(h.now, Input::MediaInactive { call: CallKey(1) });
+    h.collect();
+    let to_phone = h.sent(Flow::Phone(PHONE_FLOW));
+    assert_eq!(to_phone[0].status().unwrap().as_u16(), 480);
+    assert_eq!(
+        h.sent(Flow::Trunk(TrunkId(0)))[0].method(),
+        Some(&Method::Cancel)
+    );
+    assert!(h
+        .out
+        .iter()
+        .any(|o| matches!(o, Output::StopMedia { call } if *call == CallKey(1))));
+}
+
+#[test]
+fn a_bridge_that_rings_forever_is_given_up_after_the_set_up_time() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-rf", "call-rf"));
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
+    h.bridge_sends(bridge_response(&inv, 180, "bt", None).0);
+    h.sent(Flow::Phone(PHONE_FLOW));
+    // Ringing for two minutes is fine (Timer B does not apply).
+    h.advance(Duration::from_secs(120));
+    assert!(h.sent(Flow::Phone(PHONE_FLOW)).is_empty());
+    h.advance(Duration::from_secs(61));
+    let s = h.sent(Flow::Phone(PHONE_FLOW));
+    assert_eq!(s[0].status().unwrap().as_u16(), 408);
+    assert_eq!(
+        h.sent(Flow::Trunk(TrunkId(0)))[0].method(),
+        Some(&Method::Cancel)
+    );
+    // The bridge never answers the CANCEL either: the state goes anyway.
+    h.advance(Duration::from_secs(33));
+    assert_eq!(h.b2b.call_count(), 0);
+    assert!(h.b2b.txs.is_empty());
+}
