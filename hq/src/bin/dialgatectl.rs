@@ -34,122 +34,252 @@
 //! marked unattested (tests and demos).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{Args, Parser, Subcommand};
 use dialgate_hq::hq::{build_policy, BuildOptions, Hq};
 use dialgate_proto::config::parse_registry;
 use dialgate_proto::policy::Switches;
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: dialgatectl pki init     --dir HQ\n       \
-         dialgatectl pki kit      --dir HQ --kit ID --address ADDR [--address ADDR ...]\n       \
-         dialgatectl token enroll --dir HQ --name NAME --pkcs11-module SO [--token-label L] --pin-file F\n       \
-         \x20                         [--key-label L] [--key-id HEX] [--attestation-root PEM] [--aliases a,b]\n       \
-         \x20                         [--registry FILE] [--days N] [--require-attestation]\n       \
-         dialgatectl token enroll --dir HQ --name NAME --software --key KEY.pem [--aliases a,b] [--registry FILE] [--days N]\n       \
-         dialgatectl token list   (--dir HQ | --registry FILE)\n       \
-         dialgatectl token show   (--dir HQ | --registry FILE) NAME\n       \
-         dialgatectl token revoke (--dir HQ | --registry FILE) NAME\n       \
-         dialgatectl policy build --dir HQ --kit ID --out BUNDLE [--version N] [--days D | --valid-for SECONDS]\n       \
-                                  [--registry FILE] [--config KIT.toml]\n       \
-                                  [--require-post-quantum] [--require-attestation]\n       \
-         dialgatectl policy show  --key PUBLIC_KEY_PEM --kit ID BUNDLE"
-    );
-    ExitCode::from(2)
+/// The kit officer's tool: the home PKI, the token registry and signed
+/// policy bundles. It runs at home, never on the appliance.
+#[derive(Debug, Parser)]
+#[command(name = "dialgatectl", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The home PKI: token CA, kit CA, policy signing key, kit identities.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// The token registry: enrol, list, show, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Signed policy bundles for the kits.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PkiCommand {
+    /// Creates the home side in an absent or empty folder.
+    Init {
+        /// The HQ folder.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Issues one kit's identities into HQ/kits/ID/.
+    Kit {
+        /// The HQ folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The kit's id.
+        #[arg(long)]
+        kit: String,
+        /// An address phones reach the kit at (repeat for several).
+        #[arg(long = "address", required = true)]
+        addresses: Vec<String>,
+    },
+}
+
+/// Which registry a token command edits: the HQ's, or a file.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct RegistryChoice {
+    /// The HQ folder (its registry.toml).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// A registry file.
+    #[arg(long)]
+    registry: Option<PathBuf>,
+}
+
+impl RegistryChoice {
+    fn path(&self) -> PathBuf {
+        match (&self.registry, &self.dir) {
+            (Some(r), _) => r.clone(),
+            (None, Some(d)) => Hq::new(d).registry(),
+            // clap's group guarantees one of the two.
+            (None, None) => PathBuf::from("registry.toml"),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Enrols a token: a key on a PKCS#11 token (or, with --software, a key
+    /// file marked unattested), certified by the HQ token CA.
+    Enroll(Box<EnrollArgs>),
+    /// Lists the registry's tokens.
+    List {
+        #[command(flatten)]
+        registry: RegistryChoice,
+    },
+    /// Prints one token's registry entry.
+    Show {
+        #[command(flatten)]
+        registry: RegistryChoice,
+        /// The token's name.
+        name: String,
+    },
+    /// Marks a token revoked (the file is replaced atomically).
+    Revoke {
+        #[command(flatten)]
+        registry: RegistryChoice,
+        /// The token's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct EnrollArgs {
+    /// The HQ folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The token's name (the identity its calls carry).
+    #[arg(long)]
+    name: String,
+    /// Enrol a key file instead of a hardware token (tests and demos).
+    #[arg(long, conflicts_with_all = ["pkcs11_module", "token_label", "pin_file", "key_label", "key_id", "attestation_root"], requires = "key")]
+    software: bool,
+    /// The key file of --software.
+    #[arg(long, requires = "software")]
+    key: Option<PathBuf>,
+    /// The PKCS#11 module (a .so).
+    #[arg(long, required_unless_present = "software", requires = "pin_file")]
+    pkcs11_module: Option<PathBuf>,
+    /// The token's label, if the module has several.
+    #[arg(long)]
+    token_label: Option<String>,
+    /// A file holding the token's user PIN.
+    #[arg(long)]
+    pin_file: Option<PathBuf>,
+    /// The key's label on the token (default: the name).
+    #[arg(long)]
+    key_label: Option<String>,
+    /// The key's id on the token, in hex (default 01: PIV slot 9a).
+    #[arg(long)]
+    key_id: Option<String>,
+    /// The attestation root (default: Yubico's PIV root).
+    #[arg(long)]
+    attestation_root: Option<PathBuf>,
+    /// Meeting aliases the token may call, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    aliases: Vec<String>,
+    /// The registry to add it to (default HQ/registry.toml).
+    #[arg(long)]
+    registry: Option<PathBuf>,
+    /// Validity of the token certificate, in days.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    days: u64,
+    /// Refuse a key whose hardware attestation does not verify.
+    #[arg(long)]
+    require_attestation: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Signs the registry and the meeting directory into a bundle for one
+    /// kit, one version above the last built.
+    Build {
+        /// The HQ folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The kit's id.
+        #[arg(long)]
+        kit: String,
+        /// Where to write the bundle.
+        #[arg(long)]
+        out: PathBuf,
+        /// The version (default: one above the last built).
+        #[arg(long)]
+        version: Option<u64>,
+        /// Validity in days (default 30).
+        #[arg(long, conflicts_with = "valid_for")]
+        days: Option<u64>,
+        /// Validity in seconds.
+        #[arg(long)]
+        valid_for: Option<u64>,
+        /// The registry (default HQ/registry.toml).
+        #[arg(long)]
+        registry: Option<PathBuf>,
+        /// Take the meeting directory from this kit configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Phones must use the hybrid post-quantum key exchange.
+        #[arg(long)]
+        require_post_quantum: bool,
+        /// Only attested hardware tokens are admitted.
+        #[arg(long)]
+        require_attestation: bool,
+    },
+    /// Verifies a bundle as a kit would and prints it.
+    Show {
+        /// The pinned policy public key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// The kit's id.
+        #[arg(long)]
+        kit: String,
+        /// The bundle.
+        bundle: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opt = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-    };
-    // Options without a value.
-    const FLAGS: [&str; 3] = [
-        "--require-post-quantum",
-        "--require-attestation",
-        "--software",
-    ];
-    let flag = |name: &str| args.iter().any(|a| a == name);
-    let positional: Vec<&String> = args
-        .iter()
-        .enumerate()
-        .filter(|(i, a)| {
-            !a.starts_with("--")
-                && (*i == 0
-                    || !args[i - 1].starts_with("--")
-                    || FLAGS.contains(&args[i - 1].as_str()))
-        })
-        .map(|(_, a)| a)
-        .collect();
-    let group = positional.first().map(|s| s.as_str());
-    let cmd = positional.get(1).map(|s| s.as_str());
-    let arg3 = positional.get(2).map(|s| s.as_str());
-    let result = match (group, cmd, arg3) {
-        (Some("token"), Some("enroll"), None) => match enroll(&args, &opt) {
-            Ok(result) => result,
-            Err(()) => return usage(),
-        },
-        (Some("token"), Some(cmd), name) => {
-            let registry = match (opt("--registry"), opt("--dir")) {
-                (Some(r), None) => std::path::PathBuf::from(r),
-                (None, Some(d)) => Hq::new(Path::new(d)).registry(),
-                _ => return usage(),
-            };
-            match (cmd, name) {
-                ("list", None) => list(&registry),
-                ("show", Some(name)) => show(&registry, name),
-                ("revoke", Some(name)) => revoke(&registry, name),
-                _ => return usage(),
-            }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Token(TokenCommand::Enroll(args)) => enroll(&args),
+        Command::Token(TokenCommand::List { registry }) => list(&registry.path()),
+        Command::Token(TokenCommand::Show { registry, name }) => show(&registry.path(), &name),
+        Command::Token(TokenCommand::Revoke { registry, name }) => revoke(&registry.path(), &name),
+        Command::Pki(PkiCommand::Init { dir }) => pki_init(&dir),
+        Command::Pki(PkiCommand::Kit {
+            dir,
+            kit,
+            addresses,
+        }) => {
+            let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+            pki_kit(&dir, &kit, &addresses)
         }
-        (Some("pki"), Some("init"), None) => match opt("--dir") {
-            Some(dir) => pki_init(Path::new(dir)),
-            None => return usage(),
-        },
-        (Some("pki"), Some("kit"), None) => {
-            let addresses: Vec<&str> = args
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i > 0 && args[i - 1] == "--address")
-                .map(|(_, a)| a.as_str())
-                .collect();
-            match (opt("--dir"), opt("--kit")) {
-                (Some(dir), Some(kit)) if !addresses.is_empty() => {
-                    pki_kit(Path::new(dir), kit, &addresses)
-                }
-                _ => return usage(),
-            }
-        }
-        (Some("policy"), Some("build"), None) => {
-            let (Some(dir), Some(kit), Some(out)) = (opt("--dir"), opt("--kit"), opt("--out"))
-            else {
-                return usage();
-            };
-            let switches = Switches {
-                require_post_quantum: flag("--require-post-quantum"),
-                require_attestation: flag("--require-attestation"),
+        Command::Policy(PolicyCommand::Build {
+            dir,
+            kit,
+            out,
+            version,
+            days,
+            valid_for,
+            registry,
+            config,
+            require_post_quantum,
+            require_attestation,
+        }) => {
+            let valid_for_secs = match (days, valid_for) {
+                (Some(d), _) => d.saturating_mul(86_400),
+                (None, Some(s)) => s,
+                (None, None) => 30 * 86_400,
             };
             policy_build(
-                Path::new(dir),
-                kit,
-                opt("--version").map(String::as_str),
-                opt("--days").map(String::as_str),
-                opt("--valid-for").map(String::as_str),
-                switches,
-                opt("--registry").map(Path::new),
-                opt("--config").map(Path::new),
-                Path::new(out),
+                &dir,
+                &kit,
+                version,
+                valid_for_secs,
+                Switches {
+                    require_post_quantum,
+                    require_attestation,
+                },
+                registry.as_deref(),
+                config.as_deref(),
+                &out,
             )
         }
-        (Some("policy"), Some("show"), Some(bundle)) => match (opt("--key"), opt("--kit")) {
-            (Some(key), Some(kit)) => policy_show(Path::new(key), kit, Path::new(bundle)),
-            _ => return usage(),
-        },
-        _ => return usage(),
+        Command::Policy(PolicyCommand::Show { key, kit, bundle }) => {
+            policy_show(&key, &kit, &bundle)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -162,80 +292,67 @@ fn main() -> ExitCode {
 
 /// `token enroll`: a key generated on a PKCS#11 token (or, with
 /// `--software`, read from a file and marked unattested), its certificate
-/// from the HQ token CA, and its registry entry. `Err(())` is a usage error.
-fn enroll<'a>(
-    args: &[String],
-    opt: &dyn Fn(&str) -> Option<&'a String>,
-) -> Result<Result<(), String>, ()> {
+/// from the HQ token CA, and its registry entry.
+fn enroll(args: &EnrollArgs) -> Result<(), String> {
     use dialgate_hq::enrol::{self, pkcs11, HqPaths, HqSettings, Request};
-    let flag = |name: &str| args.iter().any(|a| a == name);
-    let (Some(dir), Some(name)) = (opt("--dir"), opt("--name")) else {
-        return Err(());
+    let name = &args.name;
+    let mut paths = HqPaths::new(&args.dir);
+    if let Some(r) = &args.registry {
+        paths.registry = r.clone();
+    }
+    let settings = HqSettings::load(&args.dir).map_err(|e| e.to_string())?;
+    let request = Request {
+        name: name.clone(),
+        aliases: args
+            .aliases
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect(),
+        days: args.days,
+        require_attestation: args.require_attestation || settings.require_attestation,
     };
-    let software = flag("--software");
-    if software == opt("--pkcs11-module").is_some() {
-        return Err(()); // exactly one of --software and --pkcs11-module
-    }
-    let dir = Path::new(dir);
-    let mut paths = HqPaths::new(dir);
-    if let Some(r) = opt("--registry") {
-        paths.registry = r.into();
-    }
-    let run = || -> Result<enrol::Enrolled, String> {
-        let settings = HqSettings::load(dir).map_err(|e| e.to_string())?;
-        let days = match opt("--days") {
-            Some(d) => d
-                .parse::<u64>()
-                .ok()
-                .filter(|d| (1..=3650).contains(d))
-                .ok_or_else(|| format!("--days {d}: a whole number from 1 to 3650"))?,
-            None => 365,
-        };
-        let request = Request {
-            name: name.clone(),
-            aliases: opt("--aliases")
-                .map(|a| {
-                    a.split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            days,
-            require_attestation: flag("--require-attestation") || settings.require_attestation,
-        };
-        let prepared = enrol::prepare(paths.clone(), request).map_err(|e| e.to_string())?;
-        if software {
-            let key_path = opt("--key").ok_or("--software needs --key KEY.pem")?;
-            eprintln!(
-                "dialgatectl: enrolling {name} from a SOFTWARE key file: it will be marked unattested"
-            );
-            let key = enrol::software_key(Path::new(key_path)).map_err(|e| e.to_string())?;
-            let csr = prepared
-                .certification_request(&key)
-                .map_err(|e| e.to_string())?;
-            let issued = prepared.issue(&csr).map_err(|e| e.to_string())?;
-            return prepared
-                .commit(
-                    &issued,
-                    enrol::Origin::Software,
-                    enrol::Attestation::Unattested(enrol::software_why()),
-                )
-                .map_err(|e| e.to_string());
-        }
-        let module = opt("--pkcs11-module").ok_or("--pkcs11-module SO")?;
-        let pin_file = opt("--pin-file").ok_or("a PKCS#11 token needs --pin-file FILE")?;
-        let pin = pkcs11::Pin::from_file(Path::new(pin_file)).map_err(|e| e.to_string())?;
-        let key_id = match opt("--key-id") {
+    let prepared = enrol::prepare(paths, request).map_err(|e| e.to_string())?;
+    let enrolled = if args.software {
+        let key_path = args
+            .key
+            .as_deref()
+            .ok_or("--software needs --key KEY.pem")?;
+        eprintln!(
+            "dialgatectl: enrolling {name} from a SOFTWARE key file: it will be marked unattested"
+        );
+        let key = enrol::software_key(key_path).map_err(|e| e.to_string())?;
+        let csr = prepared
+            .certification_request(&key)
+            .map_err(|e| e.to_string())?;
+        let issued = prepared.issue(&csr).map_err(|e| e.to_string())?;
+        prepared
+            .commit(
+                &issued,
+                enrol::Origin::Software,
+                enrol::Attestation::Unattested(enrol::software_why()),
+            )
+            .map_err(|e| e.to_string())?
+    } else {
+        let module = args.pkcs11_module.as_deref().ok_or("--pkcs11-module SO")?;
+        let pin_file = args
+            .pin_file
+            .as_deref()
+            .ok_or("a PKCS#11 token needs --pin-file FILE")?;
+        let pin = pkcs11::Pin::from_file(pin_file).map_err(|e| e.to_string())?;
+        let key_id = match &args.key_id {
             Some(h) => pkcs11::parse_key_id(h)
                 .ok_or_else(|| format!("--key-id {h}: 1 to 32 octets in hex, e.g. 01"))?,
             None => vec![1],
         };
-        let roots = match opt("--attestation-root") {
+        let roots = match &args.attestation_root {
             Some(f) => {
-                let certs = dialgate_hq::enrol::der::pem_certificates(&read(Path::new(f))?);
+                let certs = dialgate_hq::enrol::der::pem_certificates(&read(f)?);
                 if certs.is_empty() {
-                    return Err(format!("--attestation-root {f}: no certificate in it"));
+                    return Err(format!(
+                        "--attestation-root {}: no certificate in it",
+                        f.display()
+                    ));
                 }
                 certs
             }
@@ -244,21 +361,20 @@ fn enroll<'a>(
         pkcs11::enrol(
             &prepared,
             &pkcs11::Options {
-                module: Path::new(module),
-                token_label: opt("--token-label").map(String::as_str),
+                module,
+                token_label: args.token_label.as_deref(),
                 pin: &pin,
-                key_label: opt("--key-label").map_or(name.as_str(), String::as_str),
+                key_label: args.key_label.as_deref().unwrap_or(name.as_str()),
                 key_id: &key_id,
                 attestation_roots: &roots,
             },
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?
     };
-    Ok(run().map(|enrolled| {
-        for line in enrolled.describe() {
-            println!("{line}");
-        }
-    }))
+    for line in enrolled.describe() {
+        println!("{line}");
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<String, String> {
@@ -506,31 +622,13 @@ fn pki_kit(dir: &Path, kit: &str, addresses: &[&str]) -> Result<(), String> {
 fn policy_build(
     dir: &Path,
     kit: &str,
-    version: Option<&str>,
-    days: Option<&str>,
-    valid_for: Option<&str>,
+    version: Option<u64>,
+    valid_for_secs: u64,
     switches: Switches,
     registry: Option<&Path>,
     config: Option<&Path>,
     out: &Path,
 ) -> Result<(), String> {
-    let version = match version {
-        Some(v) => Some(
-            v.parse::<u64>()
-                .map_err(|_| format!("--version {v}: a whole number"))?,
-        ),
-        None => None,
-    };
-    let number = |name: &str, v: &str| {
-        v.parse::<u64>()
-            .map_err(|_| format!("{name} {v}: a whole number"))
-    };
-    let valid_for_secs = match (days, valid_for) {
-        (None, None) => 30 * 86_400,
-        (Some(d), None) => number("--days", d)?.saturating_mul(86_400),
-        (None, Some(s)) => number("--valid-for", s)?,
-        (Some(_), Some(_)) => return Err("give --days or --valid-for, not both".into()),
-    };
     let directory = match config {
         Some(c) => {
             let config = dialgate_proto::config::Config::load(c, &dialgate_hq::Files)
