@@ -46,19 +46,5 @@ pub fn load_registry(
     ),
     ConfigError,
 > {
-    let bytes = Files.read(path).map_err(|source| ConfigError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
-        path: path.display().to_string(),
-        message: "not UTF-8 text".into(),
-    })?;
-    dialgate_proto::config::parse_registry(&text).map_err(|e| match e {
-        ConfigError::Syntax { message, .. } => ConfigError::Syntax {
-            path: path.display().to_string(),
-            message,
-        },
-        other => other,
-    })
+    dialgate_proto::config::load_registry(path, &Files)
 }

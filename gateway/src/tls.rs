@@ -38,8 +38,7 @@ pub type SharedRegistry = Arc<RwLock<Registry>>;
 
 /// The [`KeyHash`] of a certificate: SHA-256 of its SubjectPublicKeyInfo.
 pub fn key_hash_of(cert: &CertificateDer<'_>) -> Result<KeyHash, TlsError> {
-    let ee = webpki::EndEntityCert::try_from(cert).map_err(|_| TlsError::BadCertificate)?;
-    Ok(KeyHash::of_spki(ee.subject_public_key_info().as_ref()))
+    KeyHash::of_certificate(cert).map_err(|_| TlsError::BadCertificate)
 }
 
 /// Errors building TLS configurations or reading their files.

@@ -36,6 +36,5 @@ pub struct BadCertificate;
 
 /// The [`KeyHash`] of a certificate: SHA-256 of its SubjectPublicKeyInfo.
 pub fn key_hash_of(cert: &CertificateDer<'_>) -> Result<KeyHash, BadCertificate> {
-    let ee = webpki::EndEntityCert::try_from(cert).map_err(|_| BadCertificate)?;
-    Ok(KeyHash::of_spki(ee.subject_public_key_info().as_ref()))
+    KeyHash::of_certificate(cert).map_err(|_| BadCertificate)
 }

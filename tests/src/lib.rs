@@ -4,3 +4,20 @@
 pub mod kit;
 pub mod libsrtp;
 pub mod rtpengine;
+
+/// A binary of the workspace, beside the running test's own executable
+/// (tests/run builds the binaries first: `cargo build --workspace --bins`).
+pub fn bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let mut dir = exe.parent().expect("its folder").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the binaries first (cargo build --workspace --bins)",
+        p.display()
+    );
+    p
+}

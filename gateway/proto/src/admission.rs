@@ -38,6 +38,11 @@ impl KeyHash {
         KeyHash(h)
     }
 
+    /// The hash of a DER X.509 certificate's SubjectPublicKeyInfo.
+    pub fn of_certificate(der: &[u8]) -> Result<KeyHash, crate::der::DerError> {
+        Ok(KeyHash::of_spki(crate::der::Certificate::parse(der)?.spki))
+    }
+
     /// Full lower-case hex, for configuration files.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()

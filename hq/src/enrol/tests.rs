@@ -233,11 +233,20 @@ fn registry_entries_escape_and_record_attestation() {
     assert_eq!(reg.active(&KeyHash([7; 32])).unwrap().name, "bob");
 }
 
-/// `cert` chains to `ca` (webpki) and may authenticate a TLS client.
+/// `cert` chains to `ca` (webpki) and may authenticate a TLS client; its
+/// key hash as the kit's TLS layer sees it (webpki's SubjectPublicKeyInfo)
+/// is the one the registry records (the DER reader's).
 fn assert_chains_for_client_auth(
     cert: &rustls::pki_types::CertificateDer<'_>,
     ca: &rustls::pki_types::CertificateDer<'_>,
 ) {
+    let spki = webpki::EndEntityCert::try_from(cert)
+        .unwrap()
+        .subject_public_key_info();
+    assert_eq!(
+        crate::key_hash_of(cert).unwrap(),
+        KeyHash::of_spki(spki.as_ref())
+    );
     let anchor = webpki::anchor_from_trusted_cert(ca).unwrap();
     webpki::EndEntityCert::try_from(cert)
         .unwrap()

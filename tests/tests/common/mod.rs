@@ -126,26 +126,11 @@ pub fn wait_port(port: u16, within: Duration) -> bool {
     false
 }
 
-/// The `dialgate` binary under test.
 /// The `dialgate` binary of this build (tests/run builds the binaries
 /// before the tests: `cargo build --workspace --bins`).
 pub static DIALGATE: std::sync::LazyLock<PathBuf> = std::sync::LazyLock::new(|| bin("dialgate"));
 
-/// A binary of the workspace, beside this test's own executable.
-pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let mut dir = exe.parent().expect("its folder").to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build the binaries first (cargo build --workspace --bins)",
-        p.display()
-    );
-    p
-}
+pub use dialgate_tests::bin;
 
 /// `dialgate demo --init-only --dir KIT`.
 pub fn init_kit(kit: &Path) {

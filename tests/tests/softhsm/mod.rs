@@ -11,16 +11,9 @@ use std::process::{Command, Output, Stdio};
 pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// The user PIN of every test token.
 pub const PIN: &str = "q7pX!9";
-/// The `dialgatectl` binary under test.
 /// The `dialgatectl` binary of this build, beside the test executable.
-pub static CTL: std::sync::LazyLock<std::path::PathBuf> = std::sync::LazyLock::new(|| {
-    let exe = std::env::current_exe().expect("test executable");
-    let mut dir = exe.parent().expect("its folder").to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    dir.join("dialgatectl")
-});
+pub static CTL: std::sync::LazyLock<std::path::PathBuf> =
+    std::sync::LazyLock::new(|| dialgate_tests::bin("dialgatectl"));
 
 /// A folder holding a SoftHSM configuration, its tokens, a PIN file and
 /// an HQ made by `dialgatectl pki init`. Removed on drop.

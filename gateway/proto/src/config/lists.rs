@@ -153,6 +153,15 @@ fn check_enrolment_fields(field: &str, t: &RawToken) -> Result<(), ConfigError> 
 /// The aliases each token may call, by token name.
 pub type AliasGrants = HashMap<String, HashSet<String>>;
 
+/// Reads a registry file through the shell's reader and parses it
+/// ([`parse_registry`]); errors name the file.
+pub fn load_registry(
+    path: &std::path::Path,
+    files: &dyn super::ReadFile,
+) -> Result<(Registry, AliasGrants), ConfigError> {
+    parse_registry(&super::parse::read_text(path, files)?).map_err(|e| e.at(path))
+}
+
 /// Parses a token registry file:
 ///
 /// ```toml

@@ -78,7 +78,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use lists::{parse_directory, parse_registry, AliasGrants, TOKEN_ORIGINS};
+pub use lists::{load_registry, parse_directory, parse_registry, AliasGrants, TOKEN_ORIGINS};
 
 /// How the parser reads the files a configuration names (CA
 /// certificates, the pinned policy key): the shell passes the real file

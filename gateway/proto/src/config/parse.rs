@@ -10,22 +10,9 @@ use super::*;
 impl Config {
     /// Reads and validates a configuration file through `files`.
     pub fn load(path: &Path, files: &dyn ReadFile) -> Result<Config, ConfigError> {
-        let bytes = files.read(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
-            path: path.display().to_string(),
-            message: "not UTF-8 text".into(),
-        })?;
+        let text = read_text(path, files)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, base, files).map_err(|e| match e {
-            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
-                path: path.display().to_string(),
-                message,
-            },
-            other => other,
-        })
+        Config::parse(&text, base, files).map_err(|e| e.at(path))
     }
 
     /// Parses and validates configuration text; relative paths are taken
@@ -278,4 +265,29 @@ fn policy_config(
         bundle: resolve(base, rp.bundle),
         state: resolve(base, rp.state),
     })
+}
+
+/// A file's text, through the shell's reader.
+pub(super) fn read_text(path: &Path, files: &dyn ReadFile) -> Result<String, ConfigError> {
+    let bytes = files.read(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
+        path: path.display().to_string(),
+        message: "not UTF-8 text".into(),
+    })
+}
+
+impl ConfigError {
+    /// The same error, naming `path` for a syntax error.
+    pub(super) fn at(self, path: &Path) -> ConfigError {
+        match self {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        }
+    }
 }
