@@ -15,8 +15,8 @@
 //!   never for a revoked token, and every port is given back once;
 //! - the call table's indexes always agree with its calls.
 //!
-//! `DIALGATE_SIM_SEQUENCES` sets the number of sequences (default 300;
-//! `tests/run` runs 100,000 in release mode: see `docs/testing.md`).
+//! `DIALGATE_SIM_SEQUENCES` sets the number of sequences (default 300);
+//! `docs/design.md` says what it found.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
