@@ -264,10 +264,15 @@ pub fn phone_server_config(
         WebPkiClientVerifier::builder_with_provider(roots(token_ca)?, Arc::clone(&provider))
             .build()?;
     let verifier = Arc::new(TokenVerifier { chain, registry });
-    let config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(server_chain, server_key)?;
+    // No session resumption on the phone side: a resumed session would
+    // skip the token verifier (a revoked key could come back with an old
+    // ticket). Every connection is a full handshake.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 

@@ -210,6 +210,58 @@ async fn revocation_applies_to_the_next_handshake() {
     assert!(srv.await.unwrap().is_err());
 }
 
+/// Connects, says hello and returns how the handshake went.
+async fn talk_kind(
+    addr: SocketAddr,
+    cfg: Arc<ClientConfig>,
+) -> Result<rustls::HandshakeKind, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let sn = ServerName::try_from("127.0.0.1".to_string()).unwrap();
+    let mut tls = TlsConnector::from(cfg)
+        .connect(sn, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    tls.write_all(b"hello").await.map_err(|e| e.to_string())?;
+    let mut b = [0u8; 2];
+    tls.read_exact(&mut b).await.map_err(|e| e.to_string())?;
+    // Any ticket the server sent has been read by now.
+    let _ = tls.read(&mut [0u8; 1]).await;
+    tls.get_ref()
+        .1
+        .handshake_kind()
+        .ok_or("no handshake".into())
+}
+
+#[tokio::test]
+async fn the_phone_side_never_resumes_a_session() {
+    // A resumed session would skip the token verifier: a client that keeps
+    // its session cache gets a full handshake every time, and a key revoked
+    // in between is refused on the next connection.
+    let k = kit();
+    let client = phone_client(&k, Some(&k.alice), None, false);
+    // One server configuration, as the listener has.
+    let server = phone_config(&k, PqPolicy::Prefer);
+    for _ in 0..2 {
+        let (addr, srv) = serve_once(Arc::clone(&server), Arc::clone(&k.registry)).await;
+        let kind = talk_kind(addr, Arc::clone(&client)).await.expect("alice");
+        assert_eq!(kind, rustls::HandshakeKind::Full);
+        assert_eq!(srv.await.unwrap().unwrap().token.as_deref(), Some("alice"));
+    }
+    k.registry.write().unwrap().insert(
+        dialgate::tls::key_hash_of(&k.alice.der).unwrap(),
+        TokenEntry {
+            name: "alice".into(),
+            revoked: true,
+        },
+    );
+    let (addr, srv) = serve_once(server, Arc::clone(&k.registry)).await;
+    assert!(
+        talk_kind(addr, client).await.is_err(),
+        "revoked key resumed"
+    );
+    assert!(srv.await.unwrap().is_err());
+}
+
 #[tokio::test]
 async fn tls12_is_refused_on_the_phone_side() {
     let k = kit();

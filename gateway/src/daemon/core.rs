@@ -68,10 +68,10 @@ pub(super) async fn core(
                 b2b.handle_input(now, In::PhoneConnected { flow, admitted });
             }
             Some(Input::Registry {
+                registry,
                 grants,
                 directory,
                 trunks: new_trunks,
-                revoked,
             }) => {
                 b2b.handle_input(now, In::Grants(grants));
                 if let Some(d) = directory {
@@ -83,9 +83,9 @@ pub(super) async fn core(
                         *b = known_bridges(&b2b);
                     }
                 }
-                for token in revoked {
-                    b2b.handle_input(now, In::TokenRevoked { token });
-                }
+                // Last: calls and connections of keys no longer admitted
+                // end and close, by key.
+                b2b.handle_input(now, In::Registry(registry));
             }
             Some(Input::Gate(g)) => {
                 let reason = match g {

@@ -78,13 +78,13 @@ enum Input {
         writer: mpsc::Sender<Vec<u8>>,
         close: tokio::sync::oneshot::Sender<()>,
     },
-    /// A new registry (or signed policy) was applied: new grants, the
-    /// policy's directory, tokens no longer admitted.
+    /// A new registry (or signed policy) was applied: the registry in
+    /// force, new grants, the policy's directory and trunks.
     Registry {
+        registry: crate::tls::Registry,
         grants: crate::config::AliasGrants,
         directory: Option<HashMap<String, crate::config::DirectoryEntry>>,
         trunks: Option<HashMap<String, crate::config::TrunkConfig>>,
-        revoked: Vec<String>,
     },
     /// New calls accepted again, or refused with 503 (policy expired).
     Gate(Gate),
@@ -314,6 +314,9 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
     }
     let mut b2b = b2b;
     let now = Instant::now();
+    if let Ok(r) = registry.read() {
+        b2b.handle_input(now, b2bua::Input::Registry(r.clone()));
+    }
     if let Some(d) = directory {
         b2b.handle_input(now, b2bua::Input::Directory(d));
     }

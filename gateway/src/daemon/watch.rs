@@ -19,7 +19,8 @@ pub const REGISTRY_POLL: Duration = Duration::from_secs(1);
 /// policy in force for expiry). SIGHUP checks at once.
 pub const POLICY_POLL: Duration = Duration::from_millis(500);
 
-/// Tokens admitted before and not after: their calls must end.
+/// Token names admitted before and not after (for the log; the core ends
+/// calls and closes connections by key).
 fn lost_admission(
     shared: &crate::tls::SharedRegistry,
     after: &crate::tls::Registry,
@@ -56,16 +57,16 @@ pub(super) async fn watch_policy(
             a.registry.set_require_post_quantum(a.require_post_quantum);
             let revoked = lost_admission(&shared, &a.registry);
             if let Ok(mut r) = shared.write() {
-                *r = a.registry;
+                *r = a.registry.clone();
             }
             if !revoked.is_empty() {
                 warn!(version = a.version, revoked = ?revoked, "policy revokes tokens: ending their calls and connections");
             }
             let msg = Input::Registry {
+                registry: a.registry,
                 grants: a.grants,
                 directory: Some(a.directory),
                 trunks: Some(a.trunks),
-                revoked,
             };
             if input.send(msg).await.is_err() {
                 return;
@@ -131,15 +132,15 @@ pub(super) async fn watch_registry(
                 let after = registry.active_names();
                 let revoked: Vec<String> = before.difference(&after).cloned().collect();
                 if let Ok(mut r) = shared.write() {
-                    *r = registry;
+                    *r = registry.clone();
                 }
                 info!(tokens = after.len(), revoked = ?revoked, "token registry applied");
                 if input
                     .send(Input::Registry {
+                        registry,
                         grants,
                         directory: None,
                         trunks: None,
-                        revoked,
                     })
                     .await
                     .is_err()

@@ -56,7 +56,7 @@ use std::time::Instant;
 
 use tracing::warn;
 
-use crate::admission::Admitted;
+use crate::admission::{Admitted, Registry};
 use crate::config::{AliasGrants, Config, DirectoryEntry, TrunkConfig};
 use crate::relay::{LegConfig, LocalLeg, PlayFrame};
 use crate::sdp::Policy;
@@ -185,12 +185,12 @@ pub enum Input {
         /// The call.
         call: CallKey,
     },
-    /// A token lost its admission (revoked or removed): its calls end now
-    /// and its phone connections close.
-    TokenRevoked {
-        /// The token's name.
-        token: String,
-    },
+    /// The token registry in force changed (a policy or registry file was
+    /// applied). Admission is by key: every phone connection whose key is
+    /// no longer an active entry closes at once and its calls end, whatever
+    /// the token's name; every new connection, INVITE and in-dialog request
+    /// is checked against this registry.
+    Registry(Registry),
     /// New token-to-alias grants (a registry or policy was applied).
     Grants(AliasGrants),
     /// A new meeting directory (a signed policy). Live calls keep the
@@ -338,6 +338,9 @@ pub struct B2bua {
     local: LocalAddrs,
     txs: Transactions,
     calls: CallTable,
+    /// The token registry in force (empty until the shell sends one:
+    /// nothing is admitted before).
+    registry: Registry,
     /// Admitted phone connections.
     phones: HashMap<u64, Admitted>,
     /// Phone connections whose certificate has expired since admission:
@@ -381,6 +384,7 @@ impl B2bua {
             grants,
             local,
             calls: CallTable::default(),
+            registry: Registry::default(),
             phones: HashMap::new(),
             expired_flows: HashSet::new(),
             attempts: admit::Attempts::default(),
@@ -402,9 +406,7 @@ impl B2bua {
     /// its connections ([`Output::CloseTrunk`]); a new name is a new trunk.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
-            Input::PhoneConnected { flow, admitted } => {
-                self.phones.insert(flow, admitted);
-            }
+            Input::PhoneConnected { flow, admitted } => self.phone_connected(flow, admitted),
             Input::Phone { flow, msg } => self.phone_message(now, flow, msg),
             Input::PhoneClosed { flow } => {
                 self.phones.remove(&flow);
@@ -434,7 +436,7 @@ impl B2bua {
             }
             Input::BridgeClosed { conn } => self.trunks.inbound_closed(conn),
             Input::MediaInactive { call } => self.media_inactive(now, call),
-            Input::TokenRevoked { token } => self.token_revoked(now, &token),
+            Input::Registry(r) => self.set_registry(now, r),
             Input::Grants(g) => self.grants = g,
             Input::Directory(d) => self.directory = d,
             Input::Trunks(t) => self.set_trunks(now, &t),
@@ -541,6 +543,11 @@ impl B2bua {
             warn!(flow, "message on a phone flow that was never admitted");
             return;
         };
+        if !self.still_admitted(&admitted) {
+            // Closed when the registry changed; never act on a late message.
+            self.close_phone(flow, &admitted, "key no longer admitted");
+            return;
+        }
         match msg.method().cloned() {
             Some(method) => self.phone_request(now, Flow::Phone(flow), &admitted, method, msg),
             None => self.response(now, msg),

@@ -13,6 +13,7 @@ use super::call::{CallKey, Media, Phase};
 use super::refusal::Refusal;
 use super::trunks::TrunkId;
 use super::{B2bua, Output};
+use crate::admission::{Admitted, Registry};
 use crate::sip::Method;
 
 /// The longest a call may take from INVITE to answer (early media
@@ -229,33 +230,61 @@ impl B2bua {
         }
     }
 
-    /// A token lost its admission: its calls end now and its phone
-    /// connections are closed.
-    pub(super) fn token_revoked(&mut self, now: Instant, token: &str) {
-        for key in self.calls.keys_where(|c| c.token() == token) {
+    /// Puts a new registry in force: every connection whose key is no
+    /// longer active closes (after the BYEs of its calls are queued) and
+    /// every call placed with such a key ends, by key, not by name.
+    pub(super) fn set_registry(&mut self, now: Instant, registry: Registry) {
+        self.registry = registry;
+        let lost =
+            |r: &Registry, a: &Admitted| r.active(&a.key()).is_none_or(|e| e.name != a.token());
+        for key in self
+            .calls
+            .keys_where(|c| lost(&self.registry, c.auth.admitted()))
+        {
+            if let Some(c) = self.calls.get(key) {
+                let a = c.auth.admitted();
+                warn!(target: "audit", decision = "ended", call = key.0, token = %a.token(), key = %a.key(), reason = "key no longer admitted", "call ended: its token key is revoked or removed");
+            }
             self.end(now, key, &Refusal::TOKEN_REVOKED, Party::Gateway);
         }
         // The BYEs are queued first; the shell closes a connection only
         // after its queued writes.
         self.drain_transactions(now);
-        let mut flows: Vec<u64> = self
+        let mut flows: Vec<(u64, Admitted)> = self
             .phones
             .iter()
-            .filter(|(_, p)| p.token() == token)
-            .map(|(f, _)| *f)
+            .filter(|(_, a)| lost(&self.registry, a))
+            .map(|(f, a)| (*f, a.clone()))
             .collect();
-        flows.sort_unstable();
-        for flow in flows {
-            self.phones.remove(&flow);
-            self.expired_flows.remove(&flow);
-            self.out.push_back(Output::Disconnect { flow });
+        flows.sort_unstable_by_key(|(f, _)| *f);
+        for (flow, a) in flows {
+            self.close_phone(flow, &a, "key no longer admitted");
         }
-        warn!(
-            target: "audit",
-            decision = "revoked",
-            token,
-            "token revoked: its calls ended and its connections closed"
-        );
+    }
+
+    /// Whether an admission still holds under the registry in force.
+    pub(super) fn still_admitted(&self, a: &Admitted) -> bool {
+        self.registry
+            .active(&a.key())
+            .is_some_and(|e| e.name == a.token())
+    }
+
+    /// A phone connection the shell handed over: refused (closed) if its
+    /// key lost its admission between the handshake and now.
+    pub(super) fn phone_connected(&mut self, flow: u64, admitted: Admitted) {
+        if self.still_admitted(&admitted) {
+            self.phones.insert(flow, admitted);
+        } else {
+            self.close_phone(flow, &admitted, "key no longer admitted");
+        }
+    }
+
+    /// Closes a phone connection, as an audit event.
+    pub(super) fn close_phone(&mut self, flow: u64, a: &Admitted, why: &str) {
+        self.phones.remove(&flow);
+        self.expired_flows.remove(&flow);
+        warn!(target: "audit", decision = "closed", flow, token = %a.token(), key = %a.key(), peer = %a.peer(), reason = why, "phone connection closed");
+        self.out.push_back(Output::Disconnect { flow });
     }
 
     /// A trunk connection failed or closed.

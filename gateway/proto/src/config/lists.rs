@@ -186,12 +186,13 @@ pub fn parse_registry(text: &str) -> Result<(Registry, AliasGrants), ConfigError
     let mut registry = Registry::default();
     let mut grants = AliasGrants::new();
     let mut keys = HashSet::new();
+    let mut names = HashSet::new();
     for t in raw.token {
         let field = format!("token.{}", t.name);
         check_enrolment_fields(&field, &t)?;
         let key = KeyHash::from_hex(&t.key_sha256)
             .map_err(|e| invalid(format!("{field}.key_sha256"), e.to_string()))?;
-        if !keys.insert(key) || grants.contains_key(&t.name) {
+        if !keys.insert(key) || !names.insert(t.name.clone()) {
             return Err(invalid(field, "token listed twice (by name or key)"));
         }
         registry.insert(
@@ -204,7 +205,10 @@ pub fn parse_registry(text: &str) -> Result<(Registry, AliasGrants), ConfigError
         if t.unattested {
             tracing::info!(token = %t.name, key = %key, origin = t.origin.as_deref().unwrap_or("unknown"), "registry entry is unattested (no verified hardware attestation)");
         }
-        grants.insert(t.name, t.aliases.into_iter().collect());
+        // A revoked entry carries no grants.
+        if !t.revoked {
+            grants.insert(t.name, t.aliases.into_iter().collect());
+        }
     }
     Ok((registry, grants))
 }

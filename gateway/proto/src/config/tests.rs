@@ -139,9 +139,13 @@ fn registry_parses_and_refuses_duplicates() {
     let k2 = "22".repeat(32);
     let text = format!(
             "[[token]]\nname = \"alice\"\nkey_sha256 = \"{k1}\"\naliases = [\"echo\"]\nunattested = true\n\
-             [[token]]\nname = \"mallory\"\nkey_sha256 = \"{k2}\"\nrevoked = true\n"
+             [[token]]\nname = \"mallory\"\nkey_sha256 = \"{k2}\"\naliases = [\"echo\"]\nrevoked = true\n"
         );
     let (reg, grants) = parse_registry(&text).unwrap();
+    assert!(
+        !grants.contains_key("mallory"),
+        "a revoked entry carries no grants"
+    );
     assert_eq!(reg.len(), 2);
     assert_eq!(
         reg.active(&KeyHash::from_hex(&k1).unwrap()).unwrap().name,

@@ -478,7 +478,10 @@ impl Verified {
                     revoked: t.revoked,
                 },
             );
-            grants.insert(t.name.clone(), t.aliases.iter().cloned().collect());
+            // A revoked entry carries no grants.
+            if !t.revoked {
+                grants.insert(t.name.clone(), t.aliases.iter().cloned().collect());
+            }
         }
         (registry, grants)
     }

@@ -85,6 +85,10 @@ fn a_valid_bundle_is_accepted_and_yields_the_registry_and_directory() {
         "mallory is revoked"
     );
     assert!(grants["alice"].contains("echo"));
+    assert!(
+        !grants.contains_key("mallory"),
+        "a revoked entry carries no grants"
+    );
     let directory = v.directory();
     assert_eq!(directory["echo"].pin.as_deref(), Some("1234#"));
     assert_eq!(directory["echo"].trunk, "echo");
