@@ -203,20 +203,26 @@ impl B2bua {
         self.reply(now, tx, reply);
     }
 
-    /// The phone's CANCEL: 200 to it; a call still being set up ends
-    /// (487 to its INVITE, CANCEL to the bridge).
-    pub(super) fn phone_cancel(&mut self, now: Instant, tx: TxId, msg: &Message) {
-        self.reply(now, tx, Reply::new(msg, 200, None));
+    /// The phone's CANCEL (RFC 3261 §9.2): 481 unless it matches a
+    /// pending INVITE of the same connection and token; then 200, and a
+    /// call still being set up ends (487 to its INVITE, CANCEL to the
+    /// bridge).
+    pub(super) fn phone_cancel(&mut self, now: Instant, tx: TxId, msg: &Message, who: &Admitted) {
         let via = msg.top_via();
-        let Some(inv) = self
+        let flow = self
             .txs
-            .invite_for_cancel(via.branch().unwrap_or_default(), &build::sent_by(via))
-        else {
+            .server_flow(tx)
+            .unwrap_or(super::Flow::Phone(u64::MAX).id());
+        let call = self
+            .txs
+            .invite_for_cancel(via.branch().unwrap_or_default(), &build::sent_by(via), flow)
+            .and_then(|inv| self.calls.by_phone_invite(inv))
+            .filter(|k| self.calls.get(*k).is_some_and(|c| c.token() == who.token()));
+        let Some(key) = call else {
+            self.reply(now, tx, Reply::new(msg, 481, None));
             return;
         };
-        let Some(key) = self.calls.by_phone_invite(inv) else {
-            return;
-        };
+        self.reply(now, tx, Reply::new(msg, 200, None));
         if self.calls.get(key).is_some_and(|c| c.phase.phone_pending()) {
             info!(call = key.0, "call cancelled by the phone");
             self.end(now, key, &Refusal::CANCELLED, Party::Phone);

@@ -550,14 +550,14 @@ impl B2bua {
         }
         match msg.method().cloned() {
             Some(method) => self.phone_request(now, Flow::Phone(flow), &admitted, method, msg),
-            None => self.response(now, msg),
+            None => self.response(now, Flow::Phone(flow), msg),
         }
     }
 
     fn bridge_message(&mut self, now: Instant, flow: Flow, msg: Message) {
         match msg.method().cloned() {
             Some(method) => self.trunk_request(now, flow, method, msg),
-            None => self.response(now, msg),
+            None => self.response(now, flow, msg),
         }
     }
 
@@ -613,7 +613,7 @@ impl B2bua {
         let in_dialog = msg.to().tag().is_some();
         match method {
             Method::Invite if !in_dialog => self.phone_invite(now, flow, admitted, tx, msg),
-            Method::Cancel => self.phone_cancel(now, tx, &msg),
+            Method::Cancel => self.phone_cancel(now, tx, &msg, admitted),
             Method::Options if !in_dialog => {
                 self.reply(now, tx, Reply::new(&msg, 200, None).allow())
             }

@@ -230,12 +230,33 @@ impl B2bua {
         self.out.push_back(Output::ReleaseMedia { legs });
     }
 
-    /// A response on a bridge-side (or, never expected, phone) flow.
-    pub(super) fn response(&mut self, now: Instant, msg: Message) {
+    /// A response, on the flow it arrived on: handed to its client
+    /// transaction only if it came where the request went (the same phone
+    /// connection, or a flow of the same trunk), so that no peer can
+    /// answer another's request.
+    pub(super) fn response(&mut self, now: Instant, flow: Flow, msg: Message) {
         let Some(status) = msg.status() else { return };
         let code = status.as_u16();
         let branch = msg.top_via().branch().unwrap_or_default().to_string();
         let cseq = msg.cseq().clone();
+        if let Some(sent_on) = self.txs.client_flow(&branch, cseq.method.as_str()) {
+            let same = match (Flow::of(sent_on), flow) {
+                (Flow::Phone(a), Flow::Phone(b)) => a == b,
+                (Flow::Phone(_), _) | (_, Flow::Phone(_)) => false,
+                (a, b) => {
+                    self.trunks.of_flow(a).is_some()
+                        && self.trunks.of_flow(a) == self.trunks.of_flow(b)
+                }
+            };
+            if !same {
+                warn!(
+                    ?flow,
+                    status = code,
+                    "a response on another connection than its request's: ignored"
+                );
+                return;
+            }
+        }
         let action = self
             .txs
             .receive_response(now, &branch, cseq.method.as_str(), code);

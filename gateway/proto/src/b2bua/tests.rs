@@ -1536,3 +1536,79 @@ fn a_connection_handed_over_after_its_key_was_revoked_is_closed() {
     assert!(h.sent(Flow::Trunk(TrunkId(0))).is_empty());
     assert!(h.sent(Flow::Phone(30)).is_empty());
 }
+
+fn cancel_of(branch: &str, call_id: &str, user: &str) -> Message {
+    let text = format!(
+        "CANCEL sip:echo@127.0.0.1:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5071;branch={branch}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:{user}@127.0.0.1>;tag=phonetag\r\nTo: <sip:echo@127.0.0.1:5061>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 7 CANCEL\r\nContent-Length: 0\r\n\r\n"
+    );
+    parse(text.as_bytes())
+}
+
+#[test]
+fn a_cancel_matching_nothing_gets_481_and_another_connection_cannot_cancel() {
+    let mut h = harness();
+    h.phone_sends(cancel_of("z9hG4bK-none", "call-none", "alice"));
+    assert_eq!(h.statuses(Flow::Phone(PHONE_FLOW)), vec![481]);
+    // alice's call; bob, on his own connection, forges her CANCEL (same
+    // branch, sent-by and Call-ID): 481, and her call goes on.
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-x1", "call-x1"));
+    h.sent(Flow::Phone(PHONE_FLOW));
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
+    h.bridge_sends(bridge_response(&inv, 180, "bt", None).0);
+    h.sent(Flow::Phone(PHONE_FLOW));
+    h.b2b.handle_input(
+        h.now,
+        Input::PhoneConnected {
+            flow: 8,
+            admitted: admitted("bob", 8, "127.0.0.1:40000"),
+        },
+    );
+    let forged = cancel_of("z9hG4bK-x1", "call-x1", "bob");
+    h.b2b.handle_input(
+        h.now,
+        Input::Phone {
+            flow: 8,
+            msg: forged,
+        },
+    );
+    h.collect();
+    assert_eq!(h.statuses(Flow::Phone(8)), vec![481]);
+    assert!(
+        h.sent(Flow::Trunk(TrunkId(0))).is_empty(),
+        "no CANCEL to the bridge"
+    );
+    assert!(
+        h.sent(Flow::Phone(PHONE_FLOW)).is_empty(),
+        "alice's INVITE still pending"
+    );
+    // Her own CANCEL works.
+    h.phone_sends(cancel_of("z9hG4bK-x1", "call-x1", "alice"));
+    let mut s = h.statuses(Flow::Phone(PHONE_FLOW));
+    s.sort();
+    assert_eq!(s, vec![200, 487]);
+}
+
+#[test]
+fn a_response_on_another_connection_than_its_request_is_ignored() {
+    // A phone that learnt (or guessed) the bridge INVITE's branch cannot
+    // answer it: responses count only where their request went.
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-fr", "call-fr"));
+    h.sent(Flow::Phone(PHONE_FLOW));
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
+    let (ok, _) = bridge_response(&inv, 200, "bt", Some((&Policy::trunk_default(), 40000)));
+    h.phone_sends(ok.clone());
+    assert!(
+        h.sent(Flow::Phone(PHONE_FLOW)).is_empty(),
+        "no 200 to the phone"
+    );
+    assert!(h.sent(Flow::Trunk(TrunkId(0))).is_empty(), "no ACK");
+    assert!(!h.out.iter().any(|o| matches!(o, Output::StartMedia(_))));
+    // From the trunk, the same response sets the call up.
+    h.bridge_sends(ok);
+    assert!(h.statuses(Flow::Phone(PHONE_FLOW)).contains(&200));
+}

@@ -198,6 +198,10 @@ struct ServerKey {
     branch: String,
     sent_by: String,
     method: String,
+    /// The connection: a request with another connection's keys is not a
+    /// retransmission of its request (over TLS there are none), so no peer
+    /// can take over, absorb or cancel another's transaction.
+    flow: FlowId,
 }
 
 #[derive(Debug)]
@@ -485,6 +489,7 @@ impl Transactions {
                 branch: branch.to_string(),
                 sent_by: sent_by.to_ascii_lowercase(),
                 method: "INVITE".into(),
+                flow,
             };
             let Some(&id) = self.servers.get(&key) else {
                 return Ok(RequestAction::AckForTu);
@@ -513,6 +518,7 @@ impl Transactions {
             branch: branch.to_string(),
             sent_by: sent_by.to_ascii_lowercase(),
             method: method.clone(),
+            flow,
         };
         if let Some(&id) = self.servers.get(&key) {
             if let Some(tx) = self.txs.get(&id) {
@@ -560,13 +566,32 @@ impl Transactions {
         Ok(RequestAction::New(id))
     }
 
-    /// The INVITE server transaction a CANCEL (same branch and sent-by)
-    /// targets (§9.2), if it is still live.
-    pub fn invite_for_cancel(&self, branch: &str, sent_by: &str) -> Option<TxId> {
+    /// The flow a client transaction sent its request on, by the keys a
+    /// response carries (its top Via branch and CSeq method): the TU checks
+    /// that a response arrived where its request went before handing it
+    /// to [`Transactions::receive_response`].
+    pub fn client_flow(&self, branch: &str, cseq_method: &str) -> Option<FlowId> {
+        let key = ClientKey {
+            branch: branch.to_string(),
+            method: cseq_method.to_ascii_uppercase(),
+        };
+        let id = self.clients.get(&key)?;
+        self.txs.get(id).map(|t| t.flow)
+    }
+
+    /// The flow a server transaction's request arrived on.
+    pub fn server_flow(&self, id: TxId) -> Option<FlowId> {
+        self.txs.get(&id).map(|t| t.flow)
+    }
+
+    /// The INVITE server transaction a CANCEL (same branch and sent-by,
+    /// on the same connection) targets (§9.2), if it is still live.
+    pub fn invite_for_cancel(&self, branch: &str, sent_by: &str, flow: FlowId) -> Option<TxId> {
         let key = ServerKey {
             branch: branch.to_string(),
             sent_by: sent_by.to_ascii_lowercase(),
             method: "INVITE".into(),
+            flow,
         };
         self.servers
             .get(&key)

@@ -205,7 +205,7 @@ impl Sim {
                 self.uas
                     .respond(self.now, tx, 200, res("CANCEL", branch, 200))
                     .unwrap();
-                if let Some(inv) = self.uas.invite_for_cancel(branch, SENT_BY) {
+                if let Some(inv) = self.uas.invite_for_cancel(branch, SENT_BY, FlowId(1)) {
                     let _ = self
                         .uas
                         .respond(self.now, inv, 487, res("INVITE", branch, 487));
@@ -469,7 +469,10 @@ fn cancel_racing_200_leaves_the_call_answered() {
     else {
         panic!("CANCEL is its own transaction");
     };
-    assert_eq!(t_uas.invite_for_cancel(BRANCH, SENT_BY), Some(inv));
+    assert_eq!(
+        t_uas.invite_for_cancel(BRANCH, SENT_BY, FlowId(0)),
+        Some(inv)
+    );
     t_uas
         .respond(now, cancel, 200, b"200 CANCEL".to_vec())
         .unwrap();
@@ -607,4 +610,32 @@ fn a_full_table_makes_room_by_ending_a_lingering_transaction() {
         live.receive_request(now, "x3", "h", "INVITE", FlowId(0), true),
         Err(TxError::Full)
     );
+}
+
+#[test]
+fn a_request_with_another_connections_keys_is_not_its_retransmission() {
+    // Over TLS there are no retransmissions: the same branch and sent-by
+    // on another connection is a new transaction (or a hostile one), never
+    // absorbed into the first, and it cannot CANCEL the first's INVITE.
+    let mut t = Transactions::new(TimerConfig::default(), 8);
+    let now = Instant::now();
+    let RequestAction::New(first) = t
+        .receive_request(now, BRANCH, SENT_BY, "INVITE", FlowId(1), true)
+        .unwrap()
+    else {
+        panic!("a new transaction")
+    };
+    let second = t
+        .receive_request(now, BRANCH, SENT_BY, "INVITE", FlowId(2), true)
+        .unwrap();
+    assert!(matches!(second, RequestAction::New(id) if id != first));
+    assert_eq!(t.invite_for_cancel(BRANCH, SENT_BY, FlowId(1)), Some(first));
+    assert_ne!(t.invite_for_cancel(BRANCH, SENT_BY, FlowId(2)), Some(first));
+    assert_eq!(t.invite_for_cancel(BRANCH, SENT_BY, FlowId(3)), None);
+    // The same connection again: a retransmission.
+    assert!(matches!(
+        t.receive_request(now, BRANCH, SENT_BY, "INVITE", FlowId(1), true)
+            .unwrap(),
+        RequestAction::Absorbed(id) if id == first
+    ));
 }
