@@ -295,6 +295,19 @@ fn malformed_request_gets_400_and_the_connection_goes_on() {
         Some(200),
         "connection still usable"
     );
+    // A request without a Call-ID cannot be answered: the connection is
+    // closed with an audit record, not left open in silence.
+    let no_call_id = head("OPTIONS", "70").replace("Call-ID: malformed-1@test\r\n", "");
+    s.write_all(no_call_id.as_bytes()).unwrap();
+    assert!(
+        common::read_message(&mut s, &mut framer).is_err(),
+        "the connection stays open after an unanswerable request"
+    );
+    assert!(wait_for(
+        &log,
+        "malformed SIP message that cannot be answered: connection closed",
+        Duration::from_secs(2)
+    ));
     drop(procs);
     std::fs::remove_dir_all(&work).ok();
 }
@@ -520,6 +533,66 @@ fn the_post_quantum_switch_from_the_policy_applies_to_new_connections() {
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("group=Some(X25519MLKEM768)"));
+    drop(procs);
+    std::fs::remove_dir_all(&work).ok();
+}
+
+/// A bundle rewritten in place with the same size and modification time
+/// (a copy tool that preserves times, a clock that stepped back) is still
+/// noticed: the gateway reads the file at every poll.
+#[test]
+fn a_bundle_rewritten_in_place_with_the_same_size_and_time_is_applied() {
+    use std::io::{Seek, Write};
+    let (work, kit, log) = common::work_dir("e2e-in-place");
+    let mut procs = Procs(Vec::new());
+    start_demo(&mut procs, &kit, &log);
+    let bundle = kit.join("policy.bundle");
+    let before = std::fs::read(&bundle).unwrap();
+    let mtime = std::fs::metadata(&bundle).unwrap().modified().unwrap();
+    // Newer bundles, built aside, until one has the running one's size
+    // (ECDSA signatures vary by a byte or two).
+    let hq = kit.join("hq");
+    let aside = work.join("next.bundle");
+    let mut next = Vec::new();
+    for _ in 0..20 {
+        ctl(&[
+            "policy",
+            "build",
+            "--dir",
+            hq.to_str().unwrap(),
+            "--kit",
+            dialgate::demo::KIT_ID,
+            "--out",
+            aside.to_str().unwrap(),
+        ]);
+        next = std::fs::read(&aside).unwrap();
+        if next.len() == before.len() {
+            break;
+        }
+    }
+    assert_eq!(
+        next.len(),
+        before.len(),
+        "no bundle of the same size in 20 tries"
+    );
+    assert_ne!(next, before);
+    let applied = count(&log, "policy applied");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&bundle)
+        .unwrap();
+    f.rewind().unwrap();
+    f.write_all(&next).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    assert_eq!(
+        std::fs::metadata(&bundle).unwrap().modified().unwrap(),
+        mtime
+    );
+    assert!(
+        wait_count(&log, "policy applied", applied, Duration::from_secs(3)),
+        "the rewritten bundle was not noticed"
+    );
     drop(procs);
     std::fs::remove_dir_all(&work).ok();
 }

@@ -107,12 +107,16 @@ pub(super) async fn read_messages<R: AsyncRead + Unpin>(
                 Ok(Some(FrameEvent::Rejected { error, bytes })) => {
                     // Delimited but unparseable: answer a request with 400
                     // (or 505/513/416) where the transaction can be named,
-                    // and go on; the stream is still in step.
-                    let answered = match salvage_response(&bytes, &error) {
-                        Some(r) => writer.try_send(r).is_ok(),
-                        None => false,
-                    };
-                    warn!(%error, answered, "malformed SIP message on a TLS connection");
+                    // and go on; the stream is still in step. One that
+                    // cannot be answered (no Call-ID, a response, an ACK)
+                    // closes the connection: never silence on it.
+                    let answered = salvage_response(&bytes, &error)
+                        .is_some_and(|r| writer.try_send(r).is_ok());
+                    if !answered {
+                        warn!(target: "audit", decision = "closed", %error, "malformed SIP message that cannot be answered: connection closed");
+                        return;
+                    }
+                    warn!(%error, "malformed SIP message on a TLS connection: answered");
                 }
                 Err(error) => {
                     warn!(%error, "SIP framing failed: closing the connection");

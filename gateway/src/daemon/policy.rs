@@ -66,35 +66,8 @@ pub(super) struct PolicyWatch {
     /// Digest of the bundle file's bytes last examined, so an unchanged
     /// file is not decided (and refused as a "rollback") again.
     examined: Option<[u8; 32]>,
-    /// The bundle file's identity and size and time when last read: an
-    /// unchanged file is not read (nor hashed) at every poll.
-    stamp: Option<FileStamp>,
     /// Whether "no bundle" was already logged.
     told_missing: bool,
-}
-
-/// What tells a changed file from an unchanged one without reading it:
-/// device and inode (a replacement by rename is a new inode), size and
-/// modification time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FileStamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: Option<std::time::SystemTime>,
-}
-
-impl FileStamp {
-    fn of(path: &Path) -> Option<FileStamp> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            len: m.len(),
-            mtime: m.modified().ok(),
-        })
-    }
 }
 
 fn now_unix() -> u64 {
@@ -128,7 +101,6 @@ impl PolicyWatch {
             state,
             current: None,
             examined: None,
-            stamp: None,
             told_missing: false,
         };
         let applied = watch.examine(now_unix(), true);
@@ -141,7 +113,6 @@ impl PolicyWatch {
     pub(super) fn poll(&mut self, force: bool) -> Option<Apply> {
         if force {
             self.examined = None;
-            self.stamp = None;
         }
         self.examine(now_unix(), false)
     }
@@ -179,11 +150,9 @@ impl PolicyWatch {
 
     fn examine_file(&mut self, now: u64, at_start: bool) -> Option<Apply> {
         let path = self.cfg.bundle.clone();
-        let stamp = FileStamp::of(&path);
-        if stamp.is_some() && stamp == self.stamp {
-            return None;
-        }
-        self.stamp = stamp;
+        // Read at every poll (a bundle is small): a file rewritten in
+        // place with the same size and times is still noticed; the digest
+        // keeps an unchanged one from being decided again.
         let bytes = match store::read_bounded(&path, MAX_BUNDLE_BYTES) {
             Ok(b) => b,
             Err(e) => {
@@ -239,7 +208,6 @@ impl PolicyWatch {
                 error!(state = %self.cfg.state.display(), error = %e, version = verified.version(), "cannot record the policy version durably: bundle NOT applied");
                 // Try again at the next poll.
                 self.examined = None;
-                self.stamp = None;
                 return None;
             }
             self.state = next;

@@ -11,6 +11,7 @@ use tracing::{error, info, warn};
 use super::policy::{Gate, PolicyWatch};
 use super::Input;
 use crate::files::load_registry;
+use dialgate_proto::config::ReadFile;
 
 /// How often the registry file is checked for a new version.
 pub const REGISTRY_POLL: Duration = Duration::from_secs(1);
@@ -107,18 +108,21 @@ pub(super) async fn watch_registry(
     shared: crate::tls::SharedRegistry,
     input: mpsc::Sender<Input>,
 ) {
-    let stamp = |p: &Path| {
-        std::fs::metadata(p)
+    // The file's digest, read at every poll (a registry is small): a file
+    // rewritten in place with the same size and times is still noticed.
+    let digest = |p: &Path| {
+        crate::files::Files
+            .read(p)
             .ok()
-            .map(|m| (m.modified().ok(), m.len()))
+            .map(|b| dialgate_signed::sha256(&b))
     };
-    let mut last = stamp(&path);
+    let mut last = digest(&path);
     loop {
         let forced = tokio::select! {
             () = tokio::time::sleep(REGISTRY_POLL) => false,
             s = hangup.recv() => s.is_some(),
         };
-        let now = stamp(&path);
+        let now = digest(&path);
         if now == last && !forced {
             continue;
         }
