@@ -37,7 +37,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::tls::{key_hash_of, SharedRegistry, TokenRefused};
-use dialgate_proto::admission::{Admitted, Handshake};
+use dialgate_proto::admission::{Admitted, Handshake, KeyHash};
 
 /// Per-address slow-down after failed handshakes. Sans-IO: the caller
 /// passes the time.
@@ -126,6 +126,9 @@ pub struct ListenerLimits {
     pub max_connections: usize,
     /// Admitted connections from one source address.
     pub max_connections_per_address: usize,
+    /// Admitted connections of one token key (a phone holds one; a lost
+    /// token cannot hold the gateway's connections from many addresses).
+    pub max_connections_per_token: usize,
     /// Slow down addresses whose handshakes keep failing
     /// ([`FailurePenalty`]); loopback is exempt when this is false (demo
     /// kits, where every phone shares 127.0.0.1).
@@ -140,6 +143,7 @@ impl Default for ListenerLimits {
             handshake_timeout: Duration::from_secs(5),
             max_connections: 256,
             max_connections_per_address: 8,
+            max_connections_per_token: 4,
             penalize_loopback: true,
         }
     }
@@ -188,16 +192,17 @@ struct Counts {
     pending_by_addr: HashMap<IpAddr, usize>,
     connections: usize,
     connections_by_addr: HashMap<IpAddr, usize>,
+    connections_by_key: HashMap<KeyHash, usize>,
     penalty: FailurePenalty,
 }
 
 type Shared = Arc<Mutex<Counts>>;
 
-fn dec(map: &mut HashMap<IpAddr, usize>, ip: IpAddr) {
-    if let Some(n) = map.get_mut(&ip) {
+fn dec<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, k: K) {
+    if let Some(n) = map.get_mut(&k) {
         *n -= 1;
         if *n == 0 {
-            map.remove(&ip);
+            map.remove(&k);
         }
     }
 }
@@ -225,6 +230,7 @@ impl Drop for PendingSlot {
 pub struct ConnectionSlot {
     counts: Shared,
     ip: IpAddr,
+    key: KeyHash,
 }
 
 impl Drop for ConnectionSlot {
@@ -232,6 +238,7 @@ impl Drop for ConnectionSlot {
         if let Ok(mut c) = self.counts.lock() {
             c.connections -= 1;
             dec(&mut c.connections_by_addr, self.ip);
+            dec(&mut c.connections_by_key, self.key);
         }
     }
 }
@@ -421,12 +428,22 @@ async fn handshake(
     };
     let slot = {
         let Ok(mut c) = counts.lock() else { return };
+        let key = admitted.key();
+        if c.connections_by_key.get(&key).copied().unwrap_or(0) >= limits.max_connections_per_token
+        {
+            drop(c);
+            stats.refused_by_limit.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target: "audit", %peer, decision = "refused", token = %admitted.token(), key = %key, reason = "too many connections for this token", "phone refused after the TLS handshake");
+            return;
+        }
         c.penalty.admitted(peer.ip());
         c.connections += 1;
         *c.connections_by_addr.entry(peer.ip()).or_default() += 1;
+        *c.connections_by_key.entry(key).or_default() += 1;
         ConnectionSlot {
             counts: Arc::clone(&counts),
             ip: peer.ip(),
+            key,
         }
     };
     // Admitted: no longer pending, and no longer evictable.

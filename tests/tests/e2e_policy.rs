@@ -596,3 +596,42 @@ fn a_bundle_rewritten_in_place_with_the_same_size_and_time_is_applied() {
     drop(procs);
     std::fs::remove_dir_all(&work).ok();
 }
+
+/// A phone that sends requests but never reads the answers fills its
+/// connection's queue: the gateway closes that connection (audited) rather
+/// than hold its bytes, and other phones are not affected.
+#[test]
+fn a_phone_that_stops_reading_is_closed() {
+    use std::io::Write;
+    let (work, kit, log) = common::work_dir("e2e-stuck-reader");
+    let mut procs = Procs(Vec::new());
+    start_demo(&mut procs, &kit, &log);
+    let (mut s, local) = common::phone_tls(&kit, GW, "alice").unwrap();
+    let mut closed = false;
+    for i in 0..60_000 {
+        let req = format!(
+            "OPTIONS sip:echo@127.0.0.1:5061;transport=tls SIP/2.0\r\n\
+             Via: SIP/2.0/TLS {local};branch=z9hG4bK-stuck-{i}\r\nMax-Forwards: 70\r\n\
+             From: <sip:alice@127.0.0.1>;tag=s1\r\nTo: <sip:echo@127.0.0.1>\r\n\
+             Call-ID: stuck-{i}@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        if s.write_all(req.as_bytes()).is_err() {
+            closed = true;
+            break;
+        }
+        if i % 1000 == 999 && count(&log, "the phone stopped reading") > 0 {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed || wait_for(&log, "the phone stopped reading", Duration::from_secs(5)));
+    assert!(wait_for(
+        &log,
+        "reason=\"the phone stopped reading (write queue full)\"",
+        Duration::from_secs(5)
+    ));
+    // Another phone still calls.
+    assert_eq!(alice_calls(&kit, "echo"), 200);
+    drop(procs);
+    std::fs::remove_dir_all(&work).ok();
+}

@@ -212,3 +212,39 @@ async fn repeated_handshake_failures_slow_an_address_down() {
     phone(&kit, src, addr).await.unwrap();
     assert_eq!(admitted.recv().await.unwrap().admitted.token(), "alice");
 }
+
+#[tokio::test]
+async fn connections_per_token_are_capped_across_addresses() {
+    // A lost token used from many hosts holds at most its share: the
+    // connection over the cap is refused after the handshake (audited).
+    let kit = TestKit::new();
+    let limits = ListenerLimits {
+        max_connections_per_token: 2,
+        ..ListenerLimits::default()
+    };
+    let (addr, stats, mut admitted) = start(&kit, limits).await;
+    let mut held = Vec::new();
+    for i in 0..2 {
+        phone(&kit, Ipv4Addr::new(127, 0, 0, 50 + i), addr)
+            .await
+            .unwrap();
+        held.push(admitted.recv().await.unwrap());
+    }
+    let before = stats.refused_by_limit.load(Ordering::Relaxed);
+    let _ = phone(&kit, Ipv4Addr::new(127, 0, 0, 60), addr).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(stats.refused_by_limit.load(Ordering::Relaxed), before + 1);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), admitted.recv())
+            .await
+            .is_err(),
+        "a third connection of the token was handed to the core"
+    );
+    // Closing one frees the token's slot.
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    phone(&kit, Ipv4Addr::new(127, 0, 0, 61), addr)
+        .await
+        .unwrap();
+    assert_eq!(admitted.recv().await.unwrap().admitted.token(), "alice");
+}

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::outbox::{Outbox, Stuck, MAX_QUEUED_MESSAGES};
 use super::policy::Gate;
 use super::trunks::{connect_trunk, known_bridges, TrunkFlow};
-use super::{Input, WRITE_QUEUE};
+use super::Input;
 use crate::b2bua::{B2bua, CallKey, Flow, Input as In, Output};
 use crate::relay::net::RelayHandle;
 use crate::relay::{CallId, Event, LegSide};
@@ -22,7 +23,7 @@ struct Trunk {
     generation: u64,
     /// Dropping it closes the connection (its reader stops).
     close: Option<tokio::sync::oneshot::Sender<()>>,
-    writer: Option<mpsc::Sender<Vec<u8>>>,
+    writer: Option<Outbox>,
     queued: Vec<Vec<u8>>,
     connecting: bool,
 }
@@ -34,12 +35,12 @@ pub(super) async fn core(
     mut input: mpsc::Receiver<Input>,
     input_tx: mpsc::Sender<Input>,
 ) {
-    let mut phones: HashMap<u64, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut phones: HashMap<u64, Outbox> = HashMap::new();
     let mut closers: HashMap<u64, tokio::sync::oneshot::Sender<()>> = HashMap::new();
     // Trunk-side connections: each trunk's own address, and route hops.
     let mut trunks: HashMap<Flow, Trunk> = HashMap::new();
     // Connections bridges opened to the bridge-side listener.
-    let mut inbound: HashMap<u64, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut inbound: HashMap<u64, Outbox> = HashMap::new();
     let mut next_generation: u64 = 0;
     let mut media: HashMap<CallKey, CallId> = HashMap::new();
     let mut by_relay: HashMap<CallId, CallKey> = HashMap::new();
@@ -125,7 +126,7 @@ pub(super) async fn core(
                 };
                 t.connecting = false;
                 for m in t.queued.drain(..) {
-                    let _ = w.try_send(m);
+                    let _ = w.send(m);
                 }
                 t.writer = Some(w);
             }
@@ -153,8 +154,8 @@ pub(super) async fn core(
                     bytes,
                 } => {
                     if let Some(w) = inbound.get(&n) {
-                        if w.try_send(bytes).is_err() {
-                            warn!(conn = n, "bridge connection stuck or gone: message dropped");
+                        if let Err(e) = w.send(bytes) {
+                            warn!(conn = n, state = ?e, "bridge connection stuck or gone: message dropped");
                         }
                     }
                 }
@@ -163,8 +164,15 @@ pub(super) async fn core(
                     bytes,
                 } => {
                     if let Some(w) = phones.get(&n) {
-                        if w.try_send(bytes).is_err() {
-                            warn!(flow = n, "phone connection stuck or gone: message dropped");
+                        if w.send(bytes) == Err(Stuck::Full) {
+                            // The phone stopped reading: close it rather
+                            // than hold its bytes (its reader then tells
+                            // the B2BUA it closed).
+                            warn!(target: "audit", decision = "closed", flow = n, reason = "the phone stopped reading (write queue full)", "phone connection closed");
+                            phones.remove(&n);
+                            if let Some(close) = closers.remove(&n) {
+                                let _ = close.send(());
+                            }
                         }
                     }
                 }
@@ -187,11 +195,17 @@ pub(super) async fn core(
                     });
                     match &t.writer {
                         Some(w) if !w.is_closed() => {
-                            let _ = w.try_send(bytes);
+                            if w.send(bytes) == Err(Stuck::Full) {
+                                // The bridge stopped reading: drop the
+                                // connection (its reader ends; the trunk
+                                // reconnects on the next message).
+                                warn!(target: "audit", decision = "closed", trunk = trunk.0, reason = "the bridge stopped reading (write queue full)", "trunk connection closed");
+                                trunks.remove(&flow);
+                            }
                         }
                         _ => {
                             t.writer = None;
-                            if t.queued.len() < WRITE_QUEUE {
+                            if t.queued.len() < MAX_QUEUED_MESSAGES {
                                 t.queued.push(bytes);
                             }
                             if !t.connecting {

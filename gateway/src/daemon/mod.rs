@@ -28,8 +28,10 @@ use crate::tls::{
     bridge_server_config, load_certs, load_key, phone_server_config, SharedBridges, TlsError,
 };
 use crate::transport::{serve, ListenerLimits, ListenerStats};
+use outbox::Outbox;
 
 mod core;
+mod outbox;
 mod phones;
 mod policy;
 mod trunks;
@@ -65,8 +67,6 @@ pub enum DaemonError {
     Policy(#[from] PolicyStartError),
 }
 
-/// Messages queued per connection before it counts as stuck and is closed.
-const WRITE_QUEUE: usize = 256;
 /// Inputs queued for the core.
 const INPUT_QUEUE: usize = 1024;
 
@@ -75,7 +75,7 @@ enum Input {
     PhoneConnected {
         flow: u64,
         admitted: Admitted,
-        writer: mpsc::Sender<Vec<u8>>,
+        writer: Outbox,
         close: tokio::sync::oneshot::Sender<()>,
     },
     /// A new registry (or signed policy) was applied: the registry in
@@ -94,7 +94,7 @@ enum Input {
     BridgeConnected {
         conn: u64,
         trunk: TrunkId,
-        writer: mpsc::Sender<Vec<u8>>,
+        writer: Outbox,
     },
     Bridge(u64, Message),
     BridgeClosed(u64),
@@ -102,7 +102,7 @@ enum Input {
     PhoneClosed(u64),
     /// A trunk-side connection (the trunk's address or a route hop) is up.
     /// (flow, connection generation, writer).
-    TrunkConnected(Flow, u64, mpsc::Sender<Vec<u8>>),
+    TrunkConnected(Flow, u64, Outbox),
     Trunk(TrunkId, Message),
     /// (flow, connection generation).
     TrunkClosed(Flow, u64),
@@ -249,6 +249,7 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
         ListenerLimits {
             max_pending_per_address: 256,
             max_connections_per_address: 4096,
+            max_connections_per_token: 4096,
             max_connections: 4096,
             max_pending_handshakes: 512,
             penalize_loopback: false,

@@ -1,11 +1,12 @@
 //! Phone connections after their admission, and the reader and writer
 //! tasks every SIP connection (phone, trunk, bridge) uses.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::{Input, WRITE_QUEUE};
+use super::outbox::{writer, Outbox};
+use super::Input;
 use crate::sip::{salvage_response, Event as FrameEvent, Framer, Limits, Message, PONG};
 use crate::transport::PhoneConnection;
 
@@ -21,7 +22,7 @@ pub(super) async fn accept_phones(
         next_flow += 1;
         let not_after = conn.admitted.not_after();
         let (read, write) = tokio::io::split(conn.stream);
-        let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
+        let (wtx, wrx) = Outbox::channel();
         let (close_tx, close_rx) = tokio::sync::oneshot::channel();
         if input
             .send(Input::PhoneConnected {
@@ -68,20 +69,11 @@ async fn certificate_expiry(flow: u64, not_after: Option<u64>, input: &mpsc::Sen
     std::future::pending::<()>().await
 }
 
-pub(super) async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Vec<u8>>) {
-    while let Some(bytes) = rx.recv().await {
-        if w.write_all(&bytes).await.is_err() {
-            break;
-        }
-    }
-    let _ = w.shutdown().await;
-}
-
 /// Reads SIP messages until the peer closes or breaks the framing.
 pub(super) async fn read_messages<R: AsyncRead + Unpin>(
     mut r: R,
     mut framer: Framer,
-    writer: &mpsc::Sender<Vec<u8>>,
+    writer: &Outbox,
     wrap: impl Fn(Message) -> Input,
     input: &mpsc::Sender<Input>,
 ) {
@@ -101,7 +93,7 @@ pub(super) async fn read_messages<R: AsyncRead + Unpin>(
                     }
                 }
                 Ok(Some(FrameEvent::Ping)) => {
-                    let _ = writer.try_send(PONG.to_vec());
+                    let _ = writer.send(PONG.to_vec());
                 }
                 Ok(Some(FrameEvent::Pong)) => {}
                 Ok(Some(FrameEvent::Rejected { error, bytes })) => {
@@ -110,8 +102,8 @@ pub(super) async fn read_messages<R: AsyncRead + Unpin>(
                     // and go on; the stream is still in step. One that
                     // cannot be answered (no Call-ID, a response, an ACK)
                     // closes the connection: never silence on it.
-                    let answered = salvage_response(&bytes, &error)
-                        .is_some_and(|r| writer.try_send(r).is_ok());
+                    let answered =
+                        salvage_response(&bytes, &error).is_some_and(|r| writer.send(r).is_ok());
                     if !answered {
                         warn!(target: "audit", decision = "closed", %error, "malformed SIP message that cannot be answered: connection closed");
                         return;

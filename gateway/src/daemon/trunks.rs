@@ -12,8 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::phones::{read_messages, writer};
-use super::{Input, WRITE_QUEUE};
+use super::outbox::{writer, Outbox};
+use super::phones::read_messages;
+use super::Input;
 use crate::b2bua::{B2bua, Flow, TrunkId};
 use crate::sip::{Framer, Limits};
 use crate::tls::{
@@ -89,7 +90,7 @@ pub(super) async fn connect_trunk(
         "trunk connected"
     );
     let (read, write) = tokio::io::split(stream);
-    let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
+    let (wtx, wrx) = Outbox::channel();
     if input
         .send(Input::TrunkConnected(flow, generation, wtx.clone()))
         .await
@@ -203,7 +204,7 @@ async fn bridge_connection(
     };
     info!(target: "audit", %peer, decision = "admitted", trunk = trunk.0, "bridge connected to the bridge-side listener");
     let (read, write) = tokio::io::split(stream);
-    let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
+    let (wtx, wrx) = Outbox::channel();
     let msg = Input::BridgeConnected {
         conn,
         trunk,

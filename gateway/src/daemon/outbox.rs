@@ -1,0 +1,114 @@
+//! A connection's outgoing queue, bounded in messages and in bytes: a peer
+//! that stops reading fills it, and the core then closes the connection
+//! (audited) instead of holding its bytes without end.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// Messages queued per connection before it counts as stuck.
+pub(super) const MAX_QUEUED_MESSAGES: usize = 256;
+
+/// Bytes queued per connection before it counts as stuck.
+pub(super) const MAX_QUEUED_BYTES: usize = 256 * 1024;
+
+/// Why a message was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stuck {
+    /// The peer stopped reading: the queue is full.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+/// The sending side of a connection's queue.
+#[derive(Debug, Clone)]
+pub(super) struct Outbox {
+    tx: mpsc::Sender<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The writer's side of a connection's queue.
+#[derive(Debug)]
+pub(super) struct OutboxRx {
+    rx: mpsc::Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    /// A new queue.
+    pub(super) fn channel() -> (Outbox, OutboxRx) {
+        let (tx, rx) = mpsc::channel(MAX_QUEUED_MESSAGES);
+        let queued = Arc::new(AtomicUsize::new(0));
+        (
+            Outbox {
+                tx,
+                queued: Arc::clone(&queued),
+            },
+            OutboxRx { rx, queued },
+        )
+    }
+
+    /// Queues `bytes`, unless that would pass either bound.
+    pub(super) fn send(&self, bytes: Vec<u8>) -> Result<(), Stuck> {
+        if self.tx.is_closed() {
+            return Err(Stuck::Closed);
+        }
+        let n = bytes.len();
+        if self.queued.fetch_add(n, Ordering::AcqRel) + n > MAX_QUEUED_BYTES {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return Err(Stuck::Full);
+        }
+        self.tx.try_send(bytes).map_err(|e| {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            match e {
+                mpsc::error::TrySendError::Full(_) => Stuck::Full,
+                mpsc::error::TrySendError::Closed(_) => Stuck::Closed,
+            }
+        })
+    }
+
+    /// Whether the writer is gone.
+    pub(super) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Writes what is queued until the queue closes or a write fails, then
+/// shuts the stream down.
+pub(super) async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: OutboxRx) {
+    while let Some(bytes) = rx.rx.recv().await {
+        let n = bytes.len();
+        let ok = w.write_all(&bytes).await.is_ok();
+        rx.queued.fetch_sub(n, Ordering::AcqRel);
+        if !ok {
+            break;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_that_stops_fills_the_queue_by_bytes_or_messages() {
+        let (out, rx) = Outbox::channel();
+        let big = vec![0u8; MAX_QUEUED_BYTES / 4];
+        for _ in 0..4 {
+            out.send(big.clone()).unwrap();
+        }
+        assert_eq!(out.send(vec![0u8; 1]), Err(Stuck::Full), "byte bound");
+        let (small, _rx2) = Outbox::channel();
+        for _ in 0..MAX_QUEUED_MESSAGES {
+            small.send(b"x".to_vec()).unwrap();
+        }
+        assert_eq!(small.send(b"x".to_vec()), Err(Stuck::Full), "message bound");
+        drop(rx);
+        assert_eq!(out.send(b"x".to_vec()), Err(Stuck::Closed));
+        assert!(out.is_closed());
+    }
+}
