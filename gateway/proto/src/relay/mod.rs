@@ -704,6 +704,7 @@ fn srtp_reason(e: srtp::Error) -> &'static str {
         srtp::Error::Unencrypted => "unencrypted SRTCP",
         srtp::Error::IndexReused => "index reused",
         srtp::Error::KeyExhausted => "key exhausted",
+        srtp::Error::TooManyStreams => "too many SSRCs for one key",
         srtp::Error::BufferTooSmall => "buffer too small",
         _ => "other",
     }

@@ -8,7 +8,10 @@
 //! Each is built from one [`MasterKey`] and owns the per-SSRC state
 //! (rollover counter, highest sequence number, 128-packet replay window) of
 //! every stream that key protects, in a fixed table of [`MAX_STREAMS`]
-//! entries (least recently used is evicted on an SSRC change).
+//! entries. A stream is never evicted: forgetting one would let a sender
+//! protect an index twice under the key (keystream or GCM nonce reuse) and
+//! a receiver accept replays of it; a packet of one more SSRC is refused
+//! ([`Error::TooManyStreams`]) and the leg needs a new key.
 //!
 //! Both work **in place** on a caller-owned buffer and never allocate:
 //!
@@ -59,8 +62,8 @@ use replay::{ReplayWindow, Verdict};
 pub use sdes::{format_inline, parse_inline};
 pub use suite::{MasterKey, Suite};
 
-/// SSRCs tracked per context before the least recently used is forgotten.
-pub const MAX_STREAMS: usize = 8;
+/// SSRCs one key may carry in each direction; packets of more are refused.
+pub const MAX_STREAMS: usize = 16;
 
 /// Fixed RTP header length (RFC 3550 §5.1).
 pub const RTP_HEADER_LEN: usize = 12;
@@ -116,6 +119,10 @@ pub enum Error {
     /// Malformed SDES key parameters (RFC 4568 §6.1).
     #[error("malformed key parameters")]
     BadKeyParams,
+    /// The key already carries [`MAX_STREAMS`] SSRCs: a new one would
+    /// need an old one's state forgotten, which is never done.
+    #[error("too many SSRCs for one key")]
+    TooManyStreams,
     /// The crypto library failed where it cannot fail: our bug.
     #[error("crypto library failure")]
     Crypto,
@@ -145,6 +152,7 @@ impl Error {
             | Error::Replayed
             | Error::TooOld
             | Error::Unencrypted
+            | Error::TooManyStreams
             | Error::BadKeyParams => Blame::Peer,
             Error::UnknownSuite | Error::MkiNotSupported | Error::BadKeyLength => {
                 Blame::Incompatible
@@ -247,7 +255,6 @@ struct Stream {
     rtcp: ReplayWindow,
     /// Next SRTCP index to send.
     rtcp_next: u32,
-    last_use: u64,
 }
 
 impl Stream {
@@ -259,7 +266,6 @@ impl Stream {
             rtp: ReplayWindow::default(),
             rtcp: ReplayWindow::default(),
             rtcp_next: 0,
-            last_use: 0,
         }
     }
 
@@ -293,52 +299,42 @@ impl Stream {
     }
 }
 
-/// A fixed table of stream states, least recently used evicted.
+/// A fixed table of stream states; a stream, once there, stays for the
+/// life of the key.
 struct Streams {
     slots: [Option<Stream>; MAX_STREAMS],
-    clock: u64,
 }
 
 impl Streams {
     fn new() -> Streams {
         Streams {
             slots: [None; MAX_STREAMS],
-            clock: 0,
         }
     }
 
-    /// The state for `ssrc`, or a fresh one (not yet stored).
-    fn get(&self, ssrc: u32, seq: u16) -> Stream {
-        self.slots
+    /// The state for `ssrc`, or a fresh one (stored by [`Streams::put`])
+    /// if the table has room for it.
+    fn get(&self, ssrc: u32, seq: u16) -> Result<Stream, Error> {
+        if let Some(s) = self.slots.iter().flatten().find(|s| s.ssrc == ssrc) {
+            return Ok(*s);
+        }
+        if self.slots.iter().all(Option::is_some) {
+            return Err(Error::TooManyStreams);
+        }
+        Ok(Stream::new(ssrc, seq))
+    }
+
+    /// Stores a stream's state in its slot, or in a free one (there is
+    /// one: [`Streams::get`] checked).
+    fn put(&mut self, stream: Stream) {
+        let slot = self
+            .slots
             .iter()
-            .flatten()
-            .find(|s| s.ssrc == ssrc)
-            .copied()
-            .unwrap_or_else(|| Stream::new(ssrc, seq))
-    }
-
-    /// Stores a stream's state, evicting the least recently used if full.
-    fn put(&mut self, mut stream: Stream) {
-        self.clock += 1;
-        stream.last_use = self.clock;
-        let mut victim = 0;
-        for (i, slot) in self.slots.iter().enumerate() {
-            match slot {
-                Some(s) if s.ssrc == stream.ssrc => {
-                    victim = i;
-                    break;
-                }
-                None => victim = i,
-                Some(s) => {
-                    if let Some(v) = &self.slots[victim] {
-                        if s.last_use < v.last_use {
-                            victim = i;
-                        }
-                    }
-                }
-            }
+            .position(|s| s.is_some_and(|s| s.ssrc == stream.ssrc))
+            .or_else(|| self.slots.iter().position(Option::is_none));
+        if let Some(i) = slot {
+            self.slots[i] = Some(stream);
         }
-        self.slots[victim] = Some(stream);
     }
 }
 
@@ -384,7 +380,7 @@ impl Protector {
             return Err(Error::BufferTooSmall);
         }
         let hdr = RtpHeader::parse(&buf[..len])?;
-        let mut stream = self.streams.get(hdr.ssrc, hdr.seq);
+        let mut stream = self.streams.get(hdr.ssrc, hdr.seq)?;
         let (v, index) = stream.estimate(hdr.seq).ok_or(Error::IndexReused)?;
         match stream.rtp.check(index) {
             Verdict::Fresh => {}
@@ -432,7 +428,7 @@ impl Protector {
             return Err(Error::BufferTooSmall);
         }
         let ssrc = rtcp_ssrc(&buf[..len])?;
-        let mut stream = self.streams.get(ssrc, 0);
+        let mut stream = self.streams.get(ssrc, 0)?;
         let index = stream.rtcp_next;
         if index > MAX_SRTCP_INDEX {
             return Err(Error::KeyExhausted);
@@ -506,7 +502,7 @@ impl Unprotector {
             .filter(|&b| b >= RTP_HEADER_LEN)
             .ok_or(Error::Truncated)?;
         let hdr = RtpHeader::parse(&pkt[..body_len])?;
-        let mut stream = self.streams.get(hdr.ssrc, hdr.seq);
+        let mut stream = self.streams.get(hdr.ssrc, hdr.seq)?;
         let (v, index) = stream.estimate(hdr.seq).ok_or(Error::TooOld)?;
         match stream.rtp.check(index) {
             Verdict::Fresh => {}
@@ -553,7 +549,7 @@ impl Unprotector {
             return Err(Error::Unencrypted);
         }
         let index = e_index & MAX_SRTCP_INDEX;
-        let mut stream = self.streams.get(ssrc, 0);
+        let mut stream = self.streams.get(ssrc, 0)?;
         match stream.rtcp.check(u64::from(index)) {
             Verdict::Fresh => {}
             Verdict::Replayed => return Err(Error::Replayed),
@@ -610,7 +606,7 @@ impl Protector {
 
     /// Sets the next SRTCP index for `ssrc` (the RFC vectors start at 0x5d4).
     fn set_next_rtcp_index(&mut self, ssrc: u32, index: u32) {
-        let mut s = self.streams.get(ssrc, 0);
+        let mut s = self.streams.get(ssrc, 0).expect("room for a stream");
         s.rtcp_next = index;
         self.streams.put(s);
     }

@@ -260,20 +260,33 @@ fn receiver_joining_late_at_high_sequence_works() {
 }
 
 #[test]
-fn ssrc_change_starts_a_new_stream() {
+fn ssrc_change_starts_a_new_stream_and_no_stream_is_ever_forgotten() {
     for suite in Suite::ALL {
         let (mut tx, mut rx) = pair(suite);
-        for ssrc in 1..=(MAX_STREAMS as u32 + 3) {
+        for ssrc in 1..=MAX_STREAMS as u32 {
             for seq in [100u16, 101, 102] {
                 let (mut b, len) = rtp(seq, ssrc, 0);
                 let n = tx.protect_rtp(&mut b, len).unwrap().len();
                 assert!(rx.unprotect_rtp(&mut b, n).is_ok(), "{suite} ssrc {ssrc}");
             }
         }
-        // The most recent stream still has its replay state.
-        let last = MAX_STREAMS as u32 + 3;
+        // One SSRC more: refused both ways, nothing forgotten.
+        let extra = MAX_STREAMS as u32 + 1;
+        let (mut b, len) = rtp(100, extra, 0);
+        assert_eq!(
+            tx.protect_rtp(&mut b, len).unwrap_err(),
+            Error::TooManyStreams
+        );
+        let mut other_tx = Protector::new(&key(suite, 0x11)).unwrap();
+        let (mut b, len) = rtp(100, extra, 0);
+        let n = other_tx.protect_rtp(&mut b, len).unwrap().len();
+        assert_eq!(rx.unprotect_rtp(&mut b, n), Err(Error::TooManyStreams));
+        // The first stream still has its state: its index cannot be
+        // protected again, and a replay of it is refused.
+        let (mut b, len) = rtp(102, 1, 0);
+        assert_eq!(tx.protect_rtp(&mut b, len).unwrap_err(), Error::IndexReused);
         let mut fresh_tx = Protector::new(&key(suite, 0x11)).unwrap();
-        let (mut b, len) = rtp(102, last, 0);
+        let (mut b, len) = rtp(102, 1, 0);
         let n = fresh_tx.protect_rtp(&mut b, len).unwrap().len();
         assert_eq!(rx.unprotect_rtp(&mut b, n), Err(Error::Replayed));
     }
