@@ -153,6 +153,8 @@ impl B2bua {
             Ok(x) => x,
             Err(r) => return self.refuse(now, tx, msg, &r),
         };
+        // The relay keeps the address it latched to: an update's new
+        // address is not applied to the running leg.
         if negotiated.new_inbound_key || negotiated.new_outbound_key {
             // New keys (and maybe a new suite) for this leg only: the other
             // leg's keys do not change.

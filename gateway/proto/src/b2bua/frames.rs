@@ -2,7 +2,7 @@
 //! leg settings, the secure tone and the meeting PIN frames, the phone-side
 //! advertised address and the session interval a request asks for.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -118,4 +118,77 @@ pub(super) fn pin_frames(
         sent += 1;
     }
     Some(out)
+}
+
+/// Whether the relay may send media to `addr` before it latches, for a
+/// peer that signalled from `peer`: never to an unspecified, multicast or
+/// broadcast address, to loopback or link-local unless the peer itself is
+/// there, or to one of the kit's own addresses unless the peer is that
+/// address (a demo kit on one host). An offer that aims the gateway's
+/// media elsewhere would turn it into a reflector at the uplink or at
+/// services on the box.
+pub(super) fn media_destination_allowed(addr: IpAddr, peer: IpAddr, own: &[IpAddr]) -> bool {
+    let (addr, peer) = (addr.to_canonical(), peer.to_canonical());
+    let v4 = |a: IpAddr| match a {
+        IpAddr::V4(v) => Some(v),
+        IpAddr::V6(_) => None,
+    };
+    let link_local = |a: IpAddr| match a {
+        IpAddr::V4(v) => v.is_link_local(),
+        IpAddr::V6(v) => (v.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    if addr.is_unspecified()
+        || addr.is_multicast()
+        || v4(addr).is_some_and(|v| v.is_broadcast() || v.is_unspecified() || v.is_multicast())
+    {
+        return false;
+    }
+    if addr.is_loopback() && !peer.is_loopback() {
+        return false;
+    }
+    if link_local(addr) && !link_local(peer) {
+        return false;
+    }
+    !(own.iter().any(|o| o.to_canonical() == addr) && addr != peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::media_destination_allowed as ok;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn media_goes_only_where_the_peer_is() {
+        let own = [ip("10.0.0.1"), ip("192.0.2.10")];
+        let phone = ip("10.0.0.23");
+        assert!(ok(ip("10.0.0.23"), phone, &own));
+        assert!(
+            ok(ip("10.0.0.99"), phone, &own),
+            "another LAN host is allowed"
+        );
+        for bad in [
+            "127.0.0.1",
+            "::1",
+            "169.254.1.1",
+            "fe80::1",
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "ff02::1",
+            "255.255.255.255",
+            "10.0.0.1",
+            "192.0.2.10",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!ok(ip(bad), phone, &own), "{bad}");
+        }
+        // A demo kit: phones, gateway and bridge on loopback.
+        let lo = ip("127.0.0.1");
+        assert!(ok(lo, lo, &[lo]));
+        assert!(ok(ip("127.0.0.9"), lo, &[lo]));
+    }
 }

@@ -498,6 +498,37 @@ impl B2bua {
         self.calls.len()
     }
 
+    /// The kit's own addresses (media and signalling, both sides): no
+    /// peer may aim the relay's media at them.
+    fn own_addresses(&self) -> Vec<IpAddr> {
+        let mut own = vec![self.config.phone.media_address, self.local.phone_sip.ip()];
+        own.extend(self.config.phone.advertise_address);
+        own.extend(self.local.bridge_sip.map(|a| a.ip()));
+        own.extend(
+            self.trunks
+                .ids()
+                .filter_map(|t| self.trunks.config(t).map(|c| c.media_address)),
+        );
+        own
+    }
+
+    /// Drops the media addresses of `n` that the relay must not send to
+    /// before it latches (`frames::media_destination_allowed`): the leg
+    /// then waits for the peer's first authenticated packet and answers
+    /// where it came from (a phone behind NAT, or an offer aimed at the
+    /// box or the uplink).
+    fn guard_media_addresses(&self, key: CallKey, n: &mut crate::sdp::Negotiated, peer: IpAddr) {
+        let own = self.own_addresses();
+        for slot in [&mut n.remote_rtp, &mut n.remote_rtcp] {
+            if let Some(a) = *slot {
+                if !frames::media_destination_allowed(a.ip(), peer, &own) {
+                    warn!(call = key.number(), address = %a, %peer, "media address not used before latching: the leg waits for the peer's first packet");
+                    *slot = None;
+                }
+            }
+        }
+    }
+
     fn rand_hex(&mut self, n: usize) -> String {
         let mut b = vec![0u8; n];
         self.random.fill(&mut b);

@@ -78,6 +78,7 @@ impl B2bua {
             Ok(c) => c,
             Err(r) => return self.refuse_call(now, tx, &msg, admitted, &r),
         };
+
         let Some(trunk) = self.trunks.get(auth.trunk()) else {
             return self.refuse_call(now, tx, &msg, admitted, &Refusal::NO_TRUNK);
         };
@@ -396,7 +397,14 @@ impl B2bua {
                 warn!(call = key.0, warning = %r.warning(), "no common media between phone and bridge");
                 Refusal::NO_COMMON_MEDIA
             })?;
-        let (phone_sdp, phone) = answered;
+        let (phone_sdp, mut phone) = answered;
+        let mut bridge = bridge;
+        // Where the relay may send before it latches: judged against the
+        // phone's address for the phone, the trunk's for the bridge.
+        let (source, trunk) = (call.source, call.bridge.trunk);
+        let trunk_ip = self.trunks.config(trunk).map_or(source, |t| t.connect.ip());
+        self.guard_media_addresses(key, &mut phone, source);
+        self.guard_media_addresses(key, &mut bridge, trunk_ip);
         Ok(MediaAnswer {
             phone_sdp,
             phone,

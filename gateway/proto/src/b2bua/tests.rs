@@ -1612,3 +1612,84 @@ fn a_response_on_another_connection_than_its_request_is_ignored() {
     h.bridge_sends(ok);
     assert!(h.statuses(Flow::Phone(PHONE_FLOW)).contains(&200));
 }
+
+/// The relay's phone-leg and bridge-leg destinations of the call started.
+fn media_destinations(h: &Harness) -> (Option<SocketAddr>, Option<SocketAddr>) {
+    match h.out.iter().find(|o| matches!(o, Output::StartMedia(_))) {
+        Some(Output::StartMedia(m)) => (m.phone.1.remote_rtp, m.bridge.1.remote_rtp),
+        _ => panic!("no media started"),
+    }
+}
+
+#[test]
+fn media_is_never_sent_where_the_peer_is_not_before_latching() {
+    // A phone on 192.0.2.50 aims its media at the box's loopback (or sits
+    // behind a NAT with a private address in c=): the call goes on, but the
+    // relay sends nothing there; it waits for the phone's first packet.
+    let mut h = harness();
+    h.b2b.handle_input(
+        h.now,
+        Input::PhoneConnected {
+            flow: 40,
+            admitted: admitted("alice", 7, "192.0.2.50:40000"),
+        },
+    );
+    for (aimed, kept) in [
+        ("127.0.0.1", false),
+        ("169.254.0.7", false),
+        ("127.0.0.2", false),
+        ("192.0.2.50", true),
+    ] {
+        h.out.clear();
+        let sdp = h
+            .phone_sdp("RTP/SAVP")
+            .replace("IN IP4 127.0.0.1", &format!("IN IP4 {aimed}"));
+        let invite = h.invite(
+            "alice",
+            "echo",
+            &sdp,
+            &format!("z9hG4bK-m{aimed}"),
+            &format!("m{aimed}"),
+        );
+        h.b2b.handle_input(
+            h.now,
+            Input::Phone {
+                flow: 40,
+                msg: invite,
+            },
+        );
+        h.collect();
+        let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
+        h.bridge_sends(bridge_response(&inv, 200, "bt", Some((&Policy::trunk_default(), 40000))).0);
+        let (phone, bridge) = media_destinations(&h);
+        assert_eq!(phone.is_some(), kept, "{aimed}: {phone:?}");
+        assert_eq!(bridge, Some("127.0.0.9:40000".parse().unwrap()));
+        // Hang up (the token's call limit is 2).
+        let call = match h.out.iter().find(|o| matches!(o, Output::StartMedia(_))) {
+            Some(Output::StartMedia(m)) => m.call,
+            _ => unreachable!(),
+        };
+        h.b2b.handle_input(h.now, Input::MediaInactive { call });
+        h.collect();
+    }
+}
+
+#[test]
+fn a_bridge_answer_aiming_media_at_the_kit_is_not_followed() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-ba", "call-ba"));
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
+    let (ok, _) = bridge_response(&inv, 200, "bt", Some((&Policy::trunk_default(), 40000)));
+    // 127.0.0.2 is the kit's own (the trunk's media address).
+    let text = String::from_utf8(ok.to_bytes())
+        .unwrap()
+        .replace("IN IP4 127.0.0.9", "IN IP4 127.0.0.2");
+    h.bridge_sends(parse(text.as_bytes()));
+    let (phone, bridge) = media_destinations(&h);
+    assert_eq!(phone, Some("127.0.0.1:20000".parse().unwrap()));
+    assert_eq!(
+        bridge, None,
+        "the relay waits for the bridge's first packet"
+    );
+}
