@@ -186,7 +186,7 @@ pub struct ListenerStats {
 #[derive(Debug, Default)]
 struct Counts {
     /// Pending handshakes, oldest first: id and how to abort it.
-    queue: std::collections::VecDeque<(u64, tokio::task::AbortHandle)>,
+    queue: std::collections::VecDeque<(u64, IpAddr, tokio::task::AbortHandle)>,
     next_id: u64,
     pending: usize,
     pending_by_addr: HashMap<IpAddr, usize>,
@@ -220,7 +220,7 @@ impl Drop for PendingSlot {
         if let Ok(mut c) = self.counts.lock() {
             c.pending -= 1;
             dec(&mut c.pending_by_addr, self.ip);
-            c.queue.retain(|(id, _)| *id != self.id);
+            c.queue.retain(|(id, _, _)| *id != self.id);
         }
     }
 }
@@ -302,10 +302,25 @@ pub async fn serve(
             continue;
         }
         if c.pending >= limits.max_pending_handshakes {
-            if let Some((_, oldest)) = c.queue.pop_front() {
-                // Its slot is released when the aborted task is dropped.
-                oldest.abort();
-                stats.evicted.fetch_add(1, Ordering::Relaxed);
+            // Evict fairly: the oldest handshake of the address holding the
+            // most pending slots (counting this one), and count it as a
+            // failure of that address, so that idle connects from a few
+            // addresses cannot push out a slow real handshake (a token that
+            // waits for a touch takes seconds).
+            let share =
+                |a: &IpAddr| c.pending_by_addr.get(a).copied().unwrap_or(0) + usize::from(*a == ip);
+            let heaviest = c.queue.iter().map(|(_, a, _)| *a).max_by_key(|a| share(a));
+            if let Some(victim_ip) = heaviest {
+                if let Some(i) = c.queue.iter().position(|(_, a, _)| *a == victim_ip) {
+                    if let Some((_, _, victim)) = c.queue.remove(i) {
+                        // Its slot is released when the aborted task is dropped.
+                        victim.abort();
+                        stats.evicted.fetch_add(1, Ordering::Relaxed);
+                        if !victim_ip.is_loopback() || limits.penalize_loopback {
+                            let _ = c.penalty.failed(victim_ip, Instant::now());
+                        }
+                    }
+                }
             }
         }
         c.pending += 1;
@@ -328,7 +343,7 @@ pub async fn serve(
             Arc::clone(&counts),
             pending,
         ));
-        c.queue.push_back((id, task.abort_handle()));
+        c.queue.push_back((id, ip, task.abort_handle()));
     }
 }
 

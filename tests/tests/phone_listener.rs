@@ -248,3 +248,48 @@ async fn connections_per_token_are_capped_across_addresses() {
         .unwrap();
     assert_eq!(admitted.recv().await.unwrap().admitted.token(), "alice");
 }
+
+#[tokio::test]
+async fn a_slow_real_handshake_survives_idle_connects_from_a_few_addresses() {
+    // A phone whose token waits for a touch starts its handshake, then
+    // three hosts fill the pending slots with idle connects: eviction
+    // takes from the address with the most slots, never the lone phone.
+    let kit = TestKit::new();
+    let limits = ListenerLimits {
+        max_pending_handshakes: 6,
+        max_pending_per_address: 4,
+        handshake_timeout: Duration::from_secs(10),
+        ..ListenerLimits::default()
+    };
+    let (addr, stats, mut admitted) = start(&kit, limits).await;
+    let slow = connect_from(Ipv4Addr::new(127, 0, 0, 70), addr)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut idle = Vec::new();
+    for host in 71..74u8 {
+        for _ in 0..4 {
+            if let Ok(s) = connect_from(Ipv4Addr::new(127, 0, 0, host), addr).await {
+                idle.push(s);
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        stats.evicted.load(Ordering::Relaxed) >= 6,
+        "the flood was evicted"
+    );
+    // The touch: the phone now sends its ClientHello on the old connection.
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = TlsConnector::from(kit.client(Some(&kit.alice)))
+        .connect(name, slow)
+        .await
+        .expect("the slow handshake was not evicted");
+    tls.write_all(b"\r\n\r\n").await.unwrap();
+    let conn = tokio::time::timeout(Duration::from_secs(5), admitted.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conn.admitted.token(), "alice");
+    drop(idle);
+}
