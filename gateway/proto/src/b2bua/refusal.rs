@@ -126,6 +126,9 @@ impl Refusal {
     /// The bridge's answer had no acceptable SRTP.
     pub const BRIDGE_MEDIA: Refusal =
         Refusal::new(488, "the bridge answered without acceptable SRTP");
+    /// The bridge's answer carries a route set longer than the gateway
+    /// keeps.
+    pub const ROUTE_SET: Refusal = Refusal::new(502, "the bridge's route set is too long");
     /// Phone and bridge have no codec in common.
     pub const NO_COMMON_MEDIA: Refusal = Refusal::new(488, "no media in common with the bridge");
     /// The relay saw no media.

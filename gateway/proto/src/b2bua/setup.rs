@@ -20,6 +20,9 @@ use super::teardown::{Party, SETUP_TIMEOUT};
 use super::{B2bua, Flow, Output, StartMedia};
 use crate::relay::{LocalLeg, PlayFrame};
 
+/// Most Record-Route hops a bridge's answer may carry.
+pub const MAX_ROUTE_SET: usize = 8;
+
 /// A checked media answer: the phone's answer and both legs' parameters.
 struct MediaAnswer {
     phone_sdp: SessionDescription,
@@ -478,8 +481,17 @@ impl B2bua {
         }
         call.bridge.their_to = Some(msg.to().clone());
         call.bridge.remote_target = build::contact_uri(msg);
-        call.bridge.route_set = msg.record_route().cloned().collect::<Vec<_>>();
+        call.bridge.route_set = msg
+            .record_route()
+            .take(MAX_ROUTE_SET + 1)
+            .cloned()
+            .collect::<Vec<_>>();
         call.bridge.route_set.reverse();
+        let too_long = call.bridge.route_set.len() > MAX_ROUTE_SET;
+        if too_long {
+            // Kept only to ACK and hang up on the trunk connection.
+            call.bridge.route_set.clear();
+        }
         let phase = call.phase;
         let ack = self.trunks.config(call.bridge.trunk).and_then(|t| {
             build::request(
@@ -497,6 +509,13 @@ impl B2bua {
                 c.bridge.ack = Some((flow, bytes.clone()));
             }
             self.out.push_back(Output::Send { flow, bytes });
+        }
+        if too_long {
+            warn!(
+                call = key.0,
+                "the bridge's Record-Route is longer than {MAX_ROUTE_SET} hops"
+            );
+            return self.fail_answered(now, key, &Refusal::ROUTE_SET);
         }
         match phase {
             // Answered after the phone gave up (a CANCEL crossed the 200).

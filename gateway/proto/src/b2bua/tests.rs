@@ -1693,3 +1693,30 @@ fn a_bridge_answer_aiming_media_at_the_kit_is_not_followed() {
         "the relay waits for the bridge's first packet"
     );
 }
+
+#[test]
+fn a_route_set_longer_than_eight_hops_is_refused() {
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-rs", "call-rs"));
+    let inv = h.sent(Flow::Trunk(TrunkId(0))).remove(0);
+    let (ok, _) = bridge_response(&inv, 200, "bt", Some((&Policy::trunk_default(), 40000)));
+    let hops: Vec<String> = (0..9)
+        .map(|i| format!("<sip:proxy{i}.test;transport=tls;lr>"))
+        .collect();
+    let text = String::from_utf8(ok.to_bytes())
+        .unwrap()
+        .replace("<sip:proxy.test;transport=tls;lr>", &hops.join(", "));
+    h.bridge_sends(parse(text.as_bytes()));
+    let to_phone = h.sent(Flow::Phone(PHONE_FLOW));
+    assert!(to_phone
+        .iter()
+        .any(|m| m.status().is_some_and(|s| s.as_u16() == 502)));
+    let methods: Vec<Method> = h
+        .sent(Flow::Trunk(TrunkId(0)))
+        .iter()
+        .filter_map(|m| m.method().cloned())
+        .collect();
+    assert_eq!(methods, vec![Method::Ack, Method::Bye]);
+    assert_eq!(h.b2b.call_count(), 0);
+}
