@@ -30,11 +30,15 @@ mod linux {
     use std::process::Command;
     use std::time::{Duration, Instant};
 
+    use dialgate_board::allow;
     use dialgate_board::cmdline::{self, BootParams, Mode, Slot};
+    use dialgate_board::copy::{self, AppliedCopy, Change};
+    use dialgate_board::firewall;
     use dialgate_board::status::{self, Listening, Proto};
     use dialgate_board::supervise::{self, Backoff, Health};
     use dialgate_board::sys::{self, dm};
     use dialgate_board::verity::{self, SlotOutcome};
+    use dialgate_proto::config::Config;
 
     const NEWROOT: &str = "/newroot";
     const KIT: &str = "/data/kit";
@@ -283,28 +287,94 @@ mod linux {
         }
     }
 
-    /// The default-deny firewall, installed before any interface but
-    /// loopback is up; without it the appliance does not start serving.
-    fn firewall(p: &BootParams, config: &str) {
-        let iface = p.net.as_ref().map_or("eth0", |n| n.interface.as_str());
-        // The uplink: its own interface when given, else the phone side's.
-        let uplink = p.uplink.as_ref().map_or(iface, |n| n.interface.as_str());
-        let Some(inputs) = dialgate_board::firewall_inputs(config, iface, uplink) else {
-            fail(format!(
-                "{KIT}/dialgate.toml: no phone listener for the firewall"
-            ));
-        };
-        let rules = dialgate_board::firewall::build(&inputs);
-        let (batch, acked) = dialgate_board::nft::batch(&rules, 1);
-        match sys::nft_apply(&batch, 1, acked) {
-            Ok(()) => say!(
-                "firewall: default deny; in on {iface}: tcp/{} udp/{}-{}; uplink {uplink}: nothing new inbound; out: {} trunk(s), media",
-                inputs.sip_port,
-                inputs.media.0,
-                inputs.media.1,
-                inputs.outbound.len()
-            ),
-            Err(e) => fail(format!("firewall: {e}")),
+    /// The default-deny firewall and what it follows: the kit
+    /// configuration (parsed once, by the gateway's parser), the
+    /// interfaces, the gateway's kept copy of the policy it applied, and
+    /// the allow-list loaded last.
+    struct Firewall {
+        config: Config,
+        phones: String,
+        uplink: String,
+        copy: Option<AppliedCopy>,
+        loaded: Option<firewall::Inputs>,
+        last_poll: Instant,
+    }
+
+    impl Firewall {
+        fn new(p: &BootParams, config: Config) -> Firewall {
+            let phones = p.net.as_ref().map_or("eth0", |n| n.interface.as_str());
+            // The uplink: its own interface when given, else the phone side's.
+            let uplink = p.uplink.as_ref().map_or(phones, |n| n.interface.as_str());
+            Firewall {
+                copy: AppliedCopy::new(&config),
+                phones: phones.to_string(),
+                uplink: uplink.to_string(),
+                config,
+                loaded: None,
+                last_poll: Instant::now(),
+            }
+        }
+
+        /// Looks at the policy copy (a stat, unless it changed) and loads
+        /// a new allow-list if it differs from the one loaded. The first
+        /// call installs the ruleset: before any interface but loopback is
+        /// up, and without it the appliance does not start serving.
+        fn update(&mut self) {
+            self.last_poll = Instant::now();
+            let change = match self.copy.as_mut() {
+                Some(c) => c.poll(&self.config, copy::now_unix()),
+                None => None,
+            };
+            let policy = match &change {
+                Some(Change::Policy(v)) => Some(&**v),
+                Some(Change::ConfigOnly(why)) => {
+                    say!("firewall: configuration trunks only ({why})");
+                    None
+                }
+                None if self.loaded.is_some() => return,
+                None => None,
+            };
+            let inputs = match allow::inputs(&self.config, policy, &self.phones, &self.uplink) {
+                Ok(i) => i,
+                Err(e) => {
+                    say!("firewall: configuration trunks only (policy does not fit: {e})");
+                    allow::config_only(&self.config, &self.phones, &self.uplink)
+                }
+            };
+            if self.loaded.as_ref() == Some(&inputs) {
+                return;
+            }
+            let rules = firewall::build(&inputs);
+            let (batch, acked) = dialgate_board::nft::batch(&rules, 1);
+            match sys::nft_apply(&batch, 1, acked) {
+                Ok(()) => say!(
+                    "firewall: default deny; in on {}: tcp/{} udp/{}-{}; uplink {}: {}; out: {} address(es) of {}",
+                    inputs.phones,
+                    inputs.sip_port,
+                    inputs.media.0,
+                    inputs.media.1,
+                    inputs.uplink,
+                    inputs.bridge_listener.map_or("nothing new inbound".to_string(), |p| format!("tcp/{p} (bridge listener)")),
+                    inputs.outbound.len(),
+                    policy.map_or("the configuration's trunks".to_string(), |v| format!("the trunks of policy v{}", v.version())),
+                ),
+                // At boot: no firewall, no service.
+                Err(e) if self.loaded.is_none() => fail(format!("firewall: {e}")),
+                // Later: the previous ruleset stays loaded (the kernel
+                // applies a batch whole or not at all).
+                Err(e) => {
+                    say!("firewall: the new allow-list was not loaded ({e}); the previous one stays");
+                    return;
+                }
+            }
+            self.loaded = Some(inputs);
+        }
+
+        /// [`Firewall::update`] about once a second.
+        fn tick(&mut self) {
+            if self.last_poll.elapsed() >= Duration::from_secs(1) {
+                self.update();
+            }
         }
     }
 
@@ -347,11 +417,12 @@ mod linux {
 
     fn stage2(slot: String) {
         let p = params();
-        let config = fs::read_to_string(format!("{KIT}/dialgate.toml"))
+        let config = allow::load_config(std::path::Path::new(&format!("{KIT}/dialgate.toml")))
             .unwrap_or_else(|e| fail(format!("{KIT}/dialgate.toml: {e}")));
-        firewall(&p, &config);
+        let phone = Some(config.phone.listen);
+        let mut firewall = Firewall::new(&p, config);
+        firewall.update();
         network(&p);
-        let phone = dialgate_board::phone_listen(&config);
         // The watchdog and the buttons come 1 s after the gateway first
         // serves: their modules (from the verified root) load then, so that
         // the start-up and the first phone have the CPU to themselves.
@@ -386,6 +457,9 @@ mod linux {
                 restart_at = None;
                 gateway = spawn(p.mode);
             }
+            // A new policy applied by the gateway opens (and closes) its
+            // trunks.
+            firewall.tick();
             let l = listening();
             let serving = phone.is_some_and(|a| {
                 l.iter()

@@ -151,9 +151,10 @@ impl PolicyWatch {
 
     /// Where the last applied bundle is kept (next to the state), so that
     /// a kit restarted with a refused bundle in place keeps its last good
-    /// policy.
+    /// policy; the appliance's firewall follows it too
+    /// ([`PolicyConfig::applied_copy`]).
     fn applied_copy(&self) -> std::path::PathBuf {
-        self.cfg.state.with_extension("applied")
+        self.cfg.applied_copy()
     }
 
     fn examine(&mut self, now: u64, at_start: bool) -> Option<Apply> {

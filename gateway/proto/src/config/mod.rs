@@ -294,6 +294,17 @@ pub struct PolicyConfig {
     pub trunk_media_address: Option<IpAddr>,
 }
 
+impl PolicyConfig {
+    /// Where the gateway keeps a copy of the last bundle it applied: next
+    /// to the anti-rollback state, with the extension `applied`. The
+    /// gateway falls back to it at start when the bundle in place is
+    /// refused; the appliance's PID 1 watches it to open the firewall for
+    /// the trunks in force (verifying it itself: the file is not trusted).
+    pub fn applied_copy(&self) -> PathBuf {
+        self.state.with_extension("applied")
+    }
+}
+
 /// The phone-side listener.
 #[derive(Debug, Clone)]
 pub struct PhoneConfig {
