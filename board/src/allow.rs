@@ -25,6 +25,7 @@ use std::path::Path;
 use dialgate_proto::config::{Config, ConfigError, ReadFile, TrunkConfig};
 use dialgate_proto::policy::{PolicyError, Verified};
 
+use crate::copy::{AppliedCopy, Change, Refused};
 use crate::firewall::Inputs;
 
 /// Largest file the configuration may name (as the gateway's reader).
@@ -109,6 +110,89 @@ fn from_trunks(
     }
 }
 
+/// The allow-list PID 1 keeps loaded: the configuration, the interfaces,
+/// the watched policy copy ([`AppliedCopy`]) and the inputs loaded last.
+///
+/// Drive it with [`AllowList::poll`] (the first call at boot, before any
+/// interface is up, then about once a second); when it returns
+/// [`Next::load`], load that ruleset and report it with
+/// [`AllowList::loaded`]. A load that failed is simply not reported: the
+/// next poll offers the same inputs again.
+#[derive(Debug)]
+pub struct AllowList {
+    config: Config,
+    phones: String,
+    uplink: String,
+    copy: Option<AppliedCopy>,
+    loaded: Option<Inputs>,
+}
+
+/// What [`AllowList::poll`] found.
+#[derive(Debug, Default)]
+pub struct Next {
+    /// The inputs to load: they differ from those loaded (or none is).
+    pub load: Option<Inputs>,
+    /// The version of the policy whose trunks they open; `None`: the
+    /// configuration's trunks only.
+    pub policy: Option<u64>,
+    /// Why only the configuration's trunks are open, when that became so.
+    pub config_only: Option<Refused>,
+}
+
+impl AllowList {
+    /// For `config`, with `phones` and `uplink` naming the interfaces.
+    pub fn new(config: Config, phones: &str, uplink: &str) -> AllowList {
+        AllowList {
+            copy: AppliedCopy::new(&config),
+            config,
+            phones: phones.to_string(),
+            uplink: uplink.to_string(),
+            loaded: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Looks at the policy copy (a stat unless it changed) at `now_unix`;
+    /// see [`Next`].
+    pub fn poll(&mut self, now_unix: u64) -> Next {
+        let mut next = Next::default();
+        let change = match self.copy.as_mut() {
+            Some(c) => c.poll(&self.config, now_unix),
+            None => None,
+        };
+        if let Some(Change::ConfigOnly(why)) = change {
+            next.config_only = Some(why);
+        }
+        let policy = self.copy.as_ref().and_then(AppliedCopy::current);
+        let inputs = match inputs(&self.config, policy, &self.phones, &self.uplink) {
+            Ok(i) => {
+                next.policy = policy.map(Verified::version);
+                i
+            }
+            // Not reached: the copy is refused when it does not fit.
+            Err(_) => config_only(&self.config, &self.phones, &self.uplink),
+        };
+        if self.loaded.as_ref() != Some(&inputs) {
+            next.load = Some(inputs);
+        }
+        next
+    }
+
+    /// Records that `inputs` (from [`Next::load`]) are loaded now.
+    pub fn loaded(&mut self, inputs: Inputs) {
+        self.loaded = Some(inputs);
+    }
+
+    /// Whether a ruleset has been loaded yet (at boot: none is).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,7 +225,10 @@ mod tests {
         let kit = Kit::new();
         let c = kit.config(&kit_config(None, true));
         // Adds "webex" with a route; moves nothing of the kit's.
-        let v1 = kit.verified(&policy_body(1, &[("webex", "10.199.0.3:5061", &["10.199.0.4:5062"])]));
+        let v1 = kit.verified(&policy_body(
+            1,
+            &[("webex", "10.199.0.3:5061", &["10.199.0.4:5062"])],
+        ));
         let i = inputs(&c, Some(&v1), "eth0", "eth1").unwrap();
         assert_eq!(
             i.outbound,
@@ -196,5 +283,46 @@ mod tests {
         std::fs::write(&big, b"x").unwrap();
         assert_eq!(KitFiles.read(&big).unwrap(), b"x");
         assert!(load_config(&kit.dir.join("nope.toml")).is_err());
+    }
+
+    #[test]
+    fn the_allow_list_offers_a_ruleset_only_when_it_changes() {
+        let kit = Kit::new();
+        let c = kit.config(&kit_config(Some("10.199.0.1"), false));
+        let copy = c.policy.as_ref().unwrap().applied_copy();
+        let mut a = AllowList::new(c, "eth0", "eth1");
+        let now = crate::copy::now_unix();
+        // At boot: the configuration's trunks, and why.
+        let n = a.poll(now);
+        let first = n.load.expect("a first ruleset");
+        assert_eq!(n.policy, None);
+        assert!(matches!(n.config_only, Some(Refused::Unreadable { .. })));
+        assert!(!a.is_loaded());
+        // Not reported loaded (the load failed): offered again.
+        assert_eq!(a.poll(now).load.as_ref(), Some(&first));
+        a.loaded(first.clone());
+        let n = a.poll(now);
+        assert!(n.load.is_none() && n.config_only.is_none());
+        // A policy that opens nothing new: nothing to load.
+        std::fs::write(&copy, kit.bundle(&policy_body(1, &[]))).unwrap();
+        let n = a.poll(now);
+        assert_eq!(n.policy, Some(1));
+        assert!(n.load.is_none());
+        // One that adds a trunk: a new ruleset.
+        std::fs::write(
+            &copy,
+            kit.bundle(&policy_body(2, &[("webex", "10.199.0.3:5061", &[])])),
+        )
+        .unwrap();
+        let n = a.poll(now);
+        assert_eq!(n.policy, Some(2));
+        let second = n.load.expect("the added trunk opens");
+        assert!(second.outbound.contains(&addr("10.199.0.3:5061")));
+        a.loaded(second);
+        // A forged one: back to the configuration's trunks, and why.
+        std::fs::write(&copy, b"dialgate-policy-bundle v1 1\nx\n").unwrap();
+        let n = a.poll(now);
+        assert_eq!(n.load, Some(first));
+        assert!(matches!(n.config_only, Some(Refused::Policy { .. })));
     }
 }

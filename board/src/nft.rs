@@ -484,7 +484,10 @@ mod tests {
             .iter()
             .map(|x| u16::from_ne_bytes([x[4], x[5]]) & 0xff)
             .collect();
-        assert_eq!(types, [NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE, NFT_MSG_NEWTABLE]);
+        assert_eq!(
+            types,
+            [NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE, NFT_MSG_NEWTABLE]
+        );
         // The chains drop by default.
         let chain = walk(&m[4][20..]);
         let policy = chain.iter().find(|(t, _)| *t == NFTA_CHAIN_POLICY).unwrap();

@@ -120,4 +120,3 @@ impl Drop for Kit {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
-

@@ -30,9 +30,9 @@ mod linux {
     use std::process::Command;
     use std::time::{Duration, Instant};
 
-    use dialgate_board::allow;
+    use dialgate_board::allow::{self, AllowList};
     use dialgate_board::cmdline::{self, BootParams, Mode, Slot};
-    use dialgate_board::copy::{self, AppliedCopy, Change};
+    use dialgate_board::copy;
     use dialgate_board::firewall;
     use dialgate_board::status::{self, Listening, Proto};
     use dialgate_board::supervise::{self, Backoff, Health};
@@ -287,16 +287,11 @@ mod linux {
         }
     }
 
-    /// The default-deny firewall and what it follows: the kit
-    /// configuration (parsed once, by the gateway's parser), the
-    /// interfaces, the gateway's kept copy of the policy it applied, and
-    /// the allow-list loaded last.
+    /// The default-deny firewall, following the kit configuration and
+    /// the policy the gateway applied ([`AllowList`]), polled about once
+    /// a second.
     struct Firewall {
-        config: Config,
-        phones: String,
-        uplink: String,
-        copy: Option<AppliedCopy>,
-        loaded: Option<firewall::Inputs>,
+        list: AllowList,
         last_poll: Instant,
     }
 
@@ -306,49 +301,26 @@ mod linux {
             // The uplink: its own interface when given, else the phone side's.
             let uplink = p.uplink.as_ref().map_or(phones, |n| n.interface.as_str());
             Firewall {
-                copy: AppliedCopy::new(&config),
-                phones: phones.to_string(),
-                uplink: uplink.to_string(),
-                config,
-                loaded: None,
+                list: AllowList::new(config, phones, uplink),
                 last_poll: Instant::now(),
             }
         }
 
-        /// Looks at the policy copy (a stat, unless it changed) and loads
-        /// a new allow-list if it differs from the one loaded. The first
-        /// call installs the ruleset: before any interface but loopback is
-        /// up, and without it the appliance does not start serving.
+        /// Loads the allow-list if it changed. The first call installs the
+        /// ruleset: before any interface but loopback is up, and without
+        /// it the appliance does not start serving.
         fn update(&mut self) {
             self.last_poll = Instant::now();
-            let change = match self.copy.as_mut() {
-                Some(c) => c.poll(&self.config, copy::now_unix()),
-                None => None,
-            };
-            let policy = match &change {
-                Some(Change::Policy(v)) => Some(&**v),
-                Some(Change::ConfigOnly(why)) => {
-                    say!("firewall: configuration trunks only ({why})");
-                    None
-                }
-                None if self.loaded.is_some() => return,
-                None => None,
-            };
-            let inputs = match allow::inputs(&self.config, policy, &self.phones, &self.uplink) {
-                Ok(i) => i,
-                Err(e) => {
-                    say!("firewall: configuration trunks only (policy does not fit: {e})");
-                    allow::config_only(&self.config, &self.phones, &self.uplink)
-                }
-            };
-            if self.loaded.as_ref() == Some(&inputs) {
-                return;
+            let next = self.list.poll(copy::now_unix());
+            if let Some(why) = &next.config_only {
+                say!("firewall: the configuration's trunks only ({why})");
             }
+            let Some(inputs) = next.load else { return };
             let rules = firewall::build(&inputs);
             let (batch, acked) = dialgate_board::nft::batch(&rules, 1);
             match sys::nft_apply(&batch, 1, acked) {
                 Ok(()) => say!(
-                    "firewall: default deny; in on {}: tcp/{} udp/{}-{}; uplink {}: {}; out: {} address(es) of {}",
+                    "firewall: default deny; in on {}: tcp/{} udp/{}-{}; uplink {}: {}; out: {} address(es), trunks of {}",
                     inputs.phones,
                     inputs.sip_port,
                     inputs.media.0,
@@ -356,18 +328,18 @@ mod linux {
                     inputs.uplink,
                     inputs.bridge_listener.map_or("nothing new inbound".to_string(), |p| format!("tcp/{p} (bridge listener)")),
                     inputs.outbound.len(),
-                    policy.map_or("the configuration's trunks".to_string(), |v| format!("the trunks of policy v{}", v.version())),
+                    next.policy.map_or("the configuration".to_string(), |v| format!("policy v{v}")),
                 ),
                 // At boot: no firewall, no service.
-                Err(e) if self.loaded.is_none() => fail(format!("firewall: {e}")),
-                // Later: the previous ruleset stays loaded (the kernel
-                // applies a batch whole or not at all).
+                Err(e) if !self.list.is_loaded() => fail(format!("firewall: {e}")),
+                // Later: the previous ruleset stays (the kernel applies a
+                // batch whole or not at all); tried again at the next poll.
                 Err(e) => {
                     say!("firewall: the new allow-list was not loaded ({e}); the previous one stays");
                     return;
                 }
             }
-            self.loaded = Some(inputs);
+            self.list.loaded(inputs);
         }
 
         /// [`Firewall::update`] about once a second.
