@@ -29,9 +29,9 @@
 //! # tls = "1.3"                 # or "1.2" for Webex-class trunks
 //! # suites = ["AES_CM_128_HMAC_SHA1_80"]
 //! # webex = false
-//! # routes = ["192.0.2.8:5062"]   # Record-Route hops in-dialog requests may go
-//! #                             # to (at most 8, no duplicates); the firewall
-//! #                             # opens them, the B2BUA uses no other
+//! # routes = ["192.0.2.8:5062"] # Record-Route hops in-dialog requests may go
+//! #                             # to (at most 8, no duplicates): the
+//! #                             # appliance's firewall opens these and no other
 //!
 //! [[directory]]
 //! alias = "echo"
@@ -368,7 +368,8 @@ pub struct TrunkConfig {
     /// The Record-Route hops in-dialog requests may be sent to, besides
     /// `connect` (a bridge whose Record-Route names another address, such
     /// as Webex's port 5062). An explicit allow-list: the appliance's
-    /// firewall opens exactly these, and a hop not listed is not used.
+    /// firewall opens exactly these (the B2BUA is to use no hop not
+    /// listed).
     /// At most [`MAX_ROUTES`], no duplicates ([`check_routes`]); empty by
     /// default.
     pub routes: Vec<SocketAddr>,
