@@ -4,7 +4,8 @@
 //! of this same binary) holding TCP listeners on a configuration trunk's
 //! address, a trunk a signed policy adds, that trunk's Record-Route hop,
 //! the address a newer policy moves the trunk to, and addresses nothing
-//! names. PID 1's own logic ([`AllowList`]) follows the gateway's kept
+//! names; and the other way, from the peer towards the kit's bridge
+//! listener and a port of the kit nothing names. PID 1's own logic ([`AllowList`]) follows the gateway's kept
 //! copy of the applied policy, signed with a key generated here, and the
 //! ruleset is loaded over netlink as PID 1 loads it.
 //!
@@ -41,6 +42,10 @@ const MOVED: &str = "10.199.0.5:5061";
 /// Named by nothing; and the added trunk's host on a port nothing names.
 const UNLISTED: &str = "10.199.0.9:5061";
 const WRONG_PORT: &str = "10.199.0.3:5062";
+/// The kit's bridge listener, open on the uplink, and a port of the kit
+/// nothing names.
+const BRIDGE_LISTENER: &str = "10.199.0.1:5062";
+const KIT_UNLISTED: &str = "10.199.0.1:5063";
 const ALL: [&str; 6] = [CONFIG_TRUNK, ADDED, ROUTE, MOVED, UNLISTED, WRONG_PORT];
 
 fn run(cmd: &str, args: &[&str]) {
@@ -59,6 +64,12 @@ fn run(cmd: &str, args: &[&str]) {
 fn policy_trunks_open_and_close_in_a_network_namespace() {
     if std::env::var_os("DIALGATE_FW_PEER").is_some() {
         peer();
+    }
+    if let Some(addr) = std::env::var_os("DIALGATE_FW_DIAL") {
+        // From the peer's namespace, towards the kit.
+        let seen = reachable(addr.to_str().unwrap());
+        println!("DIAL-{seen:?}");
+        return;
     }
     if std::env::var_os("DIALGATE_FW_KIT").is_some() {
         kit();
@@ -164,6 +175,27 @@ fn surprises(open: &[&str]) -> Vec<(&'static str, Option<bool>)> {
     })
 }
 
+/// [`reachable`] from the peer's namespace (a process of this binary
+/// entered into it).
+fn reachable_from_peer(pid: &str, addr: &str) -> Option<bool> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .env_remove("DIALGATE_FW_KIT")
+        .env("DIALGATE_FW_DIAL", addr)
+        .output()
+        .expect("nsenter runs (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("DIAL-Some(true)") {
+        Some(true)
+    } else if text.contains("DIAL-Some(false)") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 fn policy(key: &SigningKey, version: u64, webex_at: &str, routes: &[&str]) -> Vec<u8> {
     let now = copy::now_unix();
     let body = PolicyBody {
@@ -213,7 +245,7 @@ fn write_kit(dir: &Path, key: &SigningKey) -> PathBuf {
          pin_sha256 = \"{}\"\nmedia_address = \"10.199.0.1\"\n\
          [policy]\nkey = \"policy-key.pub.pem\"\nkit_id = \"{KIT_ID}\"\n\
          bundle = \"policy.bundle\"\nstate = \"state/policy.state\"\n\
-         trunk_media_address = \"10.199.0.1\"\n",
+         [bridge_listener]\nlisten = \"{BRIDGE_LISTENER}\"\ncertificate = \"c.pem\"\nkey = \"k.pem\"\n",
         "00".repeat(32)
     );
     let path = dir.join("dialgate.toml");
@@ -271,10 +303,22 @@ fn kit() {
     inside(&["link", "set", PEER_IF, "up"]);
     wait_for("PEER-READY");
 
+    // The kit's own listeners, for bridges to reach.
+    for a in [BRIDGE_LISTENER, KIT_UNLISTED] {
+        let l = TcpListener::bind(a).unwrap();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                drop(c);
+            }
+        });
+    }
+    let inbound = || [BRIDGE_LISTENER, KIT_UNLISTED].map(|a| reachable_from_peer(&pid, a));
+
     // Before any firewall, everything answers: what follows is the
     // firewall's doing.
     let s = surprises(&ALL);
     assert!(s.is_empty(), "before the firewall: {s:?}");
+    assert_eq!(inbound(), [Some(true), Some(true)], "before the firewall");
 
     let dir = std::env::temp_dir().join(format!("dialgate-fw-netns-{}", std::process::id()));
     let key = SigningKey::generate().unwrap();
