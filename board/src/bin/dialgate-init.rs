@@ -391,7 +391,7 @@ mod linux {
         let p = params();
         let config = allow::load_config(std::path::Path::new(&format!("{KIT}/dialgate.toml")))
             .unwrap_or_else(|e| fail(format!("{KIT}/dialgate.toml: {e}")));
-        let phone = Some(config.phone.listen);
+        let phone = config.phone.listen;
         let mut firewall = Firewall::new(&p, config);
         firewall.update();
         network(&p);
@@ -433,10 +433,9 @@ mod linux {
             // trunks.
             firewall.tick();
             let l = listening();
-            let serving = phone.is_some_and(|a| {
-                l.iter()
-                    .any(|x| x.proto == Proto::Tcp && x.addr.port() == a.port())
-            });
+            let serving = l
+                .iter()
+                .any(|x| x.proto == Proto::Tcp && x.addr.port() == phone.port());
             if serving && !ready_said {
                 ready_said = true;
                 ready_at = Some(Instant::now());
