@@ -1,14 +1,15 @@
 //! The default-deny firewall, as data: which packets the appliance
-//! accepts on which interface. Rendered in nft(8) syntax for review.
-//!
-//! **Not installed yet**: PID 1 does not load this ruleset into the
-//! kernel (nftables over netlink is the next step); see `image/README.md`.
+//! accepts on which interface. Rendered in nft(8) syntax for review;
+//! [`crate::nft`] encodes it as the netlink batch PID 1 loads, and
+//! [`crate::allow`] derives the [`Inputs`] from the kit configuration and
+//! the policy in force.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-/// What the ruleset is built from (the kit configuration).
-#[derive(Debug, Clone)]
+/// What the ruleset is built from (the kit configuration and the policy
+/// in force, see [`crate::allow::inputs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inputs {
     /// Interface facing the phones.
     pub phones: String,
@@ -18,7 +19,12 @@ pub struct Inputs {
     pub sip_port: u16,
     /// The phone-side media port range (inclusive).
     pub media: (u16, u16),
-    /// Bridges and home the gateway may connect to (TLS).
+    /// The bridge listener's port (`[bridge_listener]`), accepted on the
+    /// uplink: bridges that open their own connection for in-dialog
+    /// requests. `None`: nothing new is accepted on the uplink.
+    pub bridge_listener: Option<u16>,
+    /// Bridges (trunks and their Record-Route hops) and home the gateway
+    /// may connect to (TLS).
     pub outbound: Vec<SocketAddr>,
 }
 
@@ -73,8 +79,9 @@ pub struct Ruleset {
 }
 
 /// Builds the ruleset: phones may reach only SIP/TLS and the media range on
-/// the phone interface; the uplink accepts nothing new inbound; outbound
-/// only TLS to the configured bridges/home and media from the media range.
+/// the phone interface; the uplink accepts nothing new inbound but the
+/// bridge listener, when there is one; outbound only TLS to the listed
+/// bridges/home and media from the media range.
 pub fn build(i: &Inputs) -> Ruleset {
     let (lo, hi) = i.media;
     let mut output = vec![Rule::Loopback, Rule::Established];
@@ -94,22 +101,29 @@ pub fn build(i: &Inputs) -> Ruleset {
             output.push(r);
         }
     }
-    Ruleset {
-        input: vec![
-            Rule::Loopback,
-            Rule::Established,
-            Rule::TcpIn {
-                iface: i.phones.clone(),
-                port: i.sip_port,
-            },
-            Rule::UdpIn {
-                iface: i.phones.clone(),
-                lo,
-                hi,
-            },
-        ],
-        output,
+    let mut input = vec![
+        Rule::Loopback,
+        Rule::Established,
+        Rule::TcpIn {
+            iface: i.phones.clone(),
+            port: i.sip_port,
+        },
+        Rule::UdpIn {
+            iface: i.phones.clone(),
+            lo,
+            hi,
+        },
+    ];
+    if let Some(port) = i.bridge_listener {
+        let r = Rule::TcpIn {
+            iface: i.uplink.clone(),
+            port,
+        };
+        if !input.contains(&r) {
+            input.push(r);
+        }
     }
+    Ruleset { input, output }
 }
 
 fn rule(r: &Rule) -> String {
@@ -168,6 +182,7 @@ mod tests {
             uplink: "uplink".into(),
             sip_port: 5061,
             media: (30000, 30009),
+            bridge_listener: None,
             outbound: vec!["192.0.2.10:5061".parse().unwrap()],
         }
     }
@@ -196,5 +211,27 @@ mod tests {
             .filter(|x| matches!(x, Rule::UdpOutFromMedia { .. }))
             .count();
         assert_eq!(media, 1);
+    }
+
+    #[test]
+    fn the_bridge_listener_is_the_one_port_open_on_the_uplink() {
+        let mut i = inputs();
+        i.bridge_listener = Some(5062);
+        let r = build(&i);
+        let uplink_in: Vec<_> = r
+            .input
+            .iter()
+            .filter(|x| format!("{x:?}").contains("uplink"))
+            .collect();
+        assert_eq!(
+            uplink_in,
+            [&Rule::TcpIn {
+                iface: "uplink".into(),
+                port: 5062
+            }]
+        );
+        assert!(r
+            .to_nft()
+            .contains("iifname \"uplink\" tcp dport 5062 accept"));
     }
 }

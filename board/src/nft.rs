@@ -1,7 +1,11 @@
 //! The firewall [`Ruleset`] encoded as one nftables netlink batch
-//! (`NFNL_MSG_BATCH_BEGIN`, a table, two base chains with policy drop, one
-//! rule per accept, `NFNL_MSG_BATCH_END`): the kernel applies the whole
-//! batch or none of it. Every message asks for an acknowledgement, so the
+//! (`NFNL_MSG_BATCH_BEGIN`, the table replaced, two base chains with policy
+//! drop, one rule per accept, `NFNL_MSG_BATCH_END`): the kernel applies the
+//! whole batch or none of it. The table is replaced as `nft -f` does it
+//! (create it if absent, delete it, create it again, all in the batch), so
+//! the same batch installs the first ruleset at boot and swaps in a new
+//! one when the policy in force changes, with no moment in between where
+//! the old rules are gone and the new ones not yet in. Every message asks for an acknowledgement, so the
 //! sender learns which one failed. Constants are from
 //! `linux/netfilter/nf_tables.h` and `linux/netfilter/nfnetlink.h`.
 
@@ -17,6 +21,7 @@ const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFPROTO_INET: u8 = 1;
@@ -321,17 +326,25 @@ pub fn batch(r: &Ruleset, first_seq: u32) -> (Vec<u8>, u32) {
         Attrs::default(),
     );
     let req = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
-    msg(
-        &mut out,
-        nft(NFT_MSG_NEWTABLE),
-        req,
-        NFPROTO_INET,
-        0,
-        attrs(|a| {
-            a.str(NFTA_TABLE_NAME, TABLE);
-        }),
-    );
-    acked += 1;
+    // Create (a no-op if it exists), delete, create: replaces the table
+    // whether or not there was one.
+    for (ty, flags) in [
+        (NFT_MSG_NEWTABLE, req),
+        (NFT_MSG_DELTABLE, NLM_F_REQUEST | NLM_F_ACK),
+        (NFT_MSG_NEWTABLE, req),
+    ] {
+        msg(
+            &mut out,
+            nft(ty),
+            flags,
+            NFPROTO_INET,
+            0,
+            attrs(|a| {
+                a.str(NFTA_TABLE_NAME, TABLE);
+            }),
+        );
+        acked += 1;
+    }
     for (chain, hook, rules) in [
         ("input", NF_INET_LOCAL_IN, &r.input),
         ("output", NF_INET_LOCAL_OUT, &r.output),
@@ -427,6 +440,7 @@ mod tests {
             uplink: "eth0".into(),
             sip_port: 5061,
             media: (30000, 30009),
+            bridge_listener: None,
             outbound: vec!["192.0.2.10:5061".parse().unwrap()],
         })
     }
@@ -451,7 +465,7 @@ mod tests {
         let r = ruleset();
         let (b, acked) = batch(&r, 100);
         let m = messages(&b);
-        assert_eq!(m.len(), 2 + 1 + 2 + r.input.len() + r.output.len());
+        assert_eq!(m.len(), 2 + 3 + 2 + r.input.len() + r.output.len());
         assert_eq!(acked as usize, m.len() - 2);
         assert_eq!(u16::from_ne_bytes([m[0][4], m[0][5]]), NFNL_MSG_BATCH_BEGIN);
         assert_eq!(
@@ -465,8 +479,17 @@ mod tests {
             );
             walk(&msg[20..]);
         }
+        // The table is replaced: created, deleted, created.
+        let types: Vec<u16> = m[1..4]
+            .iter()
+            .map(|x| u16::from_ne_bytes([x[4], x[5]]) & 0xff)
+            .collect();
+        assert_eq!(
+            types,
+            [NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE, NFT_MSG_NEWTABLE]
+        );
         // The chains drop by default.
-        let chain = walk(&m[2][20..]);
+        let chain = walk(&m[4][20..]);
         let policy = chain.iter().find(|(t, _)| *t == NFTA_CHAIN_POLICY).unwrap();
         assert_eq!(policy.1, &NF_DROP.to_be_bytes());
     }
@@ -492,14 +515,14 @@ mod tests {
         let (b, _) = batch(&ruleset(), 1);
         let m = messages(&b);
         // input: lo, established, tcp 5061, udp range.
-        assert_eq!(expr_names(m[3]), ["meta", "cmp", "immediate"]);
-        assert_eq!(expr_names(m[4]), ["ct", "bitwise", "cmp", "immediate"]);
+        assert_eq!(expr_names(m[5]), ["meta", "cmp", "immediate"]);
+        assert_eq!(expr_names(m[6]), ["ct", "bitwise", "cmp", "immediate"]);
         assert_eq!(
-            expr_names(m[5]),
+            expr_names(m[7]),
             ["meta", "cmp", "meta", "cmp", "payload", "cmp", "immediate"]
         );
         assert_eq!(
-            expr_names(m[6]),
+            expr_names(m[8]),
             [
                 "meta",
                 "cmp",

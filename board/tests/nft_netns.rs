@@ -38,6 +38,7 @@ fn the_ruleset_loads_into_a_real_kernel_in_a_network_namespace() {
         uplink: "eth1".into(),
         sip_port: 5061,
         media: (30000, 30009),
+        bridge_listener: Some(5062),
         outbound: vec![
             "192.0.2.10:5061".parse().unwrap(),
             "[2001:db8::1]:443".parse().unwrap(),

@@ -30,11 +30,15 @@ mod linux {
     use std::process::Command;
     use std::time::{Duration, Instant};
 
+    use dialgate_board::allow::{self, AllowList};
     use dialgate_board::cmdline::{self, BootParams, Mode, Slot};
+    use dialgate_board::copy;
+    use dialgate_board::firewall;
     use dialgate_board::status::{self, Listening, Proto};
     use dialgate_board::supervise::{self, Backoff, Health};
     use dialgate_board::sys::{self, dm};
     use dialgate_board::verity::{self, SlotOutcome};
+    use dialgate_proto::config::Config;
 
     const NEWROOT: &str = "/newroot";
     const KIT: &str = "/data/kit";
@@ -283,28 +287,66 @@ mod linux {
         }
     }
 
-    /// The default-deny firewall, installed before any interface but
-    /// loopback is up; without it the appliance does not start serving.
-    fn firewall(p: &BootParams, config: &str) {
-        let iface = p.net.as_ref().map_or("eth0", |n| n.interface.as_str());
-        // The uplink: its own interface when given, else the phone side's.
-        let uplink = p.uplink.as_ref().map_or(iface, |n| n.interface.as_str());
-        let Some(inputs) = dialgate_board::firewall_inputs(config, iface, uplink) else {
-            fail(format!(
-                "{KIT}/dialgate.toml: no phone listener for the firewall"
-            ));
-        };
-        let rules = dialgate_board::firewall::build(&inputs);
-        let (batch, acked) = dialgate_board::nft::batch(&rules, 1);
-        match sys::nft_apply(&batch, 1, acked) {
-            Ok(()) => say!(
-                "firewall: default deny; in on {iface}: tcp/{} udp/{}-{}; uplink {uplink}: nothing new inbound; out: {} trunk(s), media",
-                inputs.sip_port,
-                inputs.media.0,
-                inputs.media.1,
-                inputs.outbound.len()
-            ),
-            Err(e) => fail(format!("firewall: {e}")),
+    /// The default-deny firewall, following the kit configuration and
+    /// the policy the gateway applied ([`AllowList`]), polled about once
+    /// a second.
+    struct Firewall {
+        list: AllowList,
+        last_poll: Instant,
+    }
+
+    impl Firewall {
+        fn new(p: &BootParams, config: Config) -> Firewall {
+            let phones = p.net.as_ref().map_or("eth0", |n| n.interface.as_str());
+            // The uplink: its own interface when given, else the phone side's.
+            let uplink = p.uplink.as_ref().map_or(phones, |n| n.interface.as_str());
+            Firewall {
+                list: AllowList::new(config, phones, uplink),
+                last_poll: Instant::now(),
+            }
+        }
+
+        /// Loads the allow-list if it changed. The first call installs the
+        /// ruleset: before any interface but loopback is up, and without
+        /// it the appliance does not start serving.
+        fn update(&mut self) {
+            self.last_poll = Instant::now();
+            let next = self.list.poll(copy::now_unix());
+            if let Some(why) = &next.config_only {
+                say!("firewall: the configuration's trunks only ({why})");
+            }
+            let Some(inputs) = next.load else { return };
+            let rules = firewall::build(&inputs);
+            let (batch, acked) = dialgate_board::nft::batch(&rules, 1);
+            match sys::nft_apply(&batch, 1, acked) {
+                Ok(()) => say!(
+                    "firewall: default deny; in on {}: tcp/{} udp/{}-{}; uplink {}: {}; out: {} address(es), trunks of {}",
+                    inputs.phones,
+                    inputs.sip_port,
+                    inputs.media.0,
+                    inputs.media.1,
+                    inputs.uplink,
+                    inputs.bridge_listener.map_or("nothing new inbound".to_string(), |p| format!("tcp/{p} (bridge listener)")),
+                    inputs.outbound.len(),
+                    next.policy.map_or("the configuration".to_string(), |v| format!("policy v{v}")),
+                ),
+                // At boot: no firewall, no service.
+                Err(e) if !self.list.is_loaded() => fail(format!("firewall: {e}")),
+                // Later: the previous ruleset stays (the kernel applies a
+                // batch whole or not at all); tried again at the next poll.
+                Err(e) => {
+                    say!("firewall: the new allow-list was not loaded ({e}); the previous one stays");
+                    return;
+                }
+            }
+            self.list.loaded(inputs);
+        }
+
+        /// [`Firewall::update`] about once a second.
+        fn tick(&mut self) {
+            if self.last_poll.elapsed() >= Duration::from_secs(1) {
+                self.update();
+            }
         }
     }
 
@@ -347,11 +389,12 @@ mod linux {
 
     fn stage2(slot: String) {
         let p = params();
-        let config = fs::read_to_string(format!("{KIT}/dialgate.toml"))
+        let config = allow::load_config(std::path::Path::new(&format!("{KIT}/dialgate.toml")))
             .unwrap_or_else(|e| fail(format!("{KIT}/dialgate.toml: {e}")));
-        firewall(&p, &config);
+        let phone = config.phone.listen;
+        let mut firewall = Firewall::new(&p, config);
+        firewall.update();
         network(&p);
-        let phone = dialgate_board::phone_listen(&config);
         // The watchdog and the buttons come 1 s after the gateway first
         // serves: their modules (from the verified root) load then, so that
         // the start-up and the first phone have the CPU to themselves.
@@ -386,11 +429,13 @@ mod linux {
                 restart_at = None;
                 gateway = spawn(p.mode);
             }
+            // A new policy applied by the gateway opens (and closes) its
+            // trunks.
+            firewall.tick();
             let l = listening();
-            let serving = phone.is_some_and(|a| {
-                l.iter()
-                    .any(|x| x.proto == Proto::Tcp && x.addr.port() == a.port())
-            });
+            let serving = l
+                .iter()
+                .any(|x| x.proto == Proto::Tcp && x.addr.port() == phone.port());
             if serving && !ready_said {
                 ready_said = true;
                 ready_at = Some(Instant::now());

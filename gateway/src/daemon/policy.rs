@@ -41,7 +41,9 @@ pub(super) struct Apply {
     pub registry: Registry,
     pub grants: AliasGrants,
     pub directory: HashMap<String, DirectoryEntry>,
-    /// Every trunk of the kit, with the policy's settings applied.
+    /// Every trunk in force: the kit's, with the policy's settings
+    /// applied, and those the policy adds (names not in the
+    /// configuration), keyed by name.
     pub trunks: HashMap<String, TrunkConfig>,
     pub require_post_quantum: bool,
     pub version: u64,
@@ -59,7 +61,8 @@ pub(super) enum Gate {
 #[derive(Debug)]
 pub(super) struct PolicyWatch {
     cfg: PolicyConfig,
-    /// The configuration's trunks (the policy overrides their settings).
+    /// The configuration's trunks (the policy overrides their settings and
+    /// may add others).
     trunks: HashMap<String, TrunkConfig>,
     state: State,
     current: Option<Verified>,
@@ -119,9 +122,10 @@ impl PolicyWatch {
 
     /// Where the last applied bundle is kept (next to the state), so that
     /// a kit restarted with a refused bundle in place keeps its last good
-    /// policy.
+    /// policy; the appliance's firewall follows it too
+    /// ([`PolicyConfig::applied_copy`]).
     fn applied_copy(&self) -> std::path::PathBuf {
-        self.cfg.state.with_extension("applied")
+        self.cfg.applied_copy()
     }
 
     fn examine(&mut self, now: u64, at_start: bool) -> Option<Apply> {
@@ -237,6 +241,14 @@ impl PolicyWatch {
             reload = verified.is_reload(),
             "policy applied"
         );
+        let added: Vec<&str> = trunks
+            .keys()
+            .filter(|n| !self.trunks.contains_key(*n))
+            .map(String::as_str)
+            .collect();
+        if !added.is_empty() {
+            info!(target: "audit", version = body.version, added = ?added, "policy adds trunks");
+        }
         let apply = Apply {
             registry,
             grants,
@@ -249,31 +261,17 @@ impl PolicyWatch {
         Some(apply)
     }
 
-    /// The kit's trunks with the policy's settings applied. A directory
-    /// entry or trunk setting naming a trunk this kit does not have, or a
-    /// setting the kit cannot use, refuses the whole bundle (before the
-    /// state records it).
+    /// The kit's trunks with the policy's settings applied, and the trunks
+    /// it adds ([`Verified::trunks_in_force`], the very function the
+    /// appliance's firewall uses). A directory entry naming a trunk
+    /// neither has, an added trunk on a kit without
+    /// `policy.trunk_media_address`, or a setting the kit cannot use,
+    /// refuses the whole bundle (before the state records it).
     fn check_trunks(
         &self,
         v: Verified,
     ) -> Result<(Verified, HashMap<String, TrunkConfig>), PolicyError> {
-        let no_such = |field: String, name: &str| PolicyError::Invalid {
-            field,
-            reason: format!("this kit has no trunk named {name:?}"),
-        };
-        for d in &v.body().directory {
-            if !self.trunks.contains_key(&d.trunk) {
-                return Err(no_such(format!("directory.{}.trunk", d.alias), &d.trunk));
-            }
-        }
-        let mut trunks = self.trunks.clone();
-        for t in &v.body().trunks {
-            let base = self
-                .trunks
-                .get(&t.name)
-                .ok_or_else(|| no_such(format!("trunk.{}", t.name), &t.name))?;
-            trunks.insert(t.name.clone(), t.apply_to(base)?);
-        }
+        let trunks = v.trunks_in_force(&self.trunks, self.cfg.trunk_media_address)?;
         Ok((v, trunks))
     }
 

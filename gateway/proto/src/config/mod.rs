@@ -29,6 +29,9 @@
 //! # tls = "1.3"                 # or "1.2" for Webex-class trunks
 //! # suites = ["AES_CM_128_HMAC_SHA1_80"]
 //! # webex = false
+//! # routes = ["192.0.2.8:5062"] # Record-Route hops in-dialog requests may go
+//! #                             # to (at most 8, no duplicates): the
+//! #                             # appliance's firewall opens these and no other
 //!
 //! [[directory]]
 //! alias = "echo"
@@ -50,6 +53,10 @@
 //! bundle = "policy.bundle"      # watched; also read on SIGHUP
 //! state = "state/policy.state"  # anti-rollback state; never delete it
 //! # grace_secs = 0
+//! # trunk_media_address = "192.0.2.10" # media address of trunks the policy
+//! #                             # adds (the uplink's); default: the
+//! #                             # [bridge_listener] address, else a policy
+//! #                             # that adds a trunk is refused
 //!
 //! # [bridge_listener]           # for bridges that send in-dialog requests
 //! # listen = "192.0.2.10:5062"  # on a connection of their own (the Contact
@@ -59,7 +66,9 @@
 //!
 //! With `[policy]`, the token registry, the meeting directory and trunk
 //! settings come from the signed bundle: `phone.registry` and
-//! `[[directory]]` must then be absent.
+//! `[[directory]]` must then be absent. A policy may also add trunks; they
+//! take their media address from `policy.trunk_media_address` (see
+//! [`PolicyConfig::trunk_media_address`]) and have no client identity.
 //!
 //! Relative paths are relative to the configuration file's folder.
 
@@ -158,6 +167,7 @@ struct RawPolicy {
     state: PathBuf,
     #[serde(default)]
     grace_secs: u64,
+    trunk_media_address: Option<IpAddr>,
 }
 
 #[derive(Deserialize)]
@@ -198,6 +208,8 @@ struct RawTrunk {
     webex: bool,
     client_certificate: Option<PathBuf>,
     client_key: Option<PathBuf>,
+    #[serde(default)]
+    routes: Vec<SocketAddr>,
 }
 
 #[derive(Deserialize)]
@@ -274,6 +286,23 @@ pub struct PolicyConfig {
     pub bundle: PathBuf,
     /// The anti-rollback state (on the data partition). Never deleted.
     pub state: PathBuf,
+    /// The local media address of trunks a policy adds (they are not in
+    /// the configuration, so nothing else says which interface their media
+    /// uses): `policy.trunk_media_address`, else the `[bridge_listener]`
+    /// address (the uplink's, by its own definition). `None`: a policy
+    /// that adds a trunk is refused.
+    pub trunk_media_address: Option<IpAddr>,
+}
+
+impl PolicyConfig {
+    /// Where the gateway keeps a copy of the last bundle it applied: next
+    /// to the anti-rollback state, with the extension `applied`. The
+    /// gateway falls back to it at start when the bundle in place is
+    /// refused; the appliance's PID 1 watches it to open the firewall for
+    /// the trunks in force (verifying it itself: the file is not trusted).
+    pub fn applied_copy(&self) -> PathBuf {
+        self.state.with_extension("applied")
+    }
 }
 
 /// The phone-side listener.
@@ -336,9 +365,36 @@ pub struct TrunkConfig {
     pub webex: bool,
     /// The kit's client certificate and key for this trunk, if any.
     pub client_identity: Option<(PathBuf, PathBuf)>,
-    /// Next hops other than `connect` that the bridge's Record-Route may
-    /// name (in-dialog requests go there; the firewall opens them).
+    /// The Record-Route hops in-dialog requests may be sent to, besides
+    /// `connect` (a bridge whose Record-Route names another address, such
+    /// as Webex's port 5062). An explicit allow-list: the appliance's
+    /// firewall opens exactly these (the B2BUA is to use no hop not
+    /// listed).
+    /// At most [`MAX_ROUTES`], no duplicates ([`check_routes`]); empty by
+    /// default.
     pub routes: Vec<SocketAddr>,
+}
+
+/// Most Record-Route hops one trunk may list ([`TrunkConfig::routes`]).
+pub const MAX_ROUTES: usize = 8;
+
+/// Checks a trunk's Record-Route allow-list: at most [`MAX_ROUTES`]
+/// entries, no duplicates, each a concrete address and port. Shared with
+/// the signed policy bundle; `Err` is the reason, for the caller to name
+/// its field.
+pub fn check_routes(routes: &[SocketAddr]) -> Result<(), String> {
+    if routes.len() > MAX_ROUTES {
+        return Err(format!("at most {MAX_ROUTES} Record-Route hops"));
+    }
+    for (i, r) in routes.iter().enumerate() {
+        if r.ip().is_unspecified() || r.port() == 0 {
+            return Err(format!("{r}: a concrete address and port"));
+        }
+        if routes[..i].contains(r) {
+            return Err(format!("{r} listed twice"));
+        }
+    }
+    Ok(())
 }
 
 /// A meeting directory entry.

@@ -117,6 +117,7 @@ impl Config {
             if t.host.is_empty() || t.host.contains(|c: char| c.is_whitespace() || c == '@') {
                 return Err(invalid(format!("{field}.host"), "a host name or address"));
             }
+            check_routes(&t.routes).map_err(|reason| invalid(format!("{field}.routes"), reason))?;
             let trunk = TrunkConfig {
                 suites: suites(&format!("{field}.suites"), t.suites, &DEFAULT_TRUNK_SUITES)?,
                 name: t.name.clone(),
@@ -127,7 +128,7 @@ impl Config {
                 tls,
                 webex: t.webex,
                 client_identity,
-                routes: Vec::new(),
+                routes: t.routes,
             };
             if trunks.insert(t.name.clone(), trunk).is_some() {
                 return Err(invalid(field, "trunk defined twice"));
@@ -218,6 +219,12 @@ impl Config {
                 })
             }
         };
+        let policy = policy.map(|mut p| {
+            p.trunk_media_address = p
+                .trunk_media_address
+                .or(bridge_listener.as_ref().map(|b| b.listen.ip()));
+            p
+        });
         Ok(Config {
             phone,
             media,
@@ -256,6 +263,12 @@ fn policy_config(
     }
     let grace = GracePeriod::from_secs(rp.grace_secs)
         .map_err(|e| invalid("policy.grace_secs", e.to_string()))?;
+    if rp.trunk_media_address.is_some_and(|a| a.is_unspecified()) {
+        return Err(invalid(
+            "policy.trunk_media_address",
+            "must be the uplink's address, not 0.0.0.0/::",
+        ));
+    }
     Ok(PolicyConfig {
         trust: Trust {
             pinned_key,
@@ -264,6 +277,7 @@ fn policy_config(
         },
         bundle: resolve(base, rp.bundle),
         state: resolve(base, rp.state),
+        trunk_media_address: rp.trunk_media_address,
     })
 }
 

@@ -213,3 +213,96 @@ fn enrolment_records_parse_and_contradictions_are_refused() {
         assert!(e.contains(needle), "expected {needle:?} in {e:?}");
     }
 }
+
+#[test]
+fn trunk_routes_are_an_explicit_bounded_list() {
+    let with = |routes: &str| {
+        MINIMAL.replace(
+            "media_address = \"127.0.0.1\"\n\n[[directory]]",
+            &format!("media_address = \"127.0.0.1\"\nroutes = {routes}\n\n[[directory]]"),
+        )
+    };
+    let c = Config::parse(MINIMAL, Path::new("/"), &NoFiles).unwrap();
+    assert!(c.trunks["echo"].routes.is_empty(), "none by default");
+    let c = Config::parse(
+        &with("[\"192.0.2.8:5062\", \"[2001:db8::8]:5062\"]"),
+        Path::new("/"),
+        &NoFiles,
+    )
+    .unwrap();
+    assert_eq!(
+        c.trunks["echo"].routes,
+        [
+            "192.0.2.8:5062".parse().unwrap(),
+            "[2001:db8::8]:5062".parse().unwrap()
+        ]
+    );
+    let nine = (0..=MAX_ROUTES)
+        .map(|i| format!("\"192.0.2.8:{}\"", 5000 + i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (routes, needle) in [
+        (format!("[{nine}]"), "at most 8"),
+        ("[\"192.0.2.8:5062\", \"192.0.2.8:5062\"]".into(), "twice"),
+        ("[\"0.0.0.0:5062\"]".into(), "concrete"),
+        ("[\"192.0.2.8:0\"]".into(), "concrete"),
+        ("[\"bridge.test:5062\"]".into(), "routes"),
+    ] {
+        let e = Config::parse(&with(&routes), Path::new("/"), &NoFiles)
+            .expect_err(needle)
+            .to_string();
+        assert!(e.contains(needle), "expected {needle:?} in {e:?}");
+        assert!(e.contains("routes"), "{e}");
+    }
+}
+
+/// Files from a map, for configurations with `[policy]`.
+struct Map(HashMap<PathBuf, Vec<u8>>);
+
+impl ReadFile for Map {
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.0
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+}
+
+#[test]
+fn added_trunks_take_the_policy_media_address_or_the_bridge_listeners() {
+    let key = crate::policy::SigningKey::generate().unwrap();
+    let files = Map(HashMap::from([(
+        PathBuf::from("/kit/policy.pem"),
+        key.public_key().to_pem().into_bytes(),
+    )]));
+    let kit = MINIMAL
+        .replace("registry = \"registry.toml\"\n", "")
+        .replace(
+            "[[directory]]\nalias = \"echo\"\nuri = \"sip:echo@bridge.test\"\ntrunk = \"echo\"\npin = \"1234#\"\n",
+            "[policy]\nkey = \"policy.pem\"\nkit_id = \"kit-01\"\nbundle = \"p.bundle\"\nstate = \"p.state\"\n",
+        );
+    let parse = |t: &str| Config::parse(t, Path::new("/kit"), &files);
+    let c = parse(&kit).unwrap();
+    assert_eq!(c.policy.unwrap().trunk_media_address, None);
+    let listener = format!(
+        "{kit}\n[bridge_listener]\nlisten = \"192.0.2.10:5062\"\ncertificate = \"c.pem\"\nkey = \"k.pem\"\n"
+    );
+    let c = parse(&listener).unwrap();
+    assert_eq!(
+        c.policy.unwrap().trunk_media_address,
+        Some("192.0.2.10".parse().unwrap())
+    );
+    let explicit = listener.replace(
+        "state = \"p.state\"\n",
+        "state = \"p.state\"\ntrunk_media_address = \"192.0.2.11\"\n",
+    );
+    let c = parse(&explicit).unwrap();
+    assert_eq!(
+        c.policy.unwrap().trunk_media_address,
+        Some("192.0.2.11".parse().unwrap())
+    );
+    let e = parse(&explicit.replace("192.0.2.11", "0.0.0.0"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("policy.trunk_media_address"), "{e}");
+}

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::trunk::{trunks_from_toml, PolicyTrunk};
 use super::PolicyError;
 use crate::admission::KeyHash;
 use crate::config::{check_directory_entry, ConfigError, DirectoryEntry};
@@ -57,102 +58,10 @@ pub struct PolicyBody {
     pub tokens: Vec<PolicyToken>,
     /// The meeting directory.
     pub directory: Vec<DirectoryEntry>,
-    /// Trunk settings: each overrides the kit configuration's trunk of the
-    /// same name (a policy cannot add a trunk: the kit's interfaces and
-    /// media addresses are its own).
+    /// Trunks: each overrides the kit configuration's trunk of the same
+    /// name, or, if the kit has none of that name, adds one (see
+    /// [`super::Verified::trunks_in_force`]).
     pub trunks: Vec<PolicyTrunk>,
-}
-
-/// A trunk's settings as HQ sets them (see [`PolicyBody::trunks`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicyTrunk {
-    /// The kit trunk it overrides.
-    pub name: String,
-    /// Where to connect (`address:port`).
-    pub connect: String,
-    /// TLS server name and SIP host of the bridge.
-    pub host: String,
-    /// The bridge's CA certificates, PEM (exactly one of this and `pin_sha256`).
-    pub ca_pem: Option<String>,
-    /// SHA-256 of the bridge's public key, hex.
-    pub pin_sha256: Option<String>,
-    /// "1.3", or "1.2" to allow TLS 1.2.
-    pub tls: String,
-    /// SRTP suites offered to the bridge, preferred first.
-    pub suites: Vec<String>,
-    /// Webex-class behaviour.
-    pub webex: bool,
-}
-
-impl PolicyTrunk {
-    /// The kit's trunk `base` with these settings (its media address and
-    /// client identity stay the kit's).
-    pub fn apply_to(
-        &self,
-        base: &crate::config::TrunkConfig,
-    ) -> Result<crate::config::TrunkConfig, PolicyError> {
-        use crate::admission::TrunkTrust;
-        let field = |f: &str| format!("trunk.{}.{f}", self.name);
-        let connect = self
-            .connect
-            .parse()
-            .map_err(|_| invalid(field("connect"), "an address:port"))?;
-        let trust = match (&self.ca_pem, &self.pin_sha256) {
-            (Some(pem), None) => {
-                let certs = crate::pem::certificates(pem.as_bytes())
-                    .map_err(|e| invalid(field("ca_pem"), e.to_string()))?;
-                TrunkTrust::Ca(certs)
-            }
-            (None, Some(pin)) => TrunkTrust::PinnedKey(
-                KeyHash::from_hex(pin).map_err(|e| invalid(field("pin_sha256"), e.to_string()))?,
-            ),
-            _ => {
-                return Err(invalid(
-                    format!("trunk.{}", self.name),
-                    "set exactly one of ca_pem and pin_sha256",
-                ))
-            }
-        };
-        let tls = match self.tls.as_str() {
-            "1.3" => crate::admission::TrunkTls::Tls13,
-            "1.2" => crate::admission::TrunkTls::Tls12Allowed,
-            _ => return Err(invalid(field("tls"), "\"1.3\" or \"1.2\"")),
-        };
-        if self.suites.is_empty() {
-            return Err(invalid(
-                field("suites"),
-                "at least one suite (SRTP cannot be turned off)",
-            ));
-        }
-        let mut suites = Vec::new();
-        for n in &self.suites {
-            let suite = crate::srtp::Suite::from_name(n)
-                .map_err(|_| invalid(field("suites"), format!("unknown suite {n:?}")))?;
-            if !suites.contains(&suite) {
-                suites.push(suite);
-            }
-        }
-        if self.host.is_empty()
-            || self.host.len() > 253
-            || self
-                .host
-                .contains(|c: char| c.is_whitespace() || c.is_control() || c == '@')
-        {
-            return Err(invalid(field("host"), "a host name or address"));
-        }
-        Ok(crate::config::TrunkConfig {
-            name: base.name.clone(),
-            connect,
-            host: self.host.clone(),
-            trust,
-            media_address: base.media_address,
-            tls,
-            suites,
-            webex: self.webex,
-            client_identity: base.client_identity.clone(),
-            routes: base.routes.clone(),
-        })
-    }
 }
 
 /// Policy switches. They can only tighten what a kit's configuration
@@ -199,37 +108,7 @@ struct RawBody {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     directory: Vec<RawDirectory>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    trunk: Vec<RawTrunk>,
-}
-
-impl RawTrunk {
-    fn into_typed(self) -> PolicyTrunk {
-        PolicyTrunk {
-            name: self.name,
-            connect: self.connect,
-            host: self.host,
-            ca_pem: self.ca_pem,
-            pin_sha256: self.pin_sha256,
-            tls: self.tls,
-            suites: self.suites,
-            webex: self.webex,
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-struct RawTrunk {
-    name: String,
-    connect: String,
-    host: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ca_pem: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pin_sha256: Option<String>,
-    tls: String,
-    suites: Vec<String>,
-    webex: bool,
+    trunk: Vec<PolicyTrunk>,
 }
 
 #[derive(Serialize, Deserialize, PartialEq)]
@@ -259,7 +138,7 @@ struct RawDirectory {
     pin: Option<String>,
 }
 
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> PolicyError {
+pub(super) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> PolicyError {
     PolicyError::Invalid {
         field: field.into(),
         reason: reason.into(),
@@ -298,20 +177,7 @@ impl From<&PolicyBody> for RawBody {
                     pin: d.pin.clone(),
                 })
                 .collect(),
-            trunk: b
-                .trunks
-                .iter()
-                .map(|t| RawTrunk {
-                    name: t.name.clone(),
-                    connect: t.connect.clone(),
-                    host: t.host.clone(),
-                    ca_pem: t.ca_pem.clone(),
-                    pin_sha256: t.pin_sha256.clone(),
-                    tls: t.tls.clone(),
-                    suites: t.suites.clone(),
-                    webex: t.webex,
-                })
-                .collect(),
+            trunk: b.trunks.clone(),
         }
     }
 }
@@ -355,7 +221,7 @@ impl RawBody {
                     pin: d.pin,
                 })
                 .collect(),
-            trunks: self.trunk.into_iter().map(RawTrunk::into_typed).collect(),
+            trunks: self.trunk,
         })
     }
 }
@@ -382,22 +248,6 @@ fn check_name(field: &str, s: &str) -> Result<(), PolicyError> {
         ));
     }
     Ok(())
-}
-
-/// A trunk to check [`PolicyTrunk::apply_to`] against.
-fn stand_in_trunk() -> crate::config::TrunkConfig {
-    crate::config::TrunkConfig {
-        name: String::new(),
-        connect: ([127, 0, 0, 1], 5061).into(),
-        host: String::new(),
-        trust: crate::admission::TrunkTrust::PinnedKey(KeyHash([0; 32])),
-        media_address: [127, 0, 0, 1].into(),
-        tls: crate::admission::TrunkTls::Tls13,
-        suites: Vec::new(),
-        webex: false,
-        client_identity: None,
-        routes: Vec::new(),
-    }
 }
 
 /// The rules a policy must follow, applied by the signer before signing
@@ -471,9 +321,8 @@ pub(super) fn validate(b: &PolicyBody) -> Result<(), PolicyError> {
                 format!("at most {MAX_TRUNK_CA_PEM} bytes"),
             ));
         }
-        // Everything else a kit checks when it applies the settings to its
-        // own trunk; the same checks, on a stand-in, here.
-        t.apply_to(&stand_in_trunk())?;
+        // Everything else a kit checks when it puts the trunk in force.
+        t.check()?;
     }
 
     check_count("tokens", b.tokens.len(), MAX_TOKENS)?;
@@ -595,21 +444,9 @@ pub(super) fn sample() -> PolicyBody {
             tls: "1.2".into(),
             suites: vec!["AES_CM_128_HMAC_SHA1_80".into()],
             webex: true,
+            routes: vec!["192.0.2.8:5062".into()],
         }],
     }
-}
-
-/// Reads the `[[trunk]]` entries of a trunk settings file (the home
-/// side's `HQ/trunks.toml`, same fields as in a policy body).
-pub fn trunks_from_toml(text: &str) -> Result<Vec<PolicyTrunk>, String> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct File {
-        #[serde(default)]
-        trunk: Vec<RawTrunk>,
-    }
-    let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
-    Ok(f.trunk.into_iter().map(RawTrunk::into_typed).collect())
 }
 
 #[cfg(test)]

@@ -113,22 +113,25 @@
 //! [[directory]]                  # the configuration's [[directory]]
 //! alias = "echo"
 //! uri = "sip:echo@bridge.example"
-//! trunk = "echo"                 # a trunk of the kit's configuration
+//! trunk = "echo"                 # a trunk of the kit or of this policy
 //! pin = "1234#"                  # optional; secret, never logged
 //!
-//! [[trunk]]                      # optional: overrides the kit's trunk of that name
-//! name = "echo"                  # (a policy cannot add one; the kit keeps its
-//! connect = "192.0.2.7:5061"     #  media address and client identity)
-//! host = "bridge.example"
+//! [[trunk]]                      # optional: overrides the kit's trunk of that
+//! name = "echo"                  # name (which keeps its media address and
+//! connect = "192.0.2.7:5061"     # client identity), or adds a trunk (see
+//! host = "bridge.example"        # `trunk`: media on the kit's
+//!                                # policy.trunk_media_address, no client identity)
 //! pin_sha256 = "<64 hex digits>" # or ca_pem = """-----BEGIN CERTIFICATE-----..."""
 //! tls = "1.3"                    # or "1.2"
 //! suites = ["AES_CM_128_HMAC_SHA1_80"]
 //! webex = false
+//! routes = ["192.0.2.8:5062"]    # optional: Record-Route hops (at most 8)
 //! ```
 //!
 //! Limits: [`body::MAX_TOKENS`] tokens, [`body::MAX_DIRECTORY`] directory
 //! entries, [`body::MAX_KITS`] kits, [`body::MAX_ALIASES_PER_TOKEN`]
-//! aliases per token; names, kit ids and trunks are 1 to 128 of
+//! aliases per token, [`body::MAX_TRUNKS`] trunks,
+//! [`crate::config::MAX_ROUTES`] routes per trunk; names, kit ids and trunks are 1 to 128 of
 //! `A-Z a-z 0-9 - _ . @ +`. [`sign`] applies every rule the kit applies, so
 //! what it signs a kit can apply.
 //!
@@ -170,6 +173,9 @@ use crate::config::{AliasGrants, DirectoryEntry};
 pub mod body;
 #[cfg(test)]
 mod tests;
+mod trunk;
+#[cfg(test)]
+mod trunk_tests;
 
 pub use body::{PolicyBody, PolicyToken, PolicyTrunk, Switches};
 pub use dialgate_signed::{PublicKey as PolicyKey, SigningKey};
@@ -344,6 +350,13 @@ pub enum PolicyError {
     GraceTooLong {
         /// [`GracePeriod::MAX_SECS`].
         max_secs: u64,
+    },
+    /// The policy adds a trunk, but this kit's configuration does not say
+    /// which local address an added trunk's media uses.
+    #[error("policy adds trunk {trunk:?}, which this kit does not have, and the kit's configuration sets no policy.trunk_media_address (nor [bridge_listener]) for the media of added trunks: refused; set it in the kit's configuration, or override an existing trunk instead")]
+    NoTrunkMediaAddress {
+        /// The trunk the policy adds.
+        trunk: String,
     },
     /// The anti-rollback state does not decode.
     #[error("the policy anti-rollback state is damaged: refused; do not delete it (that would allow rollback), restore it from the kit's backup or re-provision the kit")]
