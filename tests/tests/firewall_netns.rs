@@ -9,8 +9,8 @@
 //! copy of the applied policy, signed with a key generated here, and the
 //! ruleset is loaded over netlink as PID 1 loads it.
 //!
-//! Needs root (for the namespaces): skipped with a message otherwise. As
-//! root, a missing `unshare`, `nsenter` or `ip` is a failure, not a skip
+//! Needs root (for the namespaces; `tests/run` runs as root): without it,
+//! or without `unshare`, `nsenter` or `ip`, the test fails, never skips
 //! (`tests/run` installs util-linux and iproute2). Only 10.199.0.0/24 is
 //! used, inside namespaces that vanish with their processes.
 
@@ -76,10 +76,11 @@ fn policy_trunks_open_and_close_in_a_network_namespace() {
         return;
     }
     let uid = Command::new("id").arg("-u").output().expect("id runs");
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        eprintln!("skipped: needs root for network namespaces");
-        return;
-    }
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "network namespaces need root: run `bash tests/run` as root"
+    );
     // Run ourselves in a new network namespace: the child does the work.
     let out = Command::new("unshare")
         .arg("--net")

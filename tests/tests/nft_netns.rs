@@ -1,6 +1,6 @@
 //! The firewall batch against a real kernel: applied in a fresh network
-//! namespace (root only; skipped with a message otherwise), then read back
-//! with nft(8) when it is installed.
+//! namespace (root: `tests/run` runs as root), then read back with nft(8),
+//! which `tests/run` installs.
 
 #[cfg(target_os = "linux")]
 #[test]
@@ -9,10 +9,11 @@ fn the_ruleset_loads_into_a_real_kernel_in_a_network_namespace() {
     use std::process::Command;
     // SAFETY-free check of privileges: unshare(1) needs root.
     let uid = Command::new("id").arg("-u").output().unwrap();
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        eprintln!("skipped: needs root for a network namespace");
-        return;
-    }
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "a network namespace needs root: run `bash tests/run` as root"
+    );
     // Run ourselves in a new network namespace: the child does the work.
     if std::env::var_os("DIALGATE_NFT_CHILD").is_none() {
         let me = std::env::current_exe().unwrap();
@@ -47,7 +48,11 @@ fn the_ruleset_loads_into_a_real_kernel_in_a_network_namespace() {
     let (batch, acked) = nft::batch(&r, 1);
     sys::nft_apply(&batch, 1, acked).expect("kernel accepts the batch");
     println!("RULESET-LOADED");
-    if let Ok(out) = Command::new("nft").args(["list", "ruleset"]).output() {
+    {
+        let out = Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .expect("nft(8) runs (tests/run installs nftables)");
         let listed = String::from_utf8_lossy(&out.stdout);
         println!("{listed}");
         assert!(listed.contains("policy drop"), "{listed}");
