@@ -102,6 +102,7 @@ pub(super) async fn core(
                 }
             }
             Some(Input::Phone(flow, msg)) => b2b.handle_input(now, In::Phone { flow, msg }),
+            Some(Input::PhoneAlive(flow)) => b2b.handle_input(now, In::PhoneAlive { flow }),
             Some(Input::BridgeConnected {
                 conn,
                 trunk,

@@ -99,6 +99,8 @@ enum Input {
     Bridge(u64, Message),
     BridgeClosed(u64),
     Phone(u64, Message),
+    /// A phone's CRLF keep-alive ping (it is not idle).
+    PhoneAlive(u64),
     PhoneClosed(u64),
     /// A trunk-side connection (the trunk's address or a route hop) is up.
     /// (flow, connection generation, writer).

@@ -43,7 +43,7 @@ pub(super) async fn accept_phones(
             let _slot = slot; // the connection's place in the limits
             let framer = Framer::server(Limits::default());
             tokio::select! {
-                () = read_messages(read, framer, &wtx, |m| Input::Phone(flow, m), &input) => {}
+                () = read_messages(read, framer, &wtx, |m| Input::Phone(flow, m), || Some(Input::PhoneAlive(flow)), &input) => {}
                 // The core closes the connection (revoked token).
                 _ = close_rx => {}
                 // Never completes: it tells the core, then waits with the rest.
@@ -75,6 +75,7 @@ pub(super) async fn read_messages<R: AsyncRead + Unpin>(
     mut framer: Framer,
     writer: &Outbox,
     wrap: impl Fn(Message) -> Input,
+    ping: impl Fn() -> Option<Input>,
     input: &mpsc::Sender<Input>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
@@ -94,6 +95,11 @@ pub(super) async fn read_messages<R: AsyncRead + Unpin>(
                 }
                 Ok(Some(FrameEvent::Ping)) => {
                     let _ = writer.send(PONG.to_vec());
+                    if let Some(alive) = ping() {
+                        if input.send(alive).await.is_err() {
+                            return;
+                        }
+                    }
                 }
                 Ok(Some(FrameEvent::Pong)) => {}
                 Ok(Some(FrameEvent::Rejected { error, bytes })) => {

@@ -105,6 +105,7 @@ pub(super) async fn connect_trunk(
             Framer::client(Limits::default()),
             &wtx,
             |m| Input::Trunk(index, m),
+            || None,
             &input,
         ) => {}
         // The core dropped this connection (the trunk's settings changed).
@@ -219,6 +220,7 @@ async fn bridge_connection(
         Framer::server(Limits::default()),
         &wtx,
         |m| Input::Bridge(conn, m),
+        || None,
         input,
     )
     .await;

@@ -69,6 +69,11 @@ pub use call::{CallKey, MIN_SE};
 pub use refusal::Refusal;
 pub use trunks::{TrunkId, KEEPALIVE};
 
+/// How long an admitted phone connection without calls may stay silent
+/// before it is closed (phones keep their connection alive with RFC 5626
+/// CRLF pings or OPTIONS, or reconnect when they call).
+pub const PHONE_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
 use build::Reply;
 use call::CallTable;
 use trunks::TrunkTable;
@@ -133,6 +138,12 @@ pub enum Input {
         flow: u64,
         /// The message.
         msg: Message,
+    },
+    /// A phone connection showed it is alive without a message (an RFC 5626
+    /// CRLF ping): it is not idle.
+    PhoneAlive {
+        /// The connection.
+        flow: u64,
     },
     /// A phone connection closed. Its calls continue (a phone may send
     /// BYE on a new connection); media inactivity ends abandoned ones.
@@ -343,6 +354,9 @@ pub struct B2bua {
     registry: Registry,
     /// Admitted phone connections.
     phones: HashMap<u64, Admitted>,
+    /// When each phone connection last sent a message: one without calls
+    /// that stays silent for [`PHONE_IDLE`] is closed.
+    last_heard: HashMap<u64, Instant>,
     /// Phone connections whose certificate has expired since admission:
     /// their calls go on, new calls are refused.
     expired_flows: HashSet<u64>,
@@ -386,6 +400,7 @@ impl B2bua {
             calls: CallTable::default(),
             registry: Registry::default(),
             phones: HashMap::new(),
+            last_heard: HashMap::new(),
             expired_flows: HashSet::new(),
             attempts: admit::Attempts::default(),
             out: VecDeque::new(),
@@ -406,10 +421,16 @@ impl B2bua {
     /// its connections ([`Output::CloseTrunk`]); a new name is a new trunk.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
-            Input::PhoneConnected { flow, admitted } => self.phone_connected(flow, admitted),
+            Input::PhoneConnected { flow, admitted } => self.phone_connected(now, flow, admitted),
             Input::Phone { flow, msg } => self.phone_message(now, flow, msg),
+            Input::PhoneAlive { flow } => {
+                if let Some(t) = self.last_heard.get_mut(&flow) {
+                    *t = now;
+                }
+            }
             Input::PhoneClosed { flow } => {
                 self.phones.remove(&flow);
+                self.last_heard.remove(&flow);
                 self.expired_flows.remove(&flow);
             }
             Input::PhoneCertificateExpired { flow } => {
@@ -449,6 +470,7 @@ impl B2bua {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.txs.handle_timeout(now);
         self.expire_calls(now);
+        self.close_idle_phones(now);
         self.send_keepalives(now);
         self.drain_transactions(now);
     }
@@ -466,10 +488,16 @@ impl B2bua {
             .flat_map(|c| [c.session_timer.map(|t| t.deadline), c.deadline])
             .flatten()
             .min();
-        [self.txs.poll_timeout(), self.trunks.next_keepalive(), calls]
-            .into_iter()
-            .flatten()
-            .min()
+        let idle = self.last_heard.values().min().map(|t| *t + PHONE_IDLE);
+        [
+            self.txs.poll_timeout(),
+            self.trunks.next_keepalive(),
+            calls,
+            idle,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether a trunk answered its last keep-alive (`None`: not yet known).
@@ -574,6 +602,7 @@ impl B2bua {
             warn!(flow, "message on a phone flow that was never admitted");
             return;
         };
+        self.last_heard.insert(flow, now);
         if !self.still_admitted(&admitted) {
             // Closed when the registry changed; never act on a late message.
             self.close_phone(flow, &admitted, "key no longer admitted");

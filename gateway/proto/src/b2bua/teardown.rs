@@ -271,17 +271,53 @@ impl B2bua {
 
     /// A phone connection the shell handed over: refused (closed) if its
     /// key lost its admission between the handshake and now.
-    pub(super) fn phone_connected(&mut self, flow: u64, admitted: Admitted) {
+    pub(super) fn phone_connected(&mut self, now: Instant, flow: u64, admitted: Admitted) {
         if self.still_admitted(&admitted) {
             self.phones.insert(flow, admitted);
+            self.last_heard.insert(flow, now);
         } else {
             self.close_phone(flow, &admitted, "key no longer admitted");
+        }
+    }
+
+    /// Closes phone connections silent for [`super::PHONE_IDLE`] that
+    /// carry no call (a connection with a call stays: the gateway's BYE
+    /// would have nowhere to go).
+    pub(super) fn close_idle_phones(&mut self, now: Instant) {
+        let busy: std::collections::HashSet<u64> = self
+            .calls
+            .values()
+            .filter_map(|c| match c.phone.flow {
+                super::Flow::Phone(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        let mut idle: Vec<u64> = Vec::new();
+        for (flow, heard) in self.last_heard.iter_mut() {
+            if now.duration_since(*heard) < super::PHONE_IDLE {
+                continue;
+            }
+            if busy.contains(flow) {
+                // Checked again an idle period from now.
+                *heard = now;
+            } else {
+                idle.push(*flow);
+            }
+        }
+        idle.sort_unstable();
+        for flow in idle {
+            if let Some(a) = self.phones.get(&flow).cloned() {
+                self.close_phone(flow, &a, "idle: no message and no call for 10 minutes");
+            } else {
+                self.last_heard.remove(&flow);
+            }
         }
     }
 
     /// Closes a phone connection, as an audit event.
     pub(super) fn close_phone(&mut self, flow: u64, a: &Admitted, why: &str) {
         self.phones.remove(&flow);
+        self.last_heard.remove(&flow);
         self.expired_flows.remove(&flow);
         warn!(target: "audit", decision = "closed", flow, token = %a.token(), key = %a.key(), peer = %a.peer(), reason = why, "phone connection closed");
         self.out.push_back(Output::Disconnect { flow });

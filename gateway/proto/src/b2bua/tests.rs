@@ -1720,3 +1720,41 @@ fn a_route_set_longer_than_eight_hops_is_refused() {
     assert_eq!(methods, vec![Method::Ack, Method::Bye]);
     assert_eq!(h.b2b.call_count(), 0);
 }
+
+#[test]
+fn a_silent_connection_without_calls_is_closed_and_one_with_a_call_is_kept() {
+    let mut h = harness();
+    // A second connection (bob) that pings now and then stays.
+    h.b2b.handle_input(
+        h.now,
+        Input::PhoneConnected {
+            flow: 8,
+            admitted: admitted("bob", 8, "127.0.0.1:40001"),
+        },
+    );
+    // alice has a call; bob pings; a third connection says nothing.
+    answered_call(&mut h, "echo");
+    h.b2b.handle_input(
+        h.now,
+        Input::PhoneConnected {
+            flow: 9,
+            admitted: admitted("bob", 8, "127.0.0.1:40002"),
+        },
+    );
+    h.out.clear();
+    for _ in 0..4 {
+        h.advance(Duration::from_secs(200));
+        h.b2b.handle_input(h.now, Input::PhoneAlive { flow: 8 });
+    }
+    h.collect();
+    let closed: Vec<u64> = h
+        .out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Disconnect { flow } => Some(*flow),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed, vec![9], "only the silent connection without a call");
+    assert_eq!(h.b2b.call_count(), 1, "alice's call goes on");
+}
