@@ -57,16 +57,20 @@ impl Outbox {
             return Err(Stuck::Closed);
         }
         let n = bytes.len();
+        let mut bytes = bytes;
         if self.queued.fetch_add(n, Ordering::AcqRel) + n > MAX_QUEUED_BYTES {
             self.queued.fetch_sub(n, Ordering::AcqRel);
+            zeroize::Zeroize::zeroize(&mut bytes);
             return Err(Stuck::Full);
         }
         self.tx.try_send(bytes).map_err(|e| {
             self.queued.fetch_sub(n, Ordering::AcqRel);
-            match e {
-                mpsc::error::TrySendError::Full(_) => Stuck::Full,
-                mpsc::error::TrySendError::Closed(_) => Stuck::Closed,
-            }
+            let (mut lost, stuck) = match e {
+                mpsc::error::TrySendError::Full(b) => (b, Stuck::Full),
+                mpsc::error::TrySendError::Closed(b) => (b, Stuck::Closed),
+            };
+            zeroize::Zeroize::zeroize(&mut lost);
+            stuck
         })
     }
 
@@ -77,15 +81,22 @@ impl Outbox {
 }
 
 /// Writes what is queued until the queue closes or a write fails, then
-/// shuts the stream down.
+/// shuts the stream down. Each message is zeroized once written; messages
+/// still queued when the connection goes are zeroized too.
 pub(super) async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: OutboxRx) {
-    while let Some(bytes) = rx.rx.recv().await {
+    while let Some(mut bytes) = rx.rx.recv().await {
         let n = bytes.len();
         let ok = w.write_all(&bytes).await.is_ok();
+        // A message may carry keys (an SDES answer): wiped once written.
+        zeroize::Zeroize::zeroize(&mut bytes);
         rx.queued.fetch_sub(n, Ordering::AcqRel);
         if !ok {
             break;
         }
+    }
+    rx.rx.close();
+    while let Ok(mut bytes) = rx.rx.try_recv() {
+        zeroize::Zeroize::zeroize(&mut bytes);
     }
     let _ = w.shutdown().await;
 }

@@ -85,6 +85,9 @@ pub(super) async fn read_messages<R: AsyncRead + Unpin>(
             Ok(n) => n,
         };
         framer.handle_data(&buf[..n]);
+        // The framer holds the bytes now (and wipes them): none are left
+        // behind here.
+        zeroize::Zeroize::zeroize(&mut buf[..n]);
         loop {
             match framer.poll_event() {
                 Ok(None) => break,

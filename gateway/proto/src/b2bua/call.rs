@@ -89,7 +89,6 @@ impl SessionTimer {
 }
 
 /// The phone's leg: we are its UAS.
-#[derive(Debug)]
 pub(super) struct PhoneLeg {
     pub(super) flow: Flow,
     pub(super) invite: Message,
@@ -110,7 +109,6 @@ pub(super) struct PhoneLeg {
 }
 
 /// The bridge's leg: we are its UAC.
-#[derive(Debug)]
 pub(super) struct BridgeLeg {
     pub(super) trunk: TrunkId,
     pub(super) call_id: String,
@@ -130,6 +128,30 @@ pub(super) struct BridgeLeg {
     pub(super) negotiated: Option<Negotiated>,
     /// The SDP we last sent the bridge (holds our key: zeroized on drop).
     pub(super) last_sdp: Option<Zeroizing<String>>,
+}
+
+// The legs hold keys (in the SDP they sent and were sent) and the meeting
+// PIN travels in their frames: `Debug` names the dialog, never the SDP.
+impl std::fmt::Debug for PhoneLeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhoneLeg")
+            .field("flow", &self.flow)
+            .field("call_id", &self.call_id)
+            .field("our_tag", &self.our_tag)
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for BridgeLeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgeLeg")
+            .field("trunk", &self.trunk)
+            .field("call_id", &self.call_id)
+            .field("our_tag", &self.our_tag)
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One call: the proof it was authorized, its legs, phase and media.

@@ -1758,3 +1758,21 @@ fn a_silent_connection_without_calls_is_closed_and_one_with_a_call_is_kept() {
     assert_eq!(closed, vec![9], "only the silent connection without a call");
     assert_eq!(h.b2b.call_count(), 1, "alice's call goes on");
 }
+
+#[test]
+fn debug_of_a_call_shows_no_key_and_no_pin() {
+    let mut h = harness();
+    answered_call(&mut h, "board");
+    let phone_inline = format_inline(&h.phone_key).to_string();
+    for call in h.b2b.calls.values() {
+        let text = format!("{call:?}");
+        assert!(!text.contains("inline"), "{text}");
+        assert!(!text.contains(&phone_inline[7..20]), "{text}");
+        assert!(!text.contains("1234#"), "PIN in {text}");
+        let invite = format!("{:?}", call.phone.invite);
+        assert!(
+            invite.contains("body_len") && !invite.contains("a=crypto"),
+            "{invite}"
+        );
+    }
+}

@@ -36,6 +36,7 @@ use super::headers::{Header, HeaderName};
 use super::message::Message;
 use super::parse;
 use super::Limits;
+use zeroize::Zeroize;
 
 /// Which side of a connection the framer reads for; it decides what a
 /// CRLF between messages means (RFC 5626 §3.5.1).
@@ -87,6 +88,12 @@ pub struct Framer {
     failed: Option<ParseError>,
 }
 
+impl Drop for Framer {
+    fn drop(&mut self) {
+        self.buf.zeroize();
+    }
+}
+
 impl Framer {
     /// A framer for a connection we accepted.
     pub fn server(limits: Limits) -> Framer {
@@ -110,18 +117,33 @@ impl Framer {
         }
     }
 
-    /// Drops `n` bytes from the front; scanning restarts there.
+    /// Drops `n` bytes from the front; scanning restarts there. The bytes
+    /// left behind in the buffer's spare room are zeroized (a message may
+    /// carry keys).
     fn consume(&mut self, n: usize) {
-        self.buf.drain(..n);
+        let len = self.buf.len();
+        let n = n.min(len);
+        self.buf.copy_within(n.., 0);
+        self.buf[len - n..].zeroize();
+        self.buf.truncate(len - n);
         self.scanned = 0;
         self.line_start = 0;
     }
 
-    /// Appends received bytes. Ignored once the framer has failed.
+    /// Appends received bytes. Ignored once the framer has failed. When
+    /// the buffer grows, the old allocation is zeroized before it is freed.
     pub fn handle_data(&mut self, data: &[u8]) {
-        if self.failed.is_none() {
-            self.buf.extend_from_slice(data);
+        if self.failed.is_some() {
+            return;
         }
+        if self.buf.len() + data.len() > self.buf.capacity() {
+            let mut bigger =
+                Vec::with_capacity((self.buf.len() + data.len()).max(2 * self.buf.capacity()));
+            bigger.extend_from_slice(&self.buf);
+            self.buf.zeroize();
+            self.buf = bigger;
+        }
+        self.buf.extend_from_slice(data);
     }
 
     /// Bytes buffered and not yet returned as an event.
@@ -137,6 +159,7 @@ impl Framer {
         }
         match self.next() {
             Err(e) => {
+                self.buf.zeroize();
                 self.buf = Vec::new();
                 self.failed = Some(e.clone());
                 Err(e)

@@ -198,11 +198,30 @@ pub enum StartLine {
 ///
 /// [`Message::to_bytes`] prints canonical long header names, one field
 /// per line, and `parse(to_bytes(m)) == m`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// A body may carry keys (an SDES offer or answer): it is zeroized when the
+/// message is dropped, and `Debug` shows its length, never its bytes.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Message {
     start: StartLine,
     headers: Vec<Header>,
     body: Vec<u8>,
+}
+
+impl Drop for Message {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.body);
+    }
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("start", &self.start)
+            .field("headers", &self.headers.len())
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl Message {

@@ -223,6 +223,21 @@ struct Tx {
     interval: Duration,
 }
 
+impl Drop for Tx {
+    // Requests and responses may carry keys (SDES): wiped with the
+    // transaction.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.request.zeroize();
+        if let Some(r) = &mut self.last_response {
+            r.zeroize();
+        }
+        if let Some(a) = &mut self.ack {
+            a.zeroize();
+        }
+    }
+}
+
 impl Tx {
     fn set(&mut self, t: Timer, at: Option<Instant>) {
         self.timers[t as usize] = at;
@@ -700,11 +715,11 @@ impl Transactions {
 
     fn terminate(&mut self, id: TxId) {
         if let Some(tx) = self.txs.remove(&id) {
-            if let Some(k) = tx.client_key {
-                self.clients.remove(&k);
+            if let Some(k) = &tx.client_key {
+                self.clients.remove(k);
             }
-            if let Some(k) = tx.server_key {
-                self.servers.remove(&k);
+            if let Some(k) = &tx.server_key {
+                self.servers.remove(k);
             }
             self.events.push_back(TxEvent::Terminated(id));
         }
