@@ -9,6 +9,11 @@
 //! error with the usage (exit status 2), and every subcommand has `--help`.
 
 use std::path::{Path, PathBuf};
+
+/// Every freed block is wiped first: keys in buffers the gateway does not
+/// own (TLS records, parsed SDP strings) never linger in the heap.
+#[global_allocator]
+static ALLOC: dialgate_wipe::WipeOnFree = dialgate_wipe::WipeOnFree;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -139,6 +139,7 @@ def main():
                                    f"a=crypto:1 {a.answer_suite} inline:{key}\r\n")
                         s.sendall(response(txt, a.reply, sdp=sdp, contact=f"<sip:probe@127.0.0.1:{a.port};transport=tls>"))
                         out(f"# sent 100, {a.reply}" + (f" with SDP crypto {a.answer_suite}" if sdp else ""))
+                        if sdp: out("----- sent SDP -----\n" + sdp.replace("\r\n", "\n") + "----- end -----")
                     elif meth == "ACK":
                         if a.reply >= 300: done += 1
                         elif a.bye_after:

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use zeroize::Zeroizing;
 
+use super::suite::MAX_KEY_SALT;
 use super::{Error, MasterKey, Suite};
 
 /// Shortest key lifetime accepted: 2^31 packets. A shorter lifetime would
@@ -56,9 +57,17 @@ pub fn parse_inline(suite: Suite, key_params: &str) -> Result<MasterKey, Error> 
 /// Encodes a master key as an SDES `inline:` parameter (no lifetime, no MKI).
 /// The result is secret; callers must not log it.
 pub fn format_inline(key: &MasterKey) -> Zeroizing<String> {
-    let mut s = Zeroizing::new(String::with_capacity(72));
+    // Encoded straight into a heap buffer: `encode_string` goes through a
+    // stack buffer that would keep the key's text after the call.
+    let mut b64 = Zeroizing::new(vec![0u8; 4 * MAX_KEY_SALT.div_ceil(3)]);
+    let n = STANDARD
+        .encode_slice(key.key_and_salt(), &mut b64[..])
+        .unwrap_or(0);
+    let mut s = Zeroizing::new(String::with_capacity(7 + n));
     s.push_str("inline:");
-    STANDARD.encode_string(key.key_and_salt(), &mut s);
+    for &c in &b64[..n] {
+        s.push(char::from(c));
+    }
     s
 }
 

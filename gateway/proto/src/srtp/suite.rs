@@ -118,11 +118,14 @@ pub(crate) const MAX_KEY_SALT: usize = 32 + 14;
 
 /// A master key and master salt for one suite, as carried in an SDES
 /// `inline:` parameter. Zeroized on drop; `Debug` shows only the suite.
+/// The bytes live on the heap, so that moving a key (into a leg's
+/// configuration, across the relay's channel) copies a pointer, never the
+/// key: no stale copy is left on a stack.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct MasterKey {
     #[zeroize(skip)]
     suite: Suite,
-    bytes: [u8; MAX_KEY_SALT],
+    bytes: Box<[u8; MAX_KEY_SALT]>,
 }
 
 impl MasterKey {
@@ -131,14 +134,14 @@ impl MasterKey {
         if key_and_salt.len() != suite.key_len() + suite.salt_len() {
             return Err(Error::BadKeyLength);
         }
-        let mut bytes = [0u8; MAX_KEY_SALT];
+        let mut bytes = Box::new([0u8; MAX_KEY_SALT]);
         bytes[..key_and_salt.len()].copy_from_slice(key_and_salt);
         Ok(MasterKey { suite, bytes })
     }
 
     /// Draws a fresh master key and salt from the system's CSPRNG.
     pub fn generate(suite: Suite) -> Result<MasterKey, Error> {
-        let mut bytes = [0u8; MAX_KEY_SALT];
+        let mut bytes = Box::new([0u8; MAX_KEY_SALT]);
         let n = suite.key_len() + suite.salt_len();
         aws_lc_rs::rand::fill(&mut bytes[..n]).map_err(|_| Error::Crypto)?;
         Ok(MasterKey { suite, bytes })

@@ -363,7 +363,13 @@ impl Transactions {
             flow,
             client_key: Some(key.clone()),
             server_key: None,
-            request: request.clone(),
+            // Kept only to retransmit, which a reliable transport never
+            // does (and an INVITE may carry our key).
+            request: if reliable {
+                Vec::new()
+            } else {
+                request.clone()
+            },
             last_response: None,
             ack: None,
             timers: [None; TIMERS],
@@ -658,7 +664,14 @@ impl Transactions {
             }
             _ => return Err(TxError::AlreadyFinal),
         }
-        tx.last_response = Some(response.clone());
+        // A 2xx to an INVITE is never resent by the transaction (Accepted
+        // absorbs retransmissions, RFC 6026): not kept, since it may carry
+        // our key.
+        let keep = tx.state != State::Accepted;
+        let old = std::mem::replace(&mut tx.last_response, keep.then(|| response.clone()));
+        if let Some(mut old) = old {
+            zeroize::Zeroize::zeroize(&mut old);
+        }
         let flow = tx.flow;
         self.transmit(tx_id, flow, response);
         Ok(())

@@ -1,0 +1,114 @@
+//! A global allocator that wipes memory before giving it back.
+//!
+//! Keys pass through many buffers the gateway does not own (TLS records in
+//! rustls, strings of a parsed SDP, a `Vec` that grew and moved): each is
+//! freed at some point, and without this its bytes stay in the heap until
+//! reused. [`WipeOnFree`] wraps the system allocator and zeroizes every
+//! block (with volatile writes, so the compiler cannot drop them as dead
+//! stores before `free`) when it is freed and when `realloc` moves it. The
+//! `dialgate` binary installs it:
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static ALLOC: dialgate_wipe::WipeOnFree = dialgate_wipe::WipeOnFree;
+//! ```
+//!
+//! The media path does not allocate per packet, so the cost is a `memset`
+//! per freed block of signalling data.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+
+use zeroize::Zeroize;
+
+/// The system allocator, wiping every block before it is freed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WipeOnFree;
+
+/// Zeroizes `size` bytes at `ptr`.
+///
+/// # Safety
+/// `ptr` must be valid for writes of `size` bytes.
+unsafe fn wipe(ptr: *mut u8, size: usize) {
+    if size == 0 {
+        return;
+    }
+    // SAFETY: the caller guarantees `ptr` is valid for `size` bytes; no
+    // other reference to the block exists while it is being freed.
+    let block = unsafe { std::slice::from_raw_parts_mut(ptr, size) };
+    block.zeroize();
+}
+
+// SAFETY: every method forwards to `System` with the same layouts, so the
+// `GlobalAlloc` contract holds as it does for `System`; wiping only writes
+// within blocks the caller owns.
+unsafe impl GlobalAlloc for WipeOnFree {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged; the caller upholds the contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` is a live block of `layout.size()` bytes that the
+        // caller gives up (`dealloc`'s contract).
+        unsafe { wipe(ptr, layout.size()) };
+        // SAFETY: the same block and layout it was allocated with.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // A move must not leave the old copy behind: allocate, copy, wipe
+        // and free the old block (never the system's in-place realloc,
+        // which may copy and free without wiping).
+        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: `new_layout` has a non-zero size (the caller's contract
+        // for `realloc`) and a valid alignment.
+        let new = unsafe { System.alloc(new_layout) };
+        if new.is_null() {
+            return new;
+        }
+        let keep = layout.size().min(new_size);
+        // SAFETY: both blocks are live, at least `keep` bytes long, and
+        // distinct (the new one was just allocated).
+        unsafe { std::ptr::copy_nonoverlapping(ptr, new, keep) };
+        // SAFETY: `ptr` is the caller's live block of `layout`; it is given
+        // up here, as `realloc` does.
+        unsafe { self.dealloc(ptr, layout) };
+        new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_allocated_grown_and_freed_with_their_contents_kept() {
+        let a = WipeOnFree;
+        let layout = Layout::from_size_align(64, 8).unwrap();
+        // SAFETY: a non-zero layout.
+        let p = unsafe { a.alloc(layout) };
+        assert!(!p.is_null());
+        // SAFETY: the block is live, 64 bytes, and not aliased.
+        let block = unsafe { std::slice::from_raw_parts_mut(p, 64) };
+        for (i, b) in block.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        // SAFETY: the live block, its layout, a non-zero new size.
+        let q = unsafe { a.realloc(p, layout, 4096) };
+        assert!(!q.is_null());
+        // SAFETY: the grown block is live and at least 64 bytes.
+        let grown = unsafe { std::slice::from_raw_parts(q, 64) };
+        for (i, b) in grown.iter().enumerate() {
+            assert_eq!(*b, i as u8);
+        }
+        // SAFETY: the live block and its layout.
+        unsafe { a.dealloc(q, Layout::from_size_align(4096, 8).unwrap()) };
+    }
+}
