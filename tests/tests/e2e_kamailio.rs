@@ -122,6 +122,19 @@ fn call_through_kamailio(reroute: bool) {
         Some("proxy.dialgate.test"),
         Some(&trust),
     );
+    if reroute {
+        // The trunk lists the proxy's second port as a Record-Route hop:
+        // the gateway follows no hop its configuration does not name.
+        common::edit_config(&kit, |conf| {
+            let connect = format!("connect = \"127.0.0.1:{PROXY_PORT}\"");
+            assert!(conf.contains(&connect));
+            conf.replacen(
+                &connect,
+                &format!("{connect}\nroutes = [\"127.0.0.1:{REROUTE_PORT}\"]"),
+                1,
+            )
+        });
+    }
 
     let mut procs = Procs(Vec::new());
     let kam_log = work.join("kamailio.log");
