@@ -395,9 +395,10 @@ mod linux {
         let mut firewall = Firewall::new(&p, config);
         firewall.update();
         network(&p);
-        // The watchdog and the buttons come 1 s after the gateway first
+        // The watchdog and the buttons come 3 s after the gateway first
         // serves: their modules (from the verified root) load then, so that
-        // the start-up and the first phone have the CPU to themselves.
+        // the start-up and the first phone's handshake have the CPU to
+        // themselves (loading them takes over a second of a slow core).
         let mut watchdog: Option<File> = None;
         let mut keys: Vec<(String, File)> = Vec::new();
         let mut last_scan = Instant::now();
@@ -446,7 +447,7 @@ mod linux {
                     status::render(l)
                 );
             }
-            if !late_done && ready_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
+            if !late_done && ready_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(3)) {
                 late_done = true;
                 (watchdog, keys) = late_devices();
                 last_scan = Instant::now();
