@@ -628,8 +628,10 @@ impl World {
                 }
             }
             Op::Advance { millis } => {
-                // Up to two hours (session timers, keepalives, long calls).
-                self.advance(Duration::from_millis(u64::from(millis) % 7_200_000));
+                // Up to 40 minutes: past a 30-minute session timer and
+                // every transaction and set-up timeout. Longer only adds
+                // trunk keep-alives (every 30 s), which cost executions.
+                self.advance(Duration::from_millis(u64::from(millis) % 2_400_000));
             }
             Op::TrunkFailed { trunk } => {
                 let trunk = self.trunk(trunk);
