@@ -2,12 +2,12 @@
 //! connecting (admitted through `Registry::admit`), INVITE / CANCEL / ACK
 //! / BYE / re-INVITE built from fuzz fields or raw fuzz SIP, bridge
 //! responses (1xx/2xx/4xx/5xx, with or without an SDP answer) and bridge
-//! BYEs to what the gateway sent, timeouts of arbitrary length, trunk
-//! failures, registry changes, media inactivity and the policy gate, with
+//! BYEs to what the gateway sent, bridges answering the trunk keep-alives
+//! or not, timeouts of up to 40 minutes, trunk failures, registry changes, media inactivity and the policy gate, with
 //! fake media ports and a deterministic `Random`.
 //!
 //! Asserts: no panic; `call_count()` never exceeds the configured
-//! `max_calls` nor what the per-token limit allows; every byte string the
+//! `max_calls`; every byte string the
 //! B2BUA sends parses as SIP; `poll_timeout` always moves forward (no
 //! timer that fires without being cleared); after every trunk fails, every
 //! phone closes, media is reported inactive and 90 s pass, no call
@@ -161,6 +161,10 @@ enum Op {
     Gate {
         closed: bool,
     },
+    /// Whether the bridges answer the trunk keep-alives (OPTIONS) with 200.
+    Keepalives {
+        answer: bool,
+    },
 }
 
 struct Ports(u32);
@@ -212,6 +216,8 @@ struct World {
     calls: HashSet<CallKey>,
     n: u32,
     max_calls: usize,
+    answer_keepalives: bool,
+    keepalive_replies: Vec<(TrunkId, Message)>,
 }
 
 fn header(m: &Message, name: &str) -> String {
@@ -309,6 +315,8 @@ impl World {
             calls: HashSet::new(),
             n: 0,
             max_calls,
+            answer_keepalives: true,
+            keepalive_replies: Vec::new(),
         };
         w.collect();
         w
@@ -317,6 +325,14 @@ impl World {
     fn input(&mut self, input: Input) {
         self.b2b.handle_input(self.now, input);
         self.collect();
+        self.answer_keepalives();
+    }
+
+    fn answer_keepalives(&mut self) {
+        while let Some((trunk, msg)) = self.keepalive_replies.pop() {
+            self.b2b.handle_input(self.now, Input::Trunk { trunk, msg });
+            self.collect();
+        }
     }
 
     fn collect(&mut self) {
@@ -331,6 +347,15 @@ impl World {
                     });
                     match flow {
                         Flow::Phone(f) => self.from_b2bua_to_phone(f, m),
+                        Flow::Trunk(t)
+                            if self.answer_keepalives && m.method() == Some(&Method::Options) =>
+                        {
+                            if let Some(ok) =
+                                StatusCode::new(200).and_then(|c| Message::response_to(&m, c).ok())
+                            {
+                                self.keepalive_replies.push((t, ok));
+                            }
+                        }
                         _ => push_bounded(&mut self.to_bridge, (flow, m)),
                     }
                 }
@@ -372,6 +397,7 @@ impl World {
             self.now = self.now.max(t);
             self.b2b.handle_timeout(self.now);
             self.collect();
+            self.answer_keepalives();
             steps += 1;
             assert!(steps < 100_000, "timers never settle at {t:?}");
         }
@@ -649,6 +675,7 @@ impl World {
             Op::Gate { closed } => {
                 self.input(Input::Gate(closed.then_some("policy expired")));
             }
+            Op::Keepalives { answer } => self.answer_keepalives = answer,
         }
     }
 
