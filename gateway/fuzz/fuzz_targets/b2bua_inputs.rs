@@ -346,7 +346,7 @@ impl World {
                         )
                     });
                     match flow {
-                        Flow::Phone(f) => self.from_b2bua_to_phone(f, m),
+                        Flow::Phone(f) => self.sent_to_phone(f, m),
                         Flow::Trunk(t)
                             if self.answer_keepalives && m.method() == Some(&Method::Options) =>
                         {
@@ -376,7 +376,7 @@ impl World {
         );
     }
 
-    fn from_b2bua_to_phone(&mut self, flow: u64, m: Message) {
+    fn sent_to_phone(&mut self, flow: u64, m: Message) {
         if let Some(s) = m.status() {
             let to = header(&m, "To");
             if s.as_u16() < 300 && s.as_u16() > 100 && to.contains("tag=") {
