@@ -20,7 +20,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
-
 /// The system allocator, wiping every block before it is freed.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WipeOnFree;
