@@ -40,6 +40,7 @@
 
 #![forbid(unsafe_code)]
 
+mod detached;
 mod envelope;
 mod floor;
 mod keys;
@@ -50,6 +51,7 @@ use std::fmt;
 
 use aws_lc_rs::digest;
 
+pub use detached::{sign_detached, verify_detached, Statement, AUDIT_CHECKPOINT};
 pub use floor::Floor;
 pub use keys::{PublicKey, SigningKey};
 
