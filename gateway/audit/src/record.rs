@@ -104,13 +104,11 @@ fn name(s: &str) -> String {
 /// A PARAM-VALUE: `"`, `\` and `]` escaped (§6.3.3); control characters
 /// (a record is one line) become `?`; cut at [`MAX_VALUE`].
 fn value(out: &mut String, s: &str) {
-    let mut n = 0;
-    for c in s.chars() {
+    for (n, c) in s.chars().enumerate() {
         if n >= MAX_VALUE {
             out.push('…');
             return;
         }
-        n += 1;
         match c {
             '"' | '\\' | ']' => {
                 out.push('\\');

@@ -274,6 +274,6 @@ mod tests {
         }
         let mut c = RelpClient::new();
         c.open();
-        assert!(c.receive(&vec![b'1'; 100]).is_err());
+        assert!(c.receive(&[b'1'; 100]).is_err());
     }
 }
