@@ -2,6 +2,7 @@
 //! [`dialgate_proto`]. It owns every socket, TLS stream, timer, thread and
 //! file; the cores are fed bytes and `now` and return what to send.
 //!
+//! - [`audit`]: the audit trail's spool and its shipper to the home SIEM.
 //! - [`daemon`]: `dialgate run`: the listeners, one task per core, policy
 //!   watching.
 //! - [`tls`]: rustls on both sides (the token verifier on the phone side,
@@ -18,6 +19,7 @@
 
 pub use dialgate_proto::{admission, b2bua, config, media, policy, sdp, sip, srtp, transaction};
 
+pub mod audit;
 pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -58,6 +58,11 @@ struct DemoArgs {
     /// The CA of the external bridges named by --alias.
     #[arg(long, value_name = "FILE", requires = "aliases")]
     bridge_ca: Option<PathBuf>,
+    /// Ship the kit's audit trail to this SIEM: relp-tls://IP:PORT (RELP
+    /// over TLS) or syslog-tls://IP:PORT (RFC 5425), with the kit's device
+    /// certificate, trusting the CA of DIR/hq/https/server-cert.pem.
+    #[arg(long, value_name = "URL", conflicts_with = "media_only")]
+    siem: Option<String>,
     /// Relay a tone between a simulated phone and bridge, without SIP.
     #[arg(long)]
     media_only: bool,
@@ -85,14 +90,25 @@ fn parse_alias(_: &str) -> Result<Alias, String> {
 #[cfg(not(feature = "demo"))]
 const NO_DEMO: &str = "this build has no demo feature (the appliance image): make the kit on the host with `dialgate demo --dir DIR --init-only`";
 
+/// The console (INFO and above) and the audit trail (events of target
+/// `audit`, spooled and shipped once the kit's `[audit]` is read).
 fn logging() {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
+    use tracing_subscriber::prelude::*;
+    let console = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(console)
+        .with(
+            dialgate::audit::AuditLayer.with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        )
         .init();
 }
+
+/// How long a stopping kit waits for the SIEM to take its last records.
+const AUDIT_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -126,13 +142,16 @@ fn run(config: &Path) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         interrupted().await;
         tracing::info!("stopping");
+        dialgate::audit::stop(AUDIT_DRAIN).await;
         Ok(())
     })
 }
 
 #[cfg(feature = "demo")]
-fn init_only(dir: &Path) -> Result<(), String> {
+fn init_only(args: &DemoArgs) -> Result<(), String> {
+    let dir = args.dir.as_path();
     let kit = dialgate::demo::init(dir).map_err(|e| e.to_string())?;
+    home(args)?;
     let d = dir.display();
     println!("demo kit created in {}", kit.dir.display());
     println!("  gateway configuration: {}", kit.config.display());
@@ -142,7 +161,7 @@ fn init_only(dir: &Path) -> Result<(), String> {
 }
 
 #[cfg(not(feature = "demo"))]
-fn init_only(_: &Path) -> Result<(), String> {
+fn init_only(_: &DemoArgs) -> Result<(), String> {
     Err(NO_DEMO.into())
 }
 
@@ -165,7 +184,24 @@ fn prepare_kit(args: &DemoArgs, fresh: bool) -> Result<(), String> {
             println!("  alias {} -> {} (granted to alice)", a.name, a.uri);
         }
     }
+    home(args)?;
     demo::write_baresip_configs(dir).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The kit's channel home (device identity, audit key, `[audit]`) and,
+/// with `--siem`, where its audit trail goes.
+#[cfg(feature = "demo")]
+fn home(args: &DemoArgs) -> Result<(), String> {
+    let dir = args.dir.as_path();
+    dialgate::demo::ensure_home(dir).map_err(|e| e.to_string())?;
+    if let Some(url) = &args.siem {
+        dialgate::demo::set_siem(dir, url).map_err(|e| e.to_string())?;
+        println!(
+            "  audit trail shipped to {url} (device certificate {}/device/cert.pem)",
+            dir.display()
+        );
+    }
     Ok(())
 }
 
@@ -173,6 +209,9 @@ fn prepare_kit(args: &DemoArgs, fresh: bool) -> Result<(), String> {
 fn prepare_kit(args: &DemoArgs, fresh: bool) -> Result<(), String> {
     if fresh {
         return Err(format!("{}: no kit here; {NO_DEMO}", args.dir.display()));
+    }
+    if args.siem.is_some() {
+        return Err(format!("--siem: {NO_DEMO}"));
     }
     Ok(())
 }
@@ -213,6 +252,7 @@ fn full_demo(args: &DemoArgs) -> Result<(), String> {
         println!("                    (plays a 1 kHz tone, records what it hears in {d}/baresip/alice/recordings)");
         println!("  Ctrl-C stops the demo.");
         interrupted().await;
+        dialgate::audit::stop(AUDIT_DRAIN).await;
         println!("dialgate demo stopped");
         Ok(())
     })
@@ -236,7 +276,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => (
             "dialgate demo",
             if args.init_only {
-                init_only(&args.dir)
+                init_only(&args)
             } else if args.media_only {
                 media_only(args.seconds)
             } else {

@@ -441,6 +441,12 @@ async fn handshake(
             return;
         }
     };
+    if !crate::audit::has_room() {
+        // Fail closed: the audit trail could not keep this call's records.
+        stats.handshake_failed.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(target: "audit", %peer, decision = "refused", token = %admitted.token(), key = %admitted.key(), reason = "audit spool full (the SIEM has not taken the records)", "phone refused after the TLS handshake");
+        return;
+    }
     let slot = {
         let Ok(mut c) = counts.lock() else { return };
         let key = admitted.key();

@@ -7,9 +7,11 @@
 //!   directory, trunk settings) and building signed policy bundles.
 //! - [`pki`]: the dev and production PKI (rcgen): token CA, kit CA, kit
 //!   gateway and device certificates.
+//! - [`audit`]: verifying a kit's audit trail as the SIEM received it.
 //! - [`enrol`]: token enrolment over PKCS#11 (cryptoki) and YubiKey PIV
 //!   attestation verification.
 
+pub mod audit;
 pub mod enrol;
 pub mod hq;
 pub mod pki;

@@ -13,7 +13,9 @@ pub mod relp;
 mod verify;
 
 pub use chain::{Chain, Record, CHECKPOINT_EVERY};
-pub use record::{octet_counted, parse, rfc3339, Event, Header, Parsed, Severity, SD_ID};
+pub use record::{
+    octet_counted, parse, rfc3339, unix_micros_of, Event, Header, Parsed, Severity, SD_ID,
+};
 pub use verify::{verify, Report, TrailError};
 
 /// The chain hash before the first record: 32 zero octets.

@@ -80,6 +80,45 @@ pub fn rfc3339(unix_micros: u64) -> String {
     )
 }
 
+/// The Unix time (µs) of a timestamp as [`rfc3339`] writes it
+/// (`YYYY-MM-DDTHH:MM:SS.ffffffZ`); `None` for anything else.
+pub fn unix_micros_of(ts: &str) -> Option<u64> {
+    let b = ts.as_bytes();
+    if b.len() != 27
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[19] != b'.'
+        || b[26] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = ts.get(r)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss, us) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..26)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from civil (H. Hinnant's algorithm), the inverse of rfc3339.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1_000_000)?
+        .checked_add(us as u64)
+}
+
 /// A PARAM-NAME or MSGID: 1 to 32 printable US-ASCII, no `=`, space,
 /// `]` or `"`; anything else becomes `_`.
 fn name(s: &str) -> String {
@@ -151,6 +190,8 @@ pub(crate) fn format(h: &Header<'_>, seq: u64, prev: &[u8; 32], e: &Event) -> St
 /// What the verifier needs from a record line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Parsed {
+    /// TIMESTAMP, as written.
+    pub timestamp: String,
     /// HOSTNAME: the kit.
     pub hostname: String,
     /// MSGID.
@@ -182,7 +223,7 @@ pub fn parse(line: &str) -> Result<Parsed, &'static str> {
     }
     let rest = rest.strip_prefix("1 ").ok_or("not RFC 5424 version 1")?;
     let mut fields = rest.splitn(6, ' ');
-    let _timestamp = fields.next().ok_or("no TIMESTAMP")?;
+    let timestamp = fields.next().ok_or("no TIMESTAMP")?;
     let hostname = fields.next().ok_or("no HOSTNAME")?;
     let app = fields.next().ok_or("no APP-NAME")?;
     let _procid = fields.next().ok_or("no PROCID")?;
@@ -231,6 +272,7 @@ pub fn parse(line: &str) -> Result<Parsed, &'static str> {
         }
     }
     Ok(Parsed {
+        timestamp: timestamp.to_string(),
         hostname: hostname.to_string(),
         msgid: msgid.to_string(),
         params,
@@ -240,6 +282,20 @@ pub fn parse(line: &str) -> Result<Parsed, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_read_back_to_the_same_instant() {
+        for t in [
+            0u64,
+            1_764_979_200_123_456,
+            951_782_400_000_001,
+            4_102_444_799_999_999,
+        ] {
+            assert_eq!(unix_micros_of(&rfc3339(t)), Some(t), "{}", rfc3339(t));
+        }
+        assert_eq!(unix_micros_of("2026-13-01T00:00:00.000000Z"), None);
+        assert_eq!(unix_micros_of("2026-12-06T00:00:00Z"), None);
+    }
 
     #[test]
     fn rfc3339_of_known_instants() {

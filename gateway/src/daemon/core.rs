@@ -278,11 +278,18 @@ pub(super) async fn core(
                         by_relay.remove(&id);
                         if let Ok(Some(stats)) = relay.remove_call(id) {
                             info!(
+                                target: "audit",
+                                decision = "media",
+                                call = call.number(),
                                 phone_in = stats[0].rx_packets,
                                 phone_out = stats[0].tx_packets,
                                 bridge_in = stats[1].rx_packets,
                                 bridge_out = stats[1].tx_packets,
                                 dropped = stats[0].dropped() + stats[1].dropped(),
+                                phone_auth_failed = stats[0].auth_failed,
+                                bridge_auth_failed = stats[1].auth_failed,
+                                phone_replayed = stats[0].replayed,
+                                bridge_replayed = stats[1].replayed,
                                 "media stopped, keys zeroized"
                             );
                         }

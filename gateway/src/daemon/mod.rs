@@ -65,6 +65,9 @@ pub enum DaemonError {
     /// The policy state is unusable.
     #[error(transparent)]
     Policy(#[from] PolicyStartError),
+    /// The audit trail cannot be kept.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// Inputs queued for the core.
@@ -133,6 +136,11 @@ pub struct Gateway {
 /// returns once it listens. It runs until the runtime shuts down.
 pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
     let config = Arc::new(load_config(config_path)?);
+    // The trail first: the policy's own decisions are its first records.
+    match &config.audit {
+        Some(a) => crate::audit::start(a)?,
+        None => tracing::warn!("no [audit] in the configuration: audit events go to the console only (a fielded kit always has one; docs/audit.md)"),
+    }
     // Where admission comes from: signed policy bundles, or (labs) an
     // unsigned registry file.
     let mut watch = None;

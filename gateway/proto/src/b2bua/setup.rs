@@ -614,6 +614,8 @@ impl B2bua {
             .and_then(|p| pin_frames(now, p, bridge_n, &mut *self.random))
             .unwrap_or_default();
         info!(
+            target: "audit",
+            decision = "started",
             call = key.0,
             token = %call.token(),
             alias = %call.alias(),

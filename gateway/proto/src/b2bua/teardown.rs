@@ -60,7 +60,7 @@ impl B2bua {
             return;
         }
         let duration = now.duration_since(call.started).as_secs();
-        info!(call = key.0, token = %call.token(), alias = %call.alias(), duration_s = duration, reason = why.reason(), "call ended");
+        info!(target: "audit", decision = "ended", call = key.0, token = %call.token(), key = %call.auth.admitted().key(), alias = %call.alias(), duration_s = duration, status = why.status(), reason = why.reason(), "call ended");
         if phase.phone_pending() {
             self.refuse_phone(now, key, why);
         } else if by != Party::Phone {

@@ -82,11 +82,13 @@ use serde::Deserialize;
 use crate::admission::{KeyHash, PqPolicy, TrunkTls, TrunkTrust};
 use crate::srtp::Suite;
 
+mod audit;
 mod lists;
 mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use audit::{parse_siem_url, AuditConfig, SiemConfig, SiemTransport, DEFAULT_SPOOL_BYTES};
 pub use lists::{load_registry, parse_directory, parse_registry, AliasGrants, TOKEN_ORIGINS};
 
 /// How the parser reads the files a configuration names (CA
@@ -148,6 +150,7 @@ struct RawConfig {
     limits: RawLimits,
     policy: Option<RawPolicy>,
     bridge_listener: Option<RawBridgeListener>,
+    audit: Option<audit::RawAudit>,
 }
 
 #[derive(Deserialize)]
@@ -261,6 +264,9 @@ pub struct Config {
     /// Where bridges that open their own connection for in-dialog requests
     /// reach the kit (advertised as the Contact of calls to bridges).
     pub bridge_listener: Option<BridgeListenerConfig>,
+    /// The audit trail (`[audit]`); `None`: records go to the console
+    /// only, which a fielded kit never does (`docs/audit.md`).
+    pub audit: Option<AuditConfig>,
 }
 
 /// The bridge-side listener (`[bridge_listener]`): on the uplink, for

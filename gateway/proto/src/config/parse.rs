@@ -225,6 +225,14 @@ impl Config {
                 .or(bridge_listener.as_ref().map(|b| b.listen.ip()));
             p
         });
+        let audit = match raw.audit {
+            None => None,
+            Some(ra) => Some(super::audit::audit_config(
+                base,
+                ra,
+                policy.as_ref().map(|p| p.trust.kit_id.as_str()),
+            )?),
+        };
         Ok(Config {
             phone,
             media,
@@ -233,6 +241,7 @@ impl Config {
             limits,
             policy,
             bridge_listener,
+            audit,
         })
     }
 }

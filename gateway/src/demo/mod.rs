@@ -16,6 +16,16 @@
 //! DIR/hq/                         the home side, for `dialgatectl --dir DIR/hq`:
 //!                                 CA keys, policy signing key, registry.toml,
 //!                                 directory.toml (see `crate::hq`)
+//! DIR/hq/https/                   what HQ's HTTPS server (or SIEM) needs:
+//!                                 server-cert.pem, server-key.pem (127.0.0.1,
+//!                                 localhost), ca.pem (their CA, which the kit
+//!                                 pins), client-ca.pem (the kit CA, which
+//!                                 issued the device certificate)
+//! DIR/hq/kits/demo-kit/audit-key.pub.pem  the kit's checkpoint key, public
+//! DIR/device/{cert,key}.pem       the kit's device identity (mTLS home)
+//! DIR/device/hq-ca.pem            the CA the kit trusts for HQ and the SIEM
+//! DIR/audit/key.pk8               the kit's audit checkpoint key (secret)
+//! DIR/state/audit/                the audit spool (docs/audit.md)
 //! ```
 //!
 //! Token keys here are software keys, marked `unattested` in the registry:
@@ -27,6 +37,9 @@
 use std::path::{Path, PathBuf};
 
 use dialgate_hq::pki::{write_file, Ca, PkiError, Validity};
+
+mod home;
+pub use home::{ensure_home, set_siem};
 
 /// The demo kit's id in policy bundles.
 pub const KIT_ID: &str = "demo-kit";
@@ -79,9 +92,12 @@ pub enum DemoError {
     /// An `--alias NAME=URI` is malformed or refused.
     #[error("--alias {0}: expected NAME=sip:user@host[:port] with a usable bridge CA")]
     BadAlias(String),
+    /// A `--siem URL` that is not one.
+    #[error("--siem: {0}")]
+    BadSiem(String),
 }
 
-fn mkdir(p: &Path) -> Result<(), DemoError> {
+pub(crate) fn mkdir(p: &Path) -> Result<(), DemoError> {
     std::fs::create_dir_all(p).map_err(|source| DemoError::Io {
         path: p.display().to_string(),
         source,
