@@ -8,7 +8,7 @@
 //! - [`AuditLayer`] goes into the process's subscriber; events it sees
 //!   before [`start`] (none in practice: the configuration is read first)
 //!   wait in a small buffer.
-//! - Refusals before authentication (handshakes anyone can attempt) are
+//! - Refusals at the TLS layer (handshakes anyone can attempt) are
 //!   recorded one by one up to [`FLOOD_LIMIT`] per [`FLOOD_WINDOW`]; past
 //!   that they are counted and one `summary` record says how many.
 //! - The spool is bounded. Past [`ADMIT_BELOW_PERCENT`] of it, new phone
@@ -120,9 +120,11 @@ struct Flood {
 }
 
 impl Flood {
-    /// Whether `ev` is a refusal anyone can cause (no token proved yet).
+    /// Whether `ev` is a refusal at the TLS layer (before any SIP request:
+    /// what anyone who reaches the port can cause as fast as handshakes
+    /// go). Refused calls carry their `alias` and are limited per token.
     fn applies(ev: &Event) -> bool {
-        ev.msgid == "refused" && !ev.params.iter().any(|(k, _)| k == "token")
+        ev.msgid == "refused" && !ev.params.iter().any(|(k, _)| k == "alias")
     }
 
     /// `true`: record `ev`; `false`: it was counted instead.
@@ -177,7 +179,7 @@ impl Flood {
                 ("reasons".into(), reasons),
             ],
             message: format!(
-                "{} more refusals before authentication (past {FLOOD_LIMIT} per {} s) from {} addresses, not recorded one by one",
+                "{} more refusals at the TLS layer (past {FLOOD_LIMIT} per {} s) from {} addresses, not recorded one by one",
                 self.suppressed,
                 FLOOD_WINDOW.as_secs(),
                 self.peers.len()
