@@ -35,6 +35,8 @@ use crate::tls::{load_certs, load_key, trunk_client_config, TlsError};
 pub const WINDOW: usize = 64;
 /// RFC 5425: how long a written record's connection must stay up.
 pub const SETTLE: Duration = Duration::from_secs(2);
+/// RFC 5425: records written per write.
+const BATCH: usize = 256;
 /// Connecting, the TLS handshake and the RELP `open` each get this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A write that takes longer means the SIEM stopped reading.
@@ -238,7 +240,7 @@ async fn syslog_session(mut rd: Reader, mut wr: Writer, shared: &Shared) -> Resu
     let mut written: VecDeque<(u64, Instant)> = VecDeque::new();
     let mut buf = vec![0u8; 4096];
     loop {
-        let (recs, _) = pending_after(shared, last_sent, 256);
+        let (recs, _) = pending_after(shared, last_sent, BATCH);
         if !recs.is_empty() {
             let mut out = Vec::new();
             for (seq, line) in &recs {
@@ -258,6 +260,11 @@ async fn syslog_session(mut rd: Reader, mut wr: Writer, shared: &Shared) -> Resu
         if shared.stopping.load(Ordering::Relaxed) && written.is_empty() && recs.is_empty() {
             let _ = wr.shutdown().await;
             return Ok(());
+        }
+        if recs.len() == BATCH {
+            // A backlog: keep writing (the read side is polled below
+            // once it is drained).
+            continue;
         }
         tokio::select! {
             n = rd.read(&mut buf) => {

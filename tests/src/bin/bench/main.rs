@@ -10,11 +10,14 @@
 //!   set-up time through the gateway over TLS with client certificates;
 //!   `--separate` runs the gateway as its own process (`dialgate run`,
 //!   built beside the bench) and reports its CPU time per call.
+//! - `bench audit --records 5000`: records per second the audit trail
+//!   spools (vs bare write + fdatasync) and ships to rsyslog (RELP, RFC 5425).
 //! - `bench all`: all of them.
 //!
 //! `bench relay-server` is the child process the relay benchmark runs
 //! dialgate's relay in, so that its CPU and memory are measured alone.
 
+mod audit;
 mod calls;
 mod load;
 mod server;
@@ -28,6 +31,7 @@ fn usage() -> ExitCode {
         "usage: bench srtp [--iterations N]\n       \
          bench relay [--calls N[,N...]] [--seconds S] [--warmup S] [--targets direct,dialgate,dialgate-tokio,rtpengine] [--no-pin]\n       \
          bench calls [--calls N] [--concurrency C] [--separate]\n       \
+         bench audit [--records N]\n       \
          bench all\n       \
          bench relay-server --port-min P --port-max P [--io mio|tokio]"
     );
@@ -45,9 +49,11 @@ fn main() -> ExitCode {
         "relay" => load::run(opts),
         "relay-server" => server::run(opts),
         "calls" => calls::run(opts),
+        "audit" => audit::run(opts),
         "all" => srtp_bench::run(&[])
             .and_then(|()| load::run(&[]))
-            .and_then(|()| calls::run(&[])),
+            .and_then(|()| calls::run(&[]))
+            .and_then(|()| audit::run(&[])),
         _ => return usage(),
     };
     match result {
