@@ -77,13 +77,15 @@ pub(super) async fn connect_trunk(
     let stream = match result {
         Ok(s) => s,
         Err(e) => {
-            warn!(trunk = %name, error = %e, "trunk connection failed");
+            warn!(target: "audit", decision = "trunk", trunk = %name, reason = %e, "trunk connection failed");
             let _ = input.send(Input::TrunkClosed(flow, generation)).await;
             return;
         }
     };
     let (_, conn) = stream.get_ref();
     info!(
+        target: "audit",
+        decision = "trunk",
         trunk = %name,
         version = ?conn.protocol_version(),
         group = ?conn.negotiated_key_exchange_group().map(|g| g.name()),
