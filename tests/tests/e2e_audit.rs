@@ -547,3 +547,53 @@ fn a_flood_of_refused_handshakes_is_summarised_not_spooled_one_by_one() {
     let (ok, said) = verify(&kit, &spool, Some(spool_newest(&kit)));
     assert!(ok, "{said}");
 }
+
+#[test]
+fn a_full_spool_refuses_new_phones_and_records_why() {
+    let (_work, kit, log) = common::work_dir("e2e-audit-full");
+    init_kit(&kit, None);
+    // The smallest spool allowed, and no SIEM to empty it.
+    common::edit_config(&kit, |t| {
+        t.replace("[audit]\n", "[audit]\nspool_bytes = 65536\n")
+    });
+    let mut gw = Procs(vec![demo(&kit, &log)]);
+    let spool = kit.join("state/audit/audit.spool");
+    let mut admitted = 0;
+    let mut refused_at = None;
+    for i in 0..600 {
+        use std::io::{Read, Write};
+        let (mut tls, _) = common::phone_tls(&kit, "127.0.0.1:5061", "alice").unwrap();
+        let _ = tls.write_all(b"\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(20));
+        if std::fs::read_to_string(&spool)
+            .unwrap()
+            .contains("audit spool full")
+        {
+            refused_at = Some(i);
+            // The gateway closed this connection instead of serving it.
+            let mut buf = [0u8; 16];
+            assert!(matches!(tls.read(&mut buf), Ok(0) | Err(_)));
+            break;
+        }
+        admitted += 1;
+    }
+    let at = refused_at.expect("phones refused once the spool is 90% full");
+    println!("{admitted} connections admitted before the 64 KiB spool refused phone {at}");
+    assert!(admitted > 20, "{admitted}");
+    term(&mut gw.0[0]);
+    let bytes = std::fs::metadata(&spool).unwrap().len();
+    assert!(bytes <= 65536, "the spool stayed within its bound: {bytes}");
+    let recs = parse_independently(&spool);
+    let full = has(
+        &recs,
+        "refused",
+        &[("token", "alice"), ("reason", "audit spool full")],
+    );
+    assert_eq!(full.expect("the refusal is recorded").severity, "err");
+    assert!(
+        recs.iter().all(|r| r.msgid != "lost"),
+        "nothing lost before the refusal"
+    );
+    let (ok, said) = verify(&kit, &spool, Some(spool_newest(&kit)));
+    assert!(ok, "{said}");
+}
