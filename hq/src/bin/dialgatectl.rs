@@ -13,6 +13,8 @@
 //!                          [--registry FILE] [--config KIT.toml]
 //!                          [--require-post-quantum] [--require-attestation]
 //! dialgatectl policy show  --key PUBLIC_KEY_PEM --kit ID BUNDLE
+//! dialgatectl publish      --dir HQ --out REPO [--kit ID] [--policy BUNDLE] [--firmware BUNDLE]
+//!                          [--timestamp-valid SECONDS] [--snapshot-valid SECONDS]
 //! ```
 //!
 //! `pki init` creates the home side (`dialgate_hq::hq`): the token CA and the
@@ -22,7 +24,10 @@
 //! configuration's `[[directory]]`) into a bundle for one kit, one version
 //! above the last built; placed at the kit's `policy.bundle` path it is
 //! applied within a second. `policy show` verifies a bundle as a kit would
-//! and prints it.
+//! and prints it. `publish` writes every kit's signed repository under
+//! REPO (`dialgate_hq::publish`; the format is in `docs/repository.md`),
+//! rebuilding a kit's policy when the registry changed; run it again well
+//! within the timestamp's validity (15 minutes by default).
 //!
 //! `token enroll` generates a P-256 key on a PKCS#11 token, has the HQ
 //! token CA certify it and adds the registry entry (`dialgate_hq::enrol`);
@@ -65,6 +70,34 @@ enum Command {
     /// The kits' audit trails.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Writes every kit's signed repository (timestamp, snapshot, targets).
+    Publish(PublishArgs),
+}
+
+#[derive(Debug, Args)]
+struct PublishArgs {
+    /// The HQ folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The repository root (one folder per kit).
+    #[arg(long)]
+    out: PathBuf,
+    /// Only this kit (default: every kit of HQ/kits/ and of the root).
+    #[arg(long)]
+    kit: Option<String>,
+    /// A policy bundle to publish (default: rebuilt when the registry,
+    /// directory or trunks changed).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// A firmware bundle to offer.
+    #[arg(long)]
+    firmware: Option<PathBuf>,
+    /// Validity of the timestamps, in seconds.
+    #[arg(long, default_value_t = dialgate_hq::publish::TIMESTAMP_VALID_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    timestamp_valid: u64,
+    /// Validity of the snapshots, in seconds.
+    #[arg(long, default_value_t = dialgate_hq::publish::SNAPSHOT_VALID_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_valid: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +338,7 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Show { key, kit, bundle }) => {
             policy_show(&key, &kit, &bundle)
         }
+        Command::Publish(args) => publish(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -733,5 +767,41 @@ fn policy_show(key: &Path, kit: &str, bundle: &Path) -> Result<(), String> {
             t.aliases
         );
     }
+    Ok(())
+}
+
+/// Publishes the kits' repositories and prints what each now offers.
+fn publish(args: &PublishArgs) -> Result<(), String> {
+    use dialgate_hq::publish::{publish, PublishOptions};
+    let opts = PublishOptions {
+        kit: args.kit.clone(),
+        policy: args.policy.clone(),
+        firmware: args.firmware.clone(),
+        timestamp_valid_secs: args.timestamp_valid,
+        snapshot_valid_secs: args.snapshot_valid,
+        ..PublishOptions::new(&args.out, now_unix()?)
+    };
+    for k in publish(&Hq::new(&args.dir), &opts).map_err(|e| e.to_string())? {
+        let targets: Vec<String> = k
+            .targets
+            .iter()
+            .map(|(n, m)| format!("{n} v{} ({} octets)", m.version, m.length))
+            .collect();
+        println!(
+            "kit {}: timestamp v{}, snapshot v{}{}: {}{}",
+            k.kit,
+            k.timestamp_version,
+            k.snapshot.version,
+            if k.snapshot_changed { " (new)" } else { "" },
+            if targets.is_empty() {
+                "no targets".to_string()
+            } else {
+                targets.join(", ")
+            },
+            k.policy_version
+                .map_or(String::new(), |v| format!("; policy version {v} published")),
+        );
+    }
+    println!("repository written under {}", args.out.display());
     Ok(())
 }
