@@ -367,6 +367,18 @@ fn envelope_error(role: Role, e: SignedError) -> RepoError {
     }
 }
 
+/// The body of a document of `purpose` signed by `key`. The envelope
+/// bounds the read before anything else.
+fn open_doc<'a>(
+    role: Role,
+    purpose: &Purpose,
+    key: &PublicKey,
+    bytes: &'a [u8],
+) -> Result<&'a [u8], RepoError> {
+    let opened = open(purpose, bytes, key).map_err(|e| envelope_error(role, e))?;
+    Ok(opened.bytes)
+}
+
 /// Refuses a version below what was seen, or the same version with other
 /// bytes; `true` if it is new.
 fn check_version(role: Role, seen: &Seen, got: u64, digest: &[u8; 32]) -> Result<bool, RepoError> {
@@ -445,18 +457,6 @@ impl Client {
         self.state.trusted_time
     }
 
-    fn open_doc<'a>(
-        &self,
-        role: Role,
-        purpose: &Purpose,
-        key: &PublicKey,
-        bytes: &'a [u8],
-    ) -> Result<&'a [u8], RepoError> {
-        // The envelope bounds the read before anything else.
-        let opened = open(purpose, bytes, key).map_err(|e| envelope_error(role, e))?;
-        Ok(opened.bytes)
-    }
-
     fn check_header(&self, role: Role, h: &Header) -> Result<(), RepoError> {
         if h.kit != self.kit {
             return Err(RepoError::WrongKit {
@@ -487,8 +487,7 @@ impl Client {
         now_floor: u64,
     ) -> Result<Timestamp, RepoError> {
         let role = Role::Timestamp;
-        let key = self.keys.timestamp.clone();
-        let body = self.open_doc(role, &TIMESTAMP, &key, bytes)?;
+        let body = open_doc(role, &TIMESTAMP, &self.keys.timestamp, bytes)?;
         let ts = Timestamp::parse(body).map_err(|reason| RepoError::Malformed { role, reason })?;
         self.now = self.now.max(now_floor).max(self.state.trusted_time);
         self.check_header(role, &ts.header)?;
@@ -539,8 +538,7 @@ impl Client {
         let role = Role::Snapshot;
         let meta = self.wanted.ok_or(RepoError::OutOfOrder { role })?;
         check_file(role, &meta, bytes.len() as u64, &sha256(bytes))?;
-        let key = self.keys.snapshot.clone();
-        let body = self.open_doc(role, &SNAPSHOT, &key, bytes)?;
+        let body = open_doc(role, &SNAPSHOT, &self.keys.snapshot, bytes)?;
         let snap = Snapshot::parse(body).map_err(|reason| RepoError::Malformed { role, reason })?;
         if snap.header.version != meta.version {
             return Err(RepoError::Malformed {
