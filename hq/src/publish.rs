@@ -175,8 +175,7 @@ fn load_or_generate(dir: &Path, stem: &str) -> Result<SigningKey, HqError> {
             crate::pki::write_file(&path, &der, 0o600)
                 .map_err(|e| invalid(&path, e.to_string()))?;
             let public = dir.join(format!("{stem}.pub.pem"));
-            store::write_atomically(&public, key.public_key().to_pem().as_bytes())
-                .map_err(io(&public))?;
+            write_public(&public, key.public_key().to_pem().as_bytes())?;
             Ok(key)
         }
         Err(e) => Err(io(&path)(e)),

@@ -3,6 +3,7 @@
 //! a kit would, from the files a web server would serve.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -72,8 +73,9 @@ struct Kit {
 }
 
 impl Kit {
+    /// Pins what `dialgatectl pki kit` put in the kit's folder.
     fn new(hq: &Path, repo: &Path, id: &str) -> Kit {
-        let keys = pinned_keys(&Hq::new(hq)).unwrap();
+        let keys = pinned_keys(&Hq::new(&hq.join("kits").join(id))).unwrap();
         let pem = fs::read(hq.join("policy-key.pub.pem")).unwrap();
         Kit {
             root: repo.join(id),
@@ -161,6 +163,22 @@ fn publish_twice_and_verify_as_the_kits_do() {
     assert_eq!(a.client.state().timestamp.version, 1);
     assert!(a.client.trusted_time() >= now() - 5);
     assert!(hq.join("timestamp-key.pk8").exists() && hq.join("snapshot-key.pub.pem").exists());
+    for (file, mode) in [
+        ("timestamp-key.pk8", 0o600),
+        ("snapshot-key.pub.pem", 0o644),
+    ] {
+        let m = fs::metadata(hq.join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, mode, "{file}");
+    }
+    let served = repo.join("kit-a").join(TIMESTAMP_FILE);
+    assert_eq!(
+        fs::metadata(served).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    assert_eq!(
+        fs::read(hq.join("timestamp-key.pub.pem")).unwrap(),
+        fs::read(hq.join("kits/kit-b/timestamp-key.pub.pem")).unwrap()
+    );
 
     // Nothing changed: only the timestamp is re-signed.
     let out = dialgatectl(&["publish", "--dir", hq_s, "--out", repo_s, "--kit", "kit-a"]);

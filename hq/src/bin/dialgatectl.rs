@@ -17,8 +17,10 @@
 //!                          [--timestamp-valid SECONDS] [--snapshot-valid SECONDS]
 //! ```
 //!
-//! `pki init` creates the home side (`dialgate_hq::hq`): the token CA and the
-//! policy signing key (kept at home; kits pin its public key). `token`
+//! `pki init` creates the home side (`dialgate_hq::hq`): the token CA, the
+//! policy signing key and the repository's timestamp and snapshot keys
+//! (kept at home; kits pin their public keys, which `pki kit` copies into
+//! the kit's folder). `token`
 //! edits the HQ registry (`HQ/registry.toml`). `policy build` signs the
 //! registry and the meeting directory (`HQ/directory.toml`, or a kit
 //! configuration's `[[directory]]`) into a bundle for one kit, one version
@@ -617,6 +619,10 @@ fn pki_init(dir: &Path) -> Result<(), String> {
         dir.display(),
         key.public_key().id().to_hex()
     );
+    dialgate_hq::publish::RepoKeys::load_or_generate(&Hq::new(dir)).map_err(|e| e.to_string())?;
+    println!(
+        "  repository keys:    timestamp-key.pk8, snapshot-key.pk8 (0600; kits pin the .pub.pem)"
+    );
     Ok(())
 }
 
@@ -650,6 +656,9 @@ fn pki_kit(dir: &Path, kit: &str, addresses: &[&str]) -> Result<(), String> {
     let kit_ca = file("kit-ca.pem")?;
     let ca = Ca::load(&kit_ca, &file("kit-ca-key.pem")?).map_err(|e| e.to_string())?;
     let (token_ca, policy_key) = (file("token-ca.pem")?, file("policy-key.pub.pem")?);
+    // An HQ made before the repository existed gets its keys now.
+    let repo = dialgate_hq::publish::RepoKeys::load_or_generate(&Hq::new(dir))
+        .map_err(|e| e.to_string())?;
     let out = dir.join("kits").join(kit);
     if out.exists() {
         return Err(format!(
@@ -675,6 +684,16 @@ fn pki_kit(dir: &Path, kit: &str, addresses: &[&str]) -> Result<(), String> {
     w("ca.pem", kit_ca.as_bytes(), 0o644)?;
     w("token-ca.pem", token_ca.as_bytes(), 0o644)?;
     w("policy-key.pub.pem", policy_key.as_bytes(), 0o644)?;
+    w(
+        "timestamp-key.pub.pem",
+        repo.timestamp.public_key().to_pem().as_bytes(),
+        0o644,
+    )?;
+    w(
+        "snapshot-key.pub.pem",
+        repo.snapshot.public_key().to_pem().as_bytes(),
+        0o644,
+    )?;
     println!(
         "kit {kit}: identities in {} (valid 825 days)",
         out.display()
@@ -685,7 +704,10 @@ fn pki_kit(dir: &Path, kit: &str, addresses: &[&str]) -> Result<(), String> {
     println!(
         "  device-cert.pem / device-key.pem    the kit's device identity (client certificate)"
     );
-    println!("  ca.pem, token-ca.pem, policy-key.pub.pem  what the kit and its phones trust");
+    println!(
+        "  ca.pem, token-ca.pem, policy-key.pub.pem, timestamp-key.pub.pem, snapshot-key.pub.pem"
+    );
+    println!("                                      what the kit and its phones trust");
     Ok(())
 }
 
