@@ -513,7 +513,14 @@ fn publish_kit(
         set(TargetName::Firmware, length, sha);
     }
 
-    let now = opts.now;
+    // Signing times never go down: a kit's trusted time is the newest it
+    // verified, and a timestamp signed "earlier" (this host's clock stepped
+    // back) could expire before that and be refused.
+    let now = opts.now.max(
+        previous
+            .as_ref()
+            .map_or(0, |p| p.timestamp.header.signed_at),
+    );
     let header = |version, valid: u64| Header {
         kit: kit.to_string(),
         version,

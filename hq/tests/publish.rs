@@ -356,3 +356,27 @@ fn a_tampered_tree_is_refused_by_the_kit_and_by_publish() {
     ]);
     assert!(out.contains("kit kit-b: timestamp v1"), "{out}");
 }
+
+#[test]
+fn a_clock_stepped_back_does_not_sign_the_past() {
+    use dialgate_hq::publish::{publish, PublishOptions};
+    let d = TempDir::new("publish-clock");
+    let (hq, repo) = setup(&d);
+    let t = now();
+    let opts = |at| PublishOptions {
+        kit: Some("kit-a".into()),
+        ..PublishOptions::new(&repo, at)
+    };
+    let first = publish(&Hq::new(&hq), &opts(t)).unwrap();
+    assert_eq!(first[0].timestamp_version, 1);
+    let mut a = Kit::new(&hq, &repo, "kit-a");
+    a.poll().unwrap();
+    assert_eq!(a.client.trusted_time(), t);
+    // This host's clock an hour behind: the timestamp keeps the newest
+    // signing time, so the kit still takes it (rather than seeing it
+    // expire 45 minutes before the time it already trusts).
+    publish(&Hq::new(&hq), &opts(t - 3600)).unwrap();
+    a.poll().unwrap();
+    assert_eq!(a.client.state().timestamp.version, 2);
+    assert_eq!(a.client.trusted_time(), t);
+}
