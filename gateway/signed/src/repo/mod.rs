@@ -540,13 +540,13 @@ impl Client {
         check_file(role, &meta, bytes.len() as u64, &sha256(bytes))?;
         let body = open_doc(role, &SNAPSHOT, &self.keys.snapshot, bytes)?;
         let snap = Snapshot::parse(body).map_err(|reason| RepoError::Malformed { role, reason })?;
+        self.check_header(role, &snap.header)?;
         if snap.header.version != meta.version {
             return Err(RepoError::Malformed {
                 role,
                 reason: "its version is not the one the timestamp names",
             });
         }
-        self.check_header(role, &snap.header)?;
         let mut targets = self.state.targets;
         for (name, t) in &snap.targets {
             let seen = &mut targets[name.index()];
