@@ -302,15 +302,25 @@ fn policy_key(hq: &Hq) -> Result<PolicyKey, HqError> {
     PolicyKey::from_pem(&pem).map_err(|e| invalid(&path, e.to_string()))
 }
 
+/// A policy to publish, and what it was built from: recorded only once
+/// the publication is complete, so a publish that fails half-way is
+/// retried in full (a revocation is never lost).
+struct NewPolicy {
+    bytes: Vec<u8>,
+    version: u64,
+    inputs_path: PathBuf,
+    inputs: String,
+}
+
 /// The policy to publish for `kit`, if it changes: the one given, or one
-/// rebuilt when the HQ's inputs changed. Returns its bytes and version.
+/// rebuilt when the HQ's inputs changed.
 fn policy_for(
     hq: &Hq,
     kit: &str,
     root: &Path,
     current: Option<&FileMeta>,
     opts: &PublishOptions,
-) -> Result<Option<(Vec<u8>, u64)>, HqError> {
+) -> Result<Option<NewPolicy>, HqError> {
     let trust = Trust {
         pinned_key: policy_key(hq)?,
         kit_id: kit.to_string(),
@@ -328,8 +338,12 @@ fn policy_for(
     if let Some(path) = &opts.policy {
         let bytes = store::read_bounded(path, POLICY.max_bytes).map_err(io(path))?;
         let version = check(path, &bytes)?.version();
-        record_inputs(&inputs_path, &inputs)?;
-        return Ok(Some((bytes, version)));
+        return Ok(Some(NewPolicy {
+            bytes,
+            version,
+            inputs_path,
+            inputs,
+        }));
     }
     let previous_inputs = fs::read_to_string(&inputs_path).ok();
     let in_force = match current {
@@ -366,8 +380,12 @@ fn policy_for(
         },
     )?;
     check(&hq.registry(), &built.bundle)?;
-    record_inputs(&inputs_path, &inputs)?;
-    Ok(Some((built.bundle, version)))
+    Ok(Some(NewPolicy {
+        bytes: built.bundle,
+        version,
+        inputs_path,
+        inputs,
+    }))
 }
 
 /// The version and switches of the policy published, whose signature is
@@ -499,12 +517,11 @@ fn publish_kit(
         .find(|(n, _)| *n == TargetName::Policy)
         .map(|(_, m)| *m);
     let policy = policy_for(hq, kit, &root, current_policy.as_ref(), opts)?;
-    let policy_version = policy.as_ref().map(|(_, v)| *v);
-    if let Some((bytes, _)) = policy {
-        let meta = FileMeta::of(0, &bytes);
+    if let Some(p) = &policy {
+        let meta = FileMeta::of(0, &p.bytes);
         write_public(
             &root.join(target_file(TargetName::Policy, &meta.sha256)),
-            &bytes,
+            &p.bytes,
         )?;
         set(TargetName::Policy, meta.length, meta.sha256);
     }
@@ -554,6 +571,10 @@ fn publish_kit(
     .sign(&keys.timestamp)
     .map_err(sign_err)?;
     write_public(&root.join(TIMESTAMP_FILE), &timestamp)?;
+    // Published: only now is the policy's origin recorded.
+    if let Some(p) = &policy {
+        record_inputs(&p.inputs_path, &p.inputs)?;
+    }
 
     // Keep this publication's files and the previous one's (a kit may be
     // between the two); remove the rest.
@@ -573,7 +594,7 @@ fn publish_kit(
         snapshot: snapshot_meta,
         snapshot_changed,
         targets,
-        policy_version,
+        policy_version: policy.map(|p| p.version),
     })
 }
 

@@ -380,3 +380,28 @@ fn a_clock_stepped_back_does_not_sign_the_past() {
     assert_eq!(a.client.state().timestamp.version, 2);
     assert_eq!(a.client.trusted_time(), t);
 }
+
+#[test]
+fn a_publish_that_fails_half_way_is_redone_in_full() {
+    use dialgate_hq::publish::{publish, PublishOptions};
+    let d = TempDir::new("publish-retry");
+    let (hq, repo) = setup(&d);
+    let opts = PublishOptions {
+        kit: Some("kit-a".into()),
+        ..PublishOptions::new(&repo, now())
+    };
+    let first = publish(&Hq::new(&hq), &opts).unwrap();
+    let v1 = first[0].policy_version.unwrap();
+    dialgatectl(&["token", "revoke", "--dir", hq.to_str().unwrap(), "mallory"]);
+    // The next snapshot's name is taken (a full disk, a server's lock...).
+    let blocker = repo.join("kit-a/snapshot-2.signed");
+    fs::create_dir_all(blocker.join("x")).unwrap();
+    assert!(publish(&Hq::new(&hq), &opts).is_err());
+    fs::remove_dir_all(&blocker).unwrap();
+    // The revocation is not lost: the policy is rebuilt and published.
+    let again = publish(&Hq::new(&hq), &opts).unwrap();
+    assert!(again[0].policy_version.unwrap() > v1, "{again:?}");
+    assert_eq!(again[0].snapshot.version, 2);
+    let mut a = Kit::new(&hq, &repo, "kit-a");
+    assert_eq!(a.poll().unwrap(), again[0].policy_version.unwrap());
+}
