@@ -335,9 +335,23 @@ fn policy_for(
         .join("published")
         .join(format!("{kit}.policy-inputs"));
     let inputs = policy_inputs(hq)?;
+    let in_force = match current {
+        Some(m) => {
+            let path = root.join(target_file(TargetName::Policy, &m.sha256));
+            Some(published_policy(&path, &trust.pinned_key)?)
+        }
+        None => None,
+    };
     if let Some(path) = &opts.policy {
         let bytes = store::read_bounded(path, POLICY.max_bytes).map_err(io(path))?;
         let version = check(path, &bytes)?.version();
+        let same = current.is_some_and(|m| m.sha256 == dialgate_signed::sha256(&bytes));
+        if let Some((have, _)) = in_force.filter(|(have, _)| !same && version <= *have) {
+            return Err(invalid(
+                path,
+                format!("policy version {version} is not above version {have} published for kit {kit}: a kit would refuse it as a rollback; build it with a higher --version"),
+            ));
+        }
         return Ok(Some(NewPolicy {
             bytes,
             version,
@@ -346,13 +360,6 @@ fn policy_for(
         }));
     }
     let previous_inputs = fs::read_to_string(&inputs_path).ok();
-    let in_force = match current {
-        Some(m) => {
-            let path = root.join(target_file(TargetName::Policy, &m.sha256));
-            Some(published_policy(&path, &trust.pinned_key)?)
-        }
-        None => None,
-    };
     if in_force.is_some() && previous_inputs.as_deref() == Some(inputs.as_str()) {
         return Ok(None);
     }

@@ -355,6 +355,38 @@ fn a_tampered_tree_is_refused_by_the_kit_and_by_publish() {
         other.to_str().unwrap(),
     ]);
     assert!(out.contains("kit kit-b: timestamp v1"), "{out}");
+    // An older policy over a newer one: the kit would refuse it.
+    let old = d.0.join("old.bundle");
+    let old_s = old.to_str().unwrap();
+    dialgatectl(&[
+        "policy",
+        "build",
+        "--dir",
+        hq_s,
+        "--kit",
+        "kit-b",
+        "--version",
+        "1",
+        "--out",
+        old_s,
+    ]);
+    let err = dialgatectl_fails(&[
+        "publish", "--dir", hq_s, "--out", repo_s, "--kit", "kit-b", "--policy", old_s,
+    ]);
+    assert!(err.contains("rollback"), "{err}");
+    // The same bundle again is no change.
+    let out = dialgatectl(&[
+        "publish",
+        "--dir",
+        hq_s,
+        "--out",
+        repo_s,
+        "--kit",
+        "kit-b",
+        "--policy",
+        other.to_str().unwrap(),
+    ]);
+    assert!(out.contains("timestamp v2, snapshot v1:"), "{out}");
 }
 
 #[test]
