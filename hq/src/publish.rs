@@ -89,6 +89,47 @@ impl PublishOptions {
     }
 }
 
+/// `dialgatectl publish`'s command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PublishArgs {
+    /// The HQ folder.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The repository root (one folder per kit).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only this kit (default: every kit of HQ/kits/ and of the root).
+    #[arg(long)]
+    pub kit: Option<String>,
+    /// A policy bundle to publish (default: rebuilt when the registry,
+    /// directory or trunks changed).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// A firmware bundle to offer.
+    #[arg(long)]
+    pub firmware: Option<PathBuf>,
+    /// Validity of the timestamps, in seconds.
+    #[arg(long, default_value_t = TIMESTAMP_VALID_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timestamp_valid: u64,
+    /// Validity of the snapshots, in seconds.
+    #[arg(long, default_value_t = SNAPSHOT_VALID_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_valid: u64,
+}
+
+impl PublishArgs {
+    /// The options these arguments give, signing at `now`.
+    pub fn options(&self, now: u64) -> PublishOptions {
+        PublishOptions {
+            kit: self.kit.clone(),
+            policy: self.policy.clone(),
+            firmware: self.firmware.clone(),
+            timestamp_valid_secs: self.timestamp_valid,
+            snapshot_valid_secs: self.snapshot_valid,
+            ..PublishOptions::new(&self.out, now)
+        }
+    }
+}
+
 /// What was published for one kit.
 #[derive(Debug, Clone)]
 pub struct KitPublished {
@@ -104,6 +145,31 @@ pub struct KitPublished {
     pub targets: Vec<(TargetName, FileMeta)>,
     /// The policy version published, if a policy was (re)built or given.
     pub policy_version: Option<u64>,
+}
+
+/// One line: `kit ID: timestamp vN, snapshot vM (new): TARGETS[; policy version P published]`.
+impl std::fmt::Display for KitPublished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "kit {}: timestamp v{}, snapshot v{}{}: ",
+            self.kit,
+            self.timestamp_version,
+            self.snapshot.version,
+            if self.snapshot_changed { " (new)" } else { "" }
+        )?;
+        if self.targets.is_empty() {
+            f.write_str("no targets")?;
+        }
+        for (i, (name, m)) in self.targets.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{name} v{} ({} octets)", m.version, m.length)?;
+        }
+        if let Some(v) = self.policy_version {
+            write!(f, "; policy version {v} published")?;
+        }
+        Ok(())
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HqError + '_ {

@@ -73,33 +73,7 @@ enum Command {
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Writes every kit's signed repository (timestamp, snapshot, targets).
-    Publish(PublishArgs),
-}
-
-#[derive(Debug, Args)]
-struct PublishArgs {
-    /// The HQ folder.
-    #[arg(long)]
-    dir: PathBuf,
-    /// The repository root (one folder per kit).
-    #[arg(long)]
-    out: PathBuf,
-    /// Only this kit (default: every kit of HQ/kits/ and of the root).
-    #[arg(long)]
-    kit: Option<String>,
-    /// A policy bundle to publish (default: rebuilt when the registry,
-    /// directory or trunks changed).
-    #[arg(long)]
-    policy: Option<PathBuf>,
-    /// A firmware bundle to offer.
-    #[arg(long)]
-    firmware: Option<PathBuf>,
-    /// Validity of the timestamps, in seconds.
-    #[arg(long, default_value_t = dialgate_hq::publish::TIMESTAMP_VALID_SECS, value_parser = clap::value_parser!(u64).range(1..))]
-    timestamp_valid: u64,
-    /// Validity of the snapshots, in seconds.
-    #[arg(long, default_value_t = dialgate_hq::publish::SNAPSHOT_VALID_SECS, value_parser = clap::value_parser!(u64).range(1..))]
-    snapshot_valid: u64,
+    Publish(dialgate_hq::publish::PublishArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -793,36 +767,11 @@ fn policy_show(key: &Path, kit: &str, bundle: &Path) -> Result<(), String> {
 }
 
 /// Publishes the kits' repositories and prints what each now offers.
-fn publish(args: &PublishArgs) -> Result<(), String> {
-    use dialgate_hq::publish::{publish, PublishOptions};
-    let opts = PublishOptions {
-        kit: args.kit.clone(),
-        policy: args.policy.clone(),
-        firmware: args.firmware.clone(),
-        timestamp_valid_secs: args.timestamp_valid,
-        snapshot_valid_secs: args.snapshot_valid,
-        ..PublishOptions::new(&args.out, now_unix()?)
-    };
-    for k in publish(&Hq::new(&args.dir), &opts).map_err(|e| e.to_string())? {
-        let targets: Vec<String> = k
-            .targets
-            .iter()
-            .map(|(n, m)| format!("{n} v{} ({} octets)", m.version, m.length))
-            .collect();
-        println!(
-            "kit {}: timestamp v{}, snapshot v{}{}: {}{}",
-            k.kit,
-            k.timestamp_version,
-            k.snapshot.version,
-            if k.snapshot_changed { " (new)" } else { "" },
-            if targets.is_empty() {
-                "no targets".to_string()
-            } else {
-                targets.join(", ")
-            },
-            k.policy_version
-                .map_or(String::new(), |v| format!("; policy version {v} published")),
-        );
+fn publish(args: &dialgate_hq::publish::PublishArgs) -> Result<(), String> {
+    let opts = args.options(now_unix()?);
+    let done = dialgate_hq::publish::publish(&Hq::new(&args.dir), &opts);
+    for kit in done.map_err(|e| e.to_string())? {
+        println!("{kit}");
     }
     println!("repository written under {}", args.out.display());
     Ok(())
