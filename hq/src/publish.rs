@@ -28,8 +28,9 @@
 //!
 //! Without `--policy`, the kit's policy is rebuilt from the HQ registry,
 //! directory and trunks when they changed since the last publish (after
-//! `dialgatectl token revoke`), keeping the switches of the policy in
-//! force, so a publish never loosens them.
+//! `dialgatectl token revoke`) or when less than half of its validity is
+//! left, keeping the switches (so a publish never loosens them) and the
+//! validity of the policy in force.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -52,7 +53,8 @@ pub const TIMESTAMP_VALID_SECS: u64 = 15 * 60;
 /// Default validity of a snapshot: 30 days; re-signed when less than half
 /// of it is left.
 pub const SNAPSHOT_VALID_SECS: u64 = 30 * 86_400;
-/// Validity of a policy rebuilt by publish: 30 days, as `policy build`.
+/// Validity of a policy publish builds for a kit that has none: 30 days,
+/// as `policy build`; a rebuilt one keeps the validity of the one in force.
 pub const POLICY_VALID_SECS: u64 = 30 * 86_400;
 
 /// What to publish.
@@ -412,7 +414,10 @@ fn policy_for(
         let bytes = store::read_bounded(path, POLICY.max_bytes).map_err(io(path))?;
         let version = check(path, &bytes)?.version();
         let same = current.is_some_and(|m| m.sha256 == dialgate_signed::sha256(&bytes));
-        if let Some((have, _)) = in_force.filter(|(have, _)| !same && version <= *have) {
+        if let Some(have) = in_force
+            .map(|p| p.version)
+            .filter(|have| !same && version <= *have)
+        {
             return Err(invalid(
                 path,
                 format!("policy version {version} is not above version {have} published for kit {kit}: a kit would refuse it as a rollback; build it with a higher --version"),
@@ -425,8 +430,11 @@ fn policy_for(
             inputs,
         }));
     }
-    let previous_inputs = fs::read_to_string(&inputs_path).ok();
-    if in_force.is_some() && previous_inputs.as_deref() == Some(inputs.as_str()) {
+    let changed = fs::read_to_string(&inputs_path).ok().as_deref() != Some(inputs.as_str());
+    // Re-signed when half its validity is gone, so a publish on a timer
+    // keeps kits from running into its expiry.
+    let aging = in_force.is_some_and(|p| p.aging(opts.now));
+    if in_force.is_some() && !changed && !aging {
         return Ok(None);
     }
     if !hq.registry().exists() {
@@ -434,20 +442,26 @@ fn policy_for(
         return Ok(None);
     }
     if !hq.directory().exists() {
+        if in_force.is_some() && !changed {
+            // Only aging, and its directory came from elsewhere: keep it
+            // (the kit reports its expiry); the officer rebuilds it.
+            return Ok(None);
+        }
         return Err(invalid(
             &hq.directory(),
             "absent, so publish cannot rebuild the policy; build it with `dialgatectl policy build --config KIT.toml` and publish it with --policy",
         ));
     }
-    let (in_force_version, switches) = in_force.unwrap_or_default();
-    let version = hq.last_version()?.max(in_force_version) + 1;
+    let valid_for_secs = in_force.map_or(POLICY_VALID_SECS, |p| p.validity().max(1));
+    let in_force = in_force.unwrap_or_default();
+    let version = hq.last_version()?.max(in_force.version) + 1;
     let built = build_policy(
         hq,
         BuildOptions {
             kit: kit.to_string(),
             version: Some(version),
-            valid_for_secs: POLICY_VALID_SECS,
-            switches,
+            valid_for_secs,
+            switches: in_force.switches,
             directory: None,
             registry: None,
         },
@@ -461,20 +475,42 @@ fn policy_for(
     }))
 }
 
-/// The version and switches of the policy published, whose signature is
-/// checked (its dates are not: an expired one is what gets replaced).
-fn published_policy(path: &Path, key: &PolicyKey) -> Result<(u64, Switches), HqError> {
+/// What publish needs of the policy in force.
+#[derive(Debug, Clone, Copy, Default)]
+struct InForce {
+    version: u64,
+    switches: Switches,
+    issued_at: u64,
+    expires_at: u64,
+}
+
+impl InForce {
+    /// How long it was made valid for.
+    fn validity(&self) -> u64 {
+        self.expires_at.saturating_sub(self.issued_at)
+    }
+
+    /// Whether less than half of its validity is left at `now`.
+    fn aging(&self, now: u64) -> bool {
+        self.expires_at.saturating_sub(now) < self.validity() / 2
+    }
+}
+
+/// The policy published, whose signature is checked (its dates are not:
+/// an expired one is what gets replaced).
+fn published_policy(path: &Path, key: &PolicyKey) -> Result<InForce, HqError> {
     let bytes = store::read_bounded(path, POLICY.max_bytes).map_err(io(path))?;
     let opened = open(&POLICY, &bytes, key).map_err(|e| invalid(path, e.to_string()))?;
     let body: toml::Table = std::str::from_utf8(opened.bytes)
         .ok()
         .and_then(|t| toml::from_str(t).ok())
         .ok_or_else(|| invalid(path, "the published policy's body is not TOML"))?;
-    let version = body
-        .get("version")
-        .and_then(toml::Value::as_integer)
-        .and_then(|v| u64::try_from(v).ok())
-        .ok_or_else(|| invalid(path, "the published policy has no version"))?;
+    let number = |name: &str| {
+        body.get(name)
+            .and_then(toml::Value::as_integer)
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| invalid(path, format!("the published policy has no {name}")))
+    };
     // Signed bundles always spell both switches out; one missing is not
     // read as "off" (that would loosen the policy on the next publish).
     let switch = |name: &str| {
@@ -483,13 +519,15 @@ fn published_policy(path: &Path, key: &PolicyKey) -> Result<(u64, Switches), HqE
             .and_then(toml::Value::as_bool)
             .ok_or_else(|| invalid(path, format!("the published policy has no switch {name}")))
     };
-    Ok((
-        version,
-        Switches {
+    Ok(InForce {
+        version: number("version")?,
+        switches: Switches {
             require_post_quantum: switch("require_post_quantum")?,
             require_attestation: switch("require_attestation")?,
         },
-    ))
+        issued_at: number("issued_at")?,
+        expires_at: number("expires_at")?,
+    })
 }
 
 fn record_inputs(path: &Path, inputs: &str) -> Result<(), HqError> {

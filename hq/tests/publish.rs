@@ -437,3 +437,26 @@ fn a_publish_that_fails_half_way_is_redone_in_full() {
     let mut a = Kit::new(&hq, &repo, "kit-a");
     assert_eq!(a.poll().unwrap(), again[0].policy_version.unwrap());
 }
+
+#[test]
+fn a_policy_half_way_to_its_expiry_is_re_signed() {
+    use dialgate_hq::publish::{publish, PublishOptions};
+    let d = TempDir::new("publish-refresh");
+    let (hq, repo) = setup(&d);
+    let t = now();
+    let opts = |at| PublishOptions {
+        kit: Some("kit-a".into()),
+        ..PublishOptions::new(&repo, at)
+    };
+    let v1 = publish(&Hq::new(&hq), &opts(t)).unwrap()[0].policy_version;
+    // Two weeks on: more than half of the 30 days are left, nothing to do.
+    let two_weeks = publish(&Hq::new(&hq), &opts(t + 14 * 86_400)).unwrap();
+    assert_eq!(two_weeks[0].policy_version, None);
+    assert!(!two_weeks[0].snapshot_changed);
+    // Sixteen days on: re-signed, one version up.
+    let later = publish(&Hq::new(&hq), &opts(t + 16 * 86_400)).unwrap();
+    assert!(later[0].policy_version > v1, "{later:?}");
+    assert!(later[0].snapshot_changed);
+    let mut a = Kit::new(&hq, &repo, "kit-a");
+    assert_eq!(Some(a.poll().unwrap()), later[0].policy_version);
+}
