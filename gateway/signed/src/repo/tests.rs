@@ -333,6 +333,17 @@ fn snapshot_and_target_rollback_are_refused() {
             got: 1
         }
     );
+    // A new timestamp naming another snapshot under the current version.
+    let other = hq.snapshot(2, T0 + 25, &[]);
+    let ts = hq.timestamp(3, T0 + 25, &other, 2);
+    let e = refused(&mut kit, |k| k.verify_timestamp(&ts, BUILT).map(drop));
+    assert_eq!(
+        e,
+        RepoError::Conflict {
+            role: Role::Snapshot,
+            version: 2
+        }
+    );
     // A new snapshot naming the old policy under its old version.
     let policy = old.target(TargetName::Policy);
     let snap = hq.snapshot(3, T0 + 30, &[(TargetName::Policy, 1, policy)]);
