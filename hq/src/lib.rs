@@ -8,6 +8,7 @@
 //! - [`pki`]: the dev and production PKI (rcgen): token CA, kit CA, kit
 //!   gateway and device certificates.
 //! - [`audit`]: verifying a kit's audit trail as the SIEM received it.
+//! - [`publish`]: the kits' signed repositories (`dialgatectl publish`).
 //! - [`enrol`]: token enrolment over PKCS#11 (cryptoki) and YubiKey PIV
 //!   attestation verification.
 
@@ -15,6 +16,7 @@ pub mod audit;
 pub mod enrol;
 pub mod hq;
 pub mod pki;
+pub mod publish;
 
 use std::path::Path;
 

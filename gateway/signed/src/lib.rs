@@ -1,6 +1,8 @@
 //! The signed envelope every document from home travels in: policy
 //! bundles today, signed commands and firmware manifests next. One format,
 //! one verifier, one anti-rollback floor, so a fix here fixes all three.
+//! [`repo`] verifies the signed repository those documents reach a kit
+//! through.
 //!
 //! A [`Purpose`] names what a document is for (its header magic and the
 //! domain-separation prefix of its signature), so a signature made for one
@@ -44,6 +46,7 @@ mod detached;
 mod envelope;
 mod floor;
 mod keys;
+pub mod repo;
 #[cfg(feature = "store")]
 pub mod store;
 

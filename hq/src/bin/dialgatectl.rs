@@ -13,16 +13,23 @@
 //!                          [--registry FILE] [--config KIT.toml]
 //!                          [--require-post-quantum] [--require-attestation]
 //! dialgatectl policy show  --key PUBLIC_KEY_PEM --kit ID BUNDLE
+//! dialgatectl publish      --dir HQ --out REPO [--kit ID] [--policy BUNDLE] [--firmware BUNDLE]
+//!                          [--timestamp-valid SECONDS] [--snapshot-valid SECONDS]
 //! ```
 //!
-//! `pki init` creates the home side (`dialgate_hq::hq`): the token CA and the
-//! policy signing key (kept at home; kits pin its public key). `token`
+//! `pki init` creates the home side (`dialgate_hq::hq`): the token CA, the
+//! policy signing key and the repository's timestamp and snapshot keys
+//! (kept at home; kits pin their public keys, which `pki kit` copies into
+//! the kit's folder). `token`
 //! edits the HQ registry (`HQ/registry.toml`). `policy build` signs the
 //! registry and the meeting directory (`HQ/directory.toml`, or a kit
 //! configuration's `[[directory]]`) into a bundle for one kit, one version
 //! above the last built; placed at the kit's `policy.bundle` path it is
 //! applied within a second. `policy show` verifies a bundle as a kit would
-//! and prints it.
+//! and prints it. `publish` writes every kit's signed repository under
+//! REPO (`dialgate_hq::publish`; the format is in `docs/repository.md`),
+//! rebuilding a kit's policy when the registry changed; run it again well
+//! within the timestamp's validity (15 minutes by default).
 //!
 //! `token enroll` generates a P-256 key on a PKCS#11 token, has the HQ
 //! token CA certify it and adds the registry entry (`dialgate_hq::enrol`);
@@ -65,6 +72,8 @@ enum Command {
     /// The kits' audit trails.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Writes every kit's signed repository (timestamp, snapshot, targets).
+    Publish(dialgate_hq::publish::PublishArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +314,7 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Show { key, kit, bundle }) => {
             policy_show(&key, &kit, &bundle)
         }
+        Command::Publish(args) => publish(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -583,6 +593,10 @@ fn pki_init(dir: &Path) -> Result<(), String> {
         dir.display(),
         key.public_key().id().to_hex()
     );
+    dialgate_hq::publish::RepoKeys::load_or_generate(&Hq::new(dir)).map_err(|e| e.to_string())?;
+    println!(
+        "  repository keys:    timestamp-key.pk8, snapshot-key.pk8 (0600; kits pin the .pub.pem)"
+    );
     Ok(())
 }
 
@@ -616,6 +630,9 @@ fn pki_kit(dir: &Path, kit: &str, addresses: &[&str]) -> Result<(), String> {
     let kit_ca = file("kit-ca.pem")?;
     let ca = Ca::load(&kit_ca, &file("kit-ca-key.pem")?).map_err(|e| e.to_string())?;
     let (token_ca, policy_key) = (file("token-ca.pem")?, file("policy-key.pub.pem")?);
+    // An HQ made before the repository existed gets its keys now.
+    let repo = dialgate_hq::publish::RepoKeys::load_or_generate(&Hq::new(dir))
+        .map_err(|e| e.to_string())?;
     let out = dir.join("kits").join(kit);
     if out.exists() {
         return Err(format!(
@@ -641,6 +658,16 @@ fn pki_kit(dir: &Path, kit: &str, addresses: &[&str]) -> Result<(), String> {
     w("ca.pem", kit_ca.as_bytes(), 0o644)?;
     w("token-ca.pem", token_ca.as_bytes(), 0o644)?;
     w("policy-key.pub.pem", policy_key.as_bytes(), 0o644)?;
+    w(
+        "timestamp-key.pub.pem",
+        repo.timestamp.public_key().to_pem().as_bytes(),
+        0o644,
+    )?;
+    w(
+        "snapshot-key.pub.pem",
+        repo.snapshot.public_key().to_pem().as_bytes(),
+        0o644,
+    )?;
     println!(
         "kit {kit}: identities in {} (valid 825 days)",
         out.display()
@@ -651,7 +678,10 @@ fn pki_kit(dir: &Path, kit: &str, addresses: &[&str]) -> Result<(), String> {
     println!(
         "  device-cert.pem / device-key.pem    the kit's device identity (client certificate)"
     );
-    println!("  ca.pem, token-ca.pem, policy-key.pub.pem  what the kit and its phones trust");
+    println!(
+        "  ca.pem, token-ca.pem, policy-key.pub.pem, timestamp-key.pub.pem, snapshot-key.pub.pem"
+    );
+    println!("                                      what the kit and its phones trust");
     Ok(())
 }
 
@@ -733,5 +763,16 @@ fn policy_show(key: &Path, kit: &str, bundle: &Path) -> Result<(), String> {
             t.aliases
         );
     }
+    Ok(())
+}
+
+/// Publishes the kits' repositories and prints what each now offers.
+fn publish(args: &dialgate_hq::publish::PublishArgs) -> Result<(), String> {
+    let opts = args.options(now_unix()?);
+    let done = dialgate_hq::publish::publish(&Hq::new(&args.dir), &opts);
+    for kit in done.map_err(|e| e.to_string())? {
+        println!("{kit}");
+    }
+    println!("repository written under {}", args.out.display());
     Ok(())
 }
