@@ -243,7 +243,13 @@ fn a_published_revocation_ends_the_live_call_within_a_poll() {
         wait_for(&log, "call up", Duration::from_secs(15)),
         "alice's call is up"
     );
-    std::thread::sleep(Duration::from_secs(1));
+    // At a random phase of the kit's poll, so that runs sample the
+    // latency rather than repeat one alignment.
+    let phase = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    std::thread::sleep(Duration::from_millis(1000 + u64::from(phase)));
 
     let hq = kit.join("hq");
     ctl(&["token", "revoke", "--dir", hq.to_str().unwrap(), "alice"]);
