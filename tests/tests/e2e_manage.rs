@@ -3,7 +3,8 @@
 //! tree `dialgatectl publish` writes: `dialgate demo --hq-url` polls every
 //! second. nginx serves no one without a kit certificate; a revocation
 //! published at home ends alice's live call within a few seconds (the
-//! latency is printed); with nginx stopped calls go on, the outage is
+//! latency is printed); with nginx stopped (and an interceptor with
+//! another CA's certificate in its place) calls go on, the outage is
 //! audited and a publication made meanwhile is applied once nginx is back;
 //! a timestamp rolled back on the server is refused with an audit record
 //! while calls go on.
@@ -26,7 +27,19 @@ struct Nginx {
 
 impl Nginx {
     fn new(work: &Path, kit: &Path, port: u16) -> Nginx {
-        let dir = work.join("nginx");
+        let https = kit.join("hq/https");
+        Nginx::serving_as(
+            &work.join("nginx"),
+            kit,
+            port,
+            &https.join("server-cert.pem"),
+            &https.join("server-key.pem"),
+        )
+    }
+
+    /// An nginx in `dir` presenting `cert` (an interceptor: another CA's).
+    fn serving_as(dir: &Path, kit: &Path, port: u16, cert: &Path, key: &Path) -> Nginx {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let https = kit.join("hq/https");
         let p = |f: &str| https.join(f).display().to_string();
@@ -38,8 +51,8 @@ impl Nginx {
                 &[
                     ("WORK", dir.display().to_string()),
                     ("PORT", port.to_string()),
-                    ("SERVER_CERT", p("server-cert.pem")),
-                    ("SERVER_KEY", p("server-key.pem")),
+                    ("SERVER_CERT", cert.display().to_string()),
+                    ("SERVER_KEY", key.display().to_string()),
                     ("CLIENT_CA", p("client-ca.pem")),
                     ("REPO", kit.join("hq/repo").display().to_string()),
                 ],
@@ -173,6 +186,33 @@ fn curl_status(kit: &Path, port: u16, args: &[&str]) -> (String, String) {
     (body.to_string(), code.to_string())
 }
 
+/// A self-signed certificate (another CA) for `cn`, valid for 127.0.0.1,
+/// as `dir/{cert,key}.pem`.
+fn other_ca_cert(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={cn}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success(), "openssl makes a certificate");
+    (cert, key)
+}
+
 #[test]
 fn nginx_serves_the_repository_only_to_kit_certificates() {
     const PORT: u16 = 20443;
@@ -195,25 +235,7 @@ fn nginx_serves_the_repository_only_to_kit_certificates() {
 
     // A certificate of another CA, with the kit's own name.
     let other = work.join("other");
-    std::fs::create_dir_all(&other).unwrap();
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=demo-kit", "-keyout"])
-        .arg(other.join("key.pem"))
-        .arg("-out")
-        .arg(other.join("cert.pem"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(made.success());
+    other_ca_cert(&other, "demo-kit");
     let o = |f: &str| other.join(f).display().to_string();
     let (body, code) = curl_status(
         &kit,
@@ -284,8 +306,13 @@ fn outages_and_a_hostile_repository_never_stop_calls() {
     let ts = kit.join("hq/repo/demo-kit/timestamp.signed");
     let old_timestamp = std::fs::read(&ts).unwrap();
 
-    // HQ down: the outage is audited once, calls go on.
+    // HQ down, then its address taken by an interceptor with another
+    // CA's certificate: the outage is audited once, the interceptor gets
+    // no request, calls go on.
     nginx.stop();
+    let (cert, key) = other_ca_cert(&work.join("interceptor-ca"), "127.0.0.1");
+    let mut interceptor = Nginx::serving_as(&work.join("interceptor"), &kit, PORT, &cert, &key);
+    interceptor.start();
     assert!(
         wait_for(&log, "reason=\"unreachable\"", Duration::from_secs(5)),
         "outage audited:\n{}",
@@ -294,11 +321,19 @@ fn outages_and_a_hostile_repository_never_stop_calls() {
     let ups = count(&log, "call up");
     assert!(baresip(&kit, "alice", 3).status.success());
     assert!(count(&log, "call up") > ups, "a call during the outage");
+    interceptor.stop();
+    let intercepted =
+        std::fs::read_to_string(work.join("interceptor/access.log")).unwrap_or_default();
+    assert!(
+        !intercepted.contains("GET"),
+        "the interceptor got a request: {intercepted}"
+    );
     assert_eq!(
         count(&log, "reason=\"unreachable\""),
         1,
         "one record per outage"
     );
+    assert_eq!(count(&log, "reason=\"reachable\""), 0, "{}", log_text(&log));
 
     // A publication while HQ's server is down: a new meeting alias.
     let dir_file = kit.join("hq/directory.toml");
