@@ -293,6 +293,19 @@ fn a_published_revocation_ends_the_live_call_within_a_poll() {
     assert!(gw.contains("reason=\"policy-fetched\""), "{gw}");
     assert!(gw.contains("decision=\"applied\" version=3"), "{gw}");
     assert!(wait_for(&phone_log, "terminated", Duration::from_secs(5)));
+    // The kit named itself and the policy in force on every request; an
+    // unchanged timestamp cost a 304.
+    let access = std::fs::read_to_string(work.join("nginx/access.log")).unwrap();
+    assert!(access.contains("kit=demo-kit policy=2"), "{access}");
+    assert!(wait_for(
+        &work.join("nginx/access.log"),
+        "kit=demo-kit policy=3",
+        Duration::from_secs(5)
+    ));
+    assert!(
+        access.contains("\"GET /demo-kit/timestamp.signed HTTP/1.1\" 304"),
+        "{access}"
+    );
     drop(phone);
     drop(procs);
     drop(nginx);
