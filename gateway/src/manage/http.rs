@@ -8,14 +8,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dialgate_proto::http::{head_end, parse_response_head, HeadError};
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-/// The longest status line and headers read.
-pub const MAX_HEAD: usize = 16 << 10;
 /// Connecting, the handshake, and the whole exchange after it, each.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -34,6 +33,9 @@ pub enum FetchError {
     /// Not an HTTP/1.x response we read.
     #[error("not an HTTP response we read: {0}")]
     Protocol(&'static str),
+    /// Its head is not one we read.
+    #[error("not an HTTP response we read: {0}")]
+    Head(#[from] HeadError),
     /// A status other than 200 or 304.
     #[error("HTTP status {0}")]
     Status(u16),
@@ -92,18 +94,17 @@ pub async fn get(
     .map_err(|_| FetchError::Timeout("the exchange"))?
 }
 
-/// Reads one response from `r`.
+/// Reads one response from `r`: the head (parsed by
+/// [`dialgate_proto::http`]), then at most `max_body` + 1 octets of the
+/// body it announces.
 pub async fn read_response<R: AsyncRead + Unpin>(
     r: &mut R,
     max_body: u64,
 ) -> Result<Fetched, FetchError> {
     let mut buf = Vec::with_capacity(1024);
-    let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
+    let end = loop {
+        if let Some(i) = head_end(&buf)? {
             break i;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(FetchError::Protocol("headers longer than 16 KiB"));
         }
         let mut chunk = [0u8; 2048];
         let n = r.read(&mut chunk).await?;
@@ -112,56 +113,19 @@ pub async fn read_response<R: AsyncRead + Unpin>(
         }
         buf.extend_from_slice(&chunk[..n]);
     };
-    if head_end > MAX_HEAD {
-        return Err(FetchError::Protocol("headers longer than 16 KiB"));
-    }
-    let head = std::str::from_utf8(&buf[..head_end])
-        .map_err(|_| FetchError::Protocol("headers are not text"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    if version != "HTTP/1.1" && version != "HTTP/1.0" {
-        return Err(FetchError::Protocol("no HTTP/1.x status line"));
-    }
-    let status: u16 = parts
-        .next()
-        .filter(|s| s.len() == 3)
-        .and_then(|s| s.parse().ok())
-        .ok_or(FetchError::Protocol("no status code"))?;
-    let mut length: Option<u64> = None;
-    let mut etag = None;
-    for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or(FetchError::Protocol("a header line without ':'"))?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            let n: u64 = value
-                .parse()
-                .map_err(|_| FetchError::Protocol("a Content-Length that is not a number"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(FetchError::Protocol("two different Content-Length"));
-            }
-            length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(FetchError::Protocol(
-                "Transfer-Encoding (we read Content-Length only)",
-            ));
-        } else if name.eq_ignore_ascii_case("etag") && value.len() <= 256 {
-            etag = Some(value.to_string());
-        }
-    }
-    match status {
+    let head = parse_response_head(&buf[..end])?;
+    match head.status {
         304 => return Ok(Fetched::NotModified),
         200 => {}
         s => return Err(FetchError::Status(s)),
     }
-    let length = length.ok_or(FetchError::Protocol("200 without Content-Length"))?;
+    let length = head
+        .content_length
+        .ok_or(FetchError::Protocol("200 without Content-Length"))?;
     // Read what was announced, but never more than the bound + 1: the
     // verifier refuses a file longer than the signed metadata names.
-    let want = length.min(max_body.saturating_add(1)) as usize;
-    let mut body = buf.split_off(head_end + 4);
+    let want = usize::try_from(length.min(max_body.saturating_add(1))).unwrap_or(usize::MAX);
+    let mut body = buf.split_off(end);
     body.truncate(want);
     while body.len() < want {
         let mut chunk = [0u8; 8192];
@@ -173,11 +137,10 @@ pub async fn read_response<R: AsyncRead + Unpin>(
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    Ok(Fetched::Body { body, etag })
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    Ok(Fetched::Body {
+        body,
+        etag: head.etag,
+    })
 }
 
 #[cfg(test)]
@@ -213,17 +176,14 @@ mod tests {
         ));
         let chunked =
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
-        assert!(matches!(
-            parse(chunked, 10).await,
-            Err(FetchError::Protocol(_))
-        ));
+        assert!(matches!(parse(chunked, 10).await, Err(FetchError::Head(_))));
         let html = b"<html><body>Welcome to the hotel</body></html>";
         assert!(parse(html, 10).await.is_err());
         let mut long = b"HTTP/1.1 200 OK\r\n".to_vec();
         long.extend(std::iter::repeat_n(b'a', 20 << 10));
         assert!(matches!(
             parse(&long, 10).await,
-            Err(FetchError::Protocol(_))
+            Err(FetchError::Head(HeadError::TooLong))
         ));
     }
 }
