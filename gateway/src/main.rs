@@ -67,7 +67,7 @@ struct DemoArgs {
     /// (https://IP:PORT/PATH/, serving DIR/hq/repo/ with
     /// DIR/hq/https/server-cert.pem and client certificates of
     /// DIR/hq/https/client-ca.pem); publishes DIR/hq/repo/ first.
-    #[arg(long, value_name = "URL", conflicts_with = "media_only")]
+    #[arg(long, value_name = "URL", conflicts_with = "media_only", value_parser = parse_hq_url)]
     hq_url: Option<String>,
     /// Relay a tone between a simulated phone and bridge, without SIP.
     #[arg(long)]
@@ -76,6 +76,12 @@ struct DemoArgs {
     #[arg(long, value_name = "N", default_value_t = 5, requires = "media_only",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     seconds: u64,
+}
+
+/// Checked before anything is created: `https://IP:PORT/PATH/`.
+fn parse_hq_url(v: &str) -> Result<String, String> {
+    dialgate::config::parse_management_url(v)?;
+    Ok(v.to_string())
 }
 
 #[cfg(feature = "demo")]
