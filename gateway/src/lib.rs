@@ -25,6 +25,7 @@ pub mod daemon;
 pub mod demo;
 pub mod echo;
 pub mod files;
+pub mod manage;
 pub mod relay;
 pub mod tls;
 pub mod transport;

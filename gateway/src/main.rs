@@ -63,6 +63,12 @@ struct DemoArgs {
     /// certificate, trusting the CA of DIR/hq/https/server-cert.pem.
     #[arg(long, value_name = "URL", conflicts_with = "media_only")]
     siem: Option<String>,
+    /// Poll the kit's signed repository at this URL every second
+    /// (https://IP:PORT/PATH/, serving DIR/hq/repo/ with
+    /// DIR/hq/https/server-cert.pem and client certificates of
+    /// DIR/hq/https/client-ca.pem); publishes DIR/hq/repo/ first.
+    #[arg(long, value_name = "URL", conflicts_with = "media_only", value_parser = parse_hq_url)]
+    hq_url: Option<String>,
     /// Relay a tone between a simulated phone and bridge, without SIP.
     #[arg(long)]
     media_only: bool,
@@ -70,6 +76,12 @@ struct DemoArgs {
     #[arg(long, value_name = "N", default_value_t = 5, requires = "media_only",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     seconds: u64,
+}
+
+/// Checked before anything is created: `https://IP:PORT/PATH/`.
+fn parse_hq_url(v: &str) -> Result<String, String> {
+    dialgate::config::parse_management_url(v)?;
+    Ok(v.to_string())
 }
 
 #[cfg(feature = "demo")]
@@ -202,6 +214,16 @@ fn home(args: &DemoArgs) -> Result<(), String> {
             dir.display()
         );
     }
+    if let Some(url) = &args.hq_url {
+        dialgate::demo::set_hq_url(dir, url).map_err(|e| e.to_string())?;
+        println!(
+            "  polls its repository at {url} every {} ms (serve {}/hq/repo/; publish with dialgatectl publish --dir {}/hq --out {}/hq/repo)",
+            dialgate::demo::DEMO_POLL_MS,
+            dir.display(),
+            dir.display(),
+            dir.display()
+        );
+    }
     Ok(())
 }
 
@@ -212,6 +234,9 @@ fn prepare_kit(args: &DemoArgs, fresh: bool) -> Result<(), String> {
     }
     if args.siem.is_some() {
         return Err(format!("--siem: {NO_DEMO}"));
+    }
+    if args.hq_url.is_some() {
+        return Err(format!("--hq-url: {NO_DEMO}"));
     }
     Ok(())
 }

@@ -27,6 +27,7 @@ pub mod admission;
 pub mod b2bua;
 pub mod config;
 pub mod der;
+pub mod http;
 pub mod media;
 pub mod pem;
 pub mod policy;

@@ -303,6 +303,13 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
             source,
         },
     )?;
+    // The repository at home writes new bundles where the watcher below
+    // reads them; a kit that cannot poll keeps serving under its policy.
+    if let (Some(m), Some(p)) = (&config.management, &config.policy) {
+        if let Err(e) = crate::manage::start(m, p) {
+            tracing::error!(target: "audit", decision = "repository", reason = "not-started", error = %e, "the kit's repository is not polled: policies arrive only as files");
+        }
+    }
     match (watch, &config.phone.registry) {
         (Some(w), _) => {
             tokio::spawn(watch::watch_policy(

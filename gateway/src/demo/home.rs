@@ -10,14 +10,14 @@ use dialgate_hq::pki::{pem_encode, write_file, Ca, Validity};
 use super::{mkdir, DemoError, KIT_ID};
 use crate::config::parse_siem_url;
 
-fn read(path: &Path) -> Result<String, DemoError> {
+pub(super) fn read(path: &Path) -> Result<String, DemoError> {
     std::fs::read_to_string(path).map_err(|source| DemoError::Io {
         path: path.display().to_string(),
         source,
     })
 }
 
-fn write_text(path: &Path, text: &str) -> Result<(), DemoError> {
+pub(super) fn write_text(path: &Path, text: &str) -> Result<(), DemoError> {
     let tmp = path.with_extension("toml.tmp");
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, path))

@@ -26,6 +26,7 @@
 //! DIR/device/hq-ca.pem            the CA the kit trusts for HQ and the SIEM
 //! DIR/audit/key.pk8               the kit's audit checkpoint key (secret)
 //! DIR/state/audit/                the audit spool (docs/audit.md)
+//! DIR/{timestamp,snapshot}-key.pub.pem, DIR/hq/repo/  with --hq-url (see `set_hq_url`)
 //! ```
 //!
 //! Token keys here are software keys, marked `unattested` in the registry:
@@ -39,7 +40,9 @@ use std::path::{Path, PathBuf};
 use dialgate_hq::pki::{write_file, Ca, PkiError, Validity};
 
 mod home;
+mod manage;
 pub use home::{ensure_home, set_siem};
+pub use manage::{set_hq_url, DEMO_POLL_MS};
 
 /// The demo kit's id in policy bundles.
 pub const KIT_ID: &str = "demo-kit";
@@ -92,6 +95,9 @@ pub enum DemoError {
     /// An `--alias NAME=URI` is malformed or refused.
     #[error("--alias {0}: expected NAME=sip:user@host[:port] with a usable bridge CA")]
     BadAlias(String),
+    /// A `--hq-url URL` that is not one.
+    #[error("--hq-url: {0}")]
+    BadHqUrl(String),
     /// A `--siem URL` that is not one.
     #[error("--siem: {0}")]
     BadSiem(String),

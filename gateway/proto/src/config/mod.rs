@@ -58,6 +58,9 @@
 //! #                             # [bridge_listener] address, else a policy
 //! #                             # that adds a trunk is refused
 //!
+//! # [management]              # polls HQ's signed repository over mTLS
+//! # url = "https://192.0.2.20/repo/" # (see config::ManagementConfig)
+//!
 //! # [bridge_listener]           # for bridges that send in-dialog requests
 //! # listen = "192.0.2.10:5062"  # on a connection of their own (the Contact
 //! # certificate = "gateway-cert.pem"  # they get); only bridges whose
@@ -84,12 +87,16 @@ use crate::srtp::Suite;
 
 mod audit;
 mod lists;
+mod management;
 mod parse;
 #[cfg(test)]
 mod tests;
 
 pub use audit::{parse_siem_url, AuditConfig, SiemConfig, SiemTransport, DEFAULT_SPOOL_BYTES};
 pub use lists::{load_registry, parse_directory, parse_registry, AliasGrants, TOKEN_ORIGINS};
+pub use management::{
+    parse_management_url, ManagementConfig, DEFAULT_POLL_INTERVAL, MIN_POLL_INTERVAL,
+};
 
 /// How the parser reads the files a configuration names (CA
 /// certificates, the pinned policy key): the shell passes the real file
@@ -151,6 +158,7 @@ struct RawConfig {
     policy: Option<RawPolicy>,
     bridge_listener: Option<RawBridgeListener>,
     audit: Option<audit::RawAudit>,
+    management: Option<management::RawManagement>,
 }
 
 #[derive(Deserialize)]
@@ -267,6 +275,9 @@ pub struct Config {
     /// The audit trail (`[audit]`); `None`: records go to the console
     /// only, which a fielded kit never does (`docs/audit.md`).
     pub audit: Option<AuditConfig>,
+    /// The signed repository at home the kit polls (`[management]`);
+    /// `None`: policies arrive only as files at `[policy] bundle`.
+    pub management: Option<ManagementConfig>,
 }
 
 /// The bridge-side listener (`[bridge_listener]`): on the uplink, for

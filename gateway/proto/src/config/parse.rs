@@ -233,7 +233,17 @@ impl Config {
                 policy.as_ref().map(|p| p.trust.kit_id.as_str()),
             )?),
         };
+        let management = match raw.management {
+            None => None,
+            Some(rm) => Some(super::management::management_config(
+                base,
+                rm,
+                policy.as_ref().map(|p| p.trust.kit_id.as_str()),
+                files,
+            )?),
+        };
         Ok(Config {
+            management,
             phone,
             media,
             trunks,

@@ -306,3 +306,66 @@ fn added_trunks_take_the_policy_media_address_or_the_bridge_listeners() {
         .to_string();
     assert!(e.contains("policy.trunk_media_address"), "{e}");
 }
+
+#[test]
+fn management_needs_policy_pins_both_keys_and_bounds_the_interval() {
+    let policy = crate::policy::SigningKey::generate().unwrap();
+    let ts = dialgate_signed::SigningKey::generate().unwrap();
+    let snap = dialgate_signed::SigningKey::generate().unwrap();
+    let files = Map(HashMap::from([
+        (
+            PathBuf::from("/kit/policy.pem"),
+            policy.public_key().to_pem().into_bytes(),
+        ),
+        (
+            PathBuf::from("/kit/ts.pem"),
+            ts.public_key().to_pem().into_bytes(),
+        ),
+        (
+            PathBuf::from("/kit/snap.pem"),
+            snap.public_key().to_pem().into_bytes(),
+        ),
+    ]));
+    let management = "\n[management]\nurl = \"https://192.0.2.20:8443/repo/\"\nca = \"hq-ca.pem\"\ncertificate = \"device/cert.pem\"\ndevice_key = \"device/key.pem\"\nstate = \"state/repo.state\"\ntimestamp_key = \"ts.pem\"\nsnapshot_key = \"snap.pem\"\n";
+    let kit = MINIMAL
+        .replace("registry = \"registry.toml\"\n", "")
+        .replace(
+            "[[directory]]\nalias = \"echo\"\nuri = \"sip:echo@bridge.test\"\ntrunk = \"echo\"\npin = \"1234#\"\n",
+            "[policy]\nkey = \"policy.pem\"\nkit_id = \"kit-01\"\nbundle = \"p.bundle\"\nstate = \"p.state\"\n",
+        )
+        + management;
+    let parse = |t: &str| Config::parse(t, Path::new("/kit"), &files);
+    let m = parse(&kit).unwrap().management.unwrap();
+    assert_eq!(m.kit_id, "kit-01");
+    assert_eq!(m.addr, "192.0.2.20:8443".parse().unwrap());
+    assert_eq!(
+        m.file_path("timestamp.signed"),
+        "/repo/kit-01/timestamp.signed"
+    );
+    assert_eq!(m.interval, DEFAULT_POLL_INTERVAL);
+    assert_eq!(m.state, PathBuf::from("/kit/state/repo.state"));
+    assert_eq!(m.keys.timestamp.id(), ts.public_key().id());
+    assert_eq!(m.keys.snapshot.id(), snap.public_key().id());
+    let fast = parse(&format!("{kit}interval_ms = 1000\n")).unwrap();
+    assert_eq!(
+        fast.management.unwrap().interval,
+        Duration::from_millis(1000)
+    );
+    let e = parse(&format!("{kit}interval_ms = 100\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("management.interval_ms"), "{e}");
+    let e = parse(&kit.replace("https://192.0.2.20:8443", "https://hq.example"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("management.url"), "{e}");
+    let e = parse(&kit.replace("snap.pem", "missing.pem"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing.pem"), "{e}");
+    // Without [policy]: no kit id, nowhere to put the bundle.
+    let e = parse(&(MINIMAL.to_string() + management))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("management"), "{e}");
+}

@@ -1,0 +1,319 @@
+//! Polling the kit's signed repository at home (`[management]`,
+//! `docs/repository.md`, "Polling"): the shell around
+//! [`dialgate_signed::repo::Client`], which decides; this module only
+//! moves bytes, time and files.
+//!
+//! Every poll, over mutual TLS (TLS 1.3, HQ's CA the only one trusted,
+//! the device certificate), one request per connection:
+//!
+//! 1. `GET <root><kit>/timestamp.signed` with `If-None-Match` (the last
+//!    verified timestamp's ETag): unchanged, the kept bytes are verified
+//!    again at the kit's time, so an expired timestamp is noticed even
+//!    when nothing changes.
+//! 2. The snapshot it names, when the kit does not hold it.
+//! 3. The policy target, when its SHA-256 is not that of the bundle at
+//!    `[policy] bundle`: verified against the snapshot, the repository
+//!    state persisted, then the bundle written atomically there, where
+//!    the policy watcher verifies and applies it as any bundle (pinned
+//!    policy key, version above the last applied, expiry; live calls of
+//!    revoked tokens end).
+//!
+//! The repository state is written (atomically) before anything is acted
+//! on. Time is the system clock, never below the trusted time the state
+//! holds. Every refusal and every change between reachable and not is an
+//! audit record (`decision = "repository"`). Nothing here stops a call:
+//! failing polls keep the policy in force and back off (doubling from the
+//! interval to 60 s); successful ones come every interval ±10 %.
+
+pub mod http;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dialgate_signed::repo::{Client, RepoError, State, TargetName, TIMESTAMP, TIMESTAMP_FILE};
+use dialgate_signed::store::{read_bounded, write_atomically};
+use rustls::ClientConfig;
+use tracing::{error, info, warn};
+
+use crate::admission::{TrunkTls, TrunkTrust};
+use crate::config::{ManagementConfig, PolicyConfig};
+use crate::tls::{load_certs, load_key, trunk_client_config, TlsError};
+use http::{FetchError, Fetched};
+
+/// The longest wait between polls after failures.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Why polling could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManageError {
+    /// The device identity or HQ's CA could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The repository state could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The repository state does not decode, or the kit id is not one.
+    #[error("{0}")]
+    Repo(#[from] RepoError),
+}
+
+/// Why one poll ended early.
+#[derive(Debug, thiserror::Error)]
+enum PollError {
+    #[error("{0}")]
+    Fetch(#[from] FetchError),
+    #[error("{0}")]
+    Refused(#[from] RepoError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// What a poll did.
+#[derive(Debug, PartialEq, Eq)]
+enum Polled {
+    /// The repository names what is in force.
+    Current,
+    /// A new policy bundle was written for the watcher.
+    PolicyWritten { version: u64 },
+}
+
+/// The kit's time: the system clock (unix seconds). The repository client
+/// never lets it go below the trusted time.
+fn system_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `base` ±10 %, from the system's random source.
+fn jittered(base: Duration) -> Duration {
+    let mut b = [0u8; 4];
+    let r = match aws_lc_rs::rand::fill(&mut b) {
+        Ok(()) => u32::from_le_bytes(b),
+        Err(_) => u32::MAX / 2,
+    };
+    // r / u32::MAX in [0, 1] -> factor in [0.9, 1.1].
+    let factor = 0.9 + 0.2 * (f64::from(r) / f64::from(u32::MAX));
+    base.mul_f64(factor)
+}
+
+/// The next wait after a failure.
+fn backed_off(delay: Duration, interval: Duration) -> Duration {
+    (delay * 2).clamp(interval, BACKOFF_MAX.max(interval))
+}
+
+struct Poller {
+    cfg: ManagementConfig,
+    bundle: PathBuf,
+    policy_state: PathBuf,
+    tls: Arc<ClientConfig>,
+    client: Client,
+    /// The last verified timestamp and its ETag.
+    last_timestamp: Option<(Vec<u8>, String)>,
+}
+
+fn load_state(path: &Path) -> Result<State, ManageError> {
+    match read_bounded(path, 1024) {
+        Ok(bytes) => Ok(State::decode(&bytes)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::new(0)),
+        Err(source) => Err(ManageError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Starts polling `m`'s repository, writing policies to `policy.bundle`.
+/// Errors only at start (the device identity, the state); after that the
+/// task runs until the runtime stops.
+pub fn start(m: &ManagementConfig, policy: &PolicyConfig) -> Result<(), ManageError> {
+    let cas = load_certs(&m.ca)?.into_iter().map(|c| c.to_vec()).collect();
+    let tls = trunk_client_config(
+        &TrunkTrust::Ca(cas),
+        TrunkTls::Tls13,
+        Some((load_certs(&m.certificate)?, load_key(&m.device_key)?)),
+    )?;
+    let state = load_state(&m.state)?;
+    let client = Client::new(&m.kit_id, m.keys.clone(), state)?;
+    let poller = Poller {
+        cfg: m.clone(),
+        bundle: policy.bundle.clone(),
+        policy_state: policy.state.clone(),
+        tls,
+        client,
+        last_timestamp: None,
+    };
+    info!(
+        repository = %format!("https://{}{}", m.addr, m.file_path("")),
+        interval_ms = m.interval.as_millis() as u64,
+        "polling the kit's repository"
+    );
+    tokio::spawn(poller.run());
+    Ok(())
+}
+
+impl Poller {
+    async fn run(mut self) {
+        let interval = self.cfg.interval;
+        let mut delay = interval;
+        // None until the first poll: the first failure is an outage too.
+        let mut reachable: Option<bool> = None;
+        loop {
+            match self.poll().await {
+                Ok(polled) => {
+                    if reachable == Some(false) {
+                        info!(target: "audit", decision = "repository", reason = "reachable", "HQ repository reachable again");
+                    }
+                    reachable = Some(true);
+                    if let Polled::PolicyWritten { version } = polled {
+                        info!(target: "audit", decision = "repository", reason = "policy-fetched", target_version = version, bundle = %self.bundle.display(), "new policy from the repository written for the policy watcher");
+                    }
+                    delay = interval;
+                }
+                Err(PollError::Fetch(e)) => {
+                    if reachable != Some(false) {
+                        warn!(target: "audit", decision = "repository", reason = "unreachable", error = %e, "HQ repository unreachable: the policy in force stays, polling goes on");
+                    }
+                    reachable = Some(false);
+                    delay = backed_off(delay, interval);
+                }
+                Err(PollError::Refused(e)) => {
+                    // Something answered: the refusal is the news.
+                    if reachable == Some(false) {
+                        info!(target: "audit", decision = "repository", reason = "reachable", "HQ repository reachable again");
+                    }
+                    reachable = Some(true);
+                    warn!(target: "audit", decision = "repository", reason = e.reason(), error = %e, "repository file refused: the policy in force stays");
+                    delay = backed_off(delay, interval);
+                }
+                Err(PollError::Io { what, source }) => {
+                    error!(target: "audit", decision = "repository", reason = "io", what = %what, error = %source, "repository poll could not write its files: the policy in force stays");
+                    delay = backed_off(delay, interval);
+                }
+            }
+            tokio::time::sleep(jittered(delay)).await;
+        }
+    }
+
+    /// The identity headers: the kit and the policy version in force.
+    fn identity(&self) -> Vec<(&'static str, String)> {
+        let policy_version = read_bounded(&self.policy_state, 256)
+            .ok()
+            .and_then(|b| dialgate_proto::policy::State::decode(&b).ok())
+            .map(|s| s.last_applied_version())
+            .unwrap_or(0);
+        vec![
+            ("X-Dialgate-Kit", self.cfg.kit_id.clone()),
+            ("X-Dialgate-Policy-Version", policy_version.to_string()),
+        ]
+    }
+
+    fn persist(&mut self) -> Result<(), PollError> {
+        if self.client.state_changed() {
+            if let Some(dir) = self.cfg.state.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            write_atomically(&self.cfg.state, &self.client.state().encode()).map_err(|source| {
+                PollError::Io {
+                    what: format!("writing {}", self.cfg.state.display()),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Polled, PollError> {
+        let headers = self.identity();
+        let (addr, tls) = (self.cfg.addr, Arc::clone(&self.tls));
+        let etag = self.last_timestamp.as_ref().map(|(_, e)| e.as_str());
+        let path = self.cfg.file_path(TIMESTAMP_FILE);
+        let max = TIMESTAMP.max_bytes as u64;
+        let (bytes, etag) = match http::get(&tls, addr, &path, etag, &headers, max).await? {
+            Fetched::Body { body, etag } => (body, etag),
+            Fetched::NotModified => match self.last_timestamp.take() {
+                Some((b, e)) => (b, Some(e)),
+                None => return Err(FetchError::Protocol("304 to a request without an ETag").into()),
+            },
+        };
+        let now = system_now().max(self.client.trusted_time());
+        let verified = self.client.verify_timestamp(&bytes, now);
+        self.persist()?;
+        verified?;
+        self.last_timestamp = etag.map(|e| (bytes, e));
+
+        if let Some((file, meta)) = self.client.snapshot_wanted() {
+            let path = self.cfg.file_path(&file);
+            let body = fetch_body(&tls, addr, &path, &headers, meta.length).await?;
+            let verified = self.client.verify_snapshot(&body).map(|_| ());
+            self.persist()?;
+            verified?;
+        }
+
+        let Some((file, meta)) = self.client.target(TargetName::Policy) else {
+            return Ok(Polled::Current);
+        };
+        let in_place = read_bounded(&self.bundle, meta.length as usize)
+            .map(|b| dialgate_signed::sha256(&b))
+            .ok();
+        if in_place == Some(meta.sha256) {
+            return Ok(Polled::Current);
+        }
+        let path = self.cfg.file_path(&file);
+        let body = fetch_body(&tls, addr, &path, &headers, meta.length).await?;
+        let target = self.client.verify_target(TargetName::Policy, &body)?;
+        let version = target.meta().version;
+        // The repository state first, then the bundle.
+        self.persist()?;
+        write_atomically(&self.bundle, &body).map_err(|source| PollError::Io {
+            what: format!("writing {}", self.bundle.display()),
+            source,
+        })?;
+        Ok(Polled::PolicyWritten { version })
+    }
+}
+
+async fn fetch_body(
+    tls: &Arc<ClientConfig>,
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    max: u64,
+) -> Result<Vec<u8>, PollError> {
+    match http::get(tls, addr, path, None, headers, max).await? {
+        Fetched::Body { body, .. } => Ok(body),
+        Fetched::NotModified => Err(FetchError::Protocol("304 without a condition").into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_and_backoff_stay_in_bounds() {
+        let base = Duration::from_millis(1000);
+        for _ in 0..200 {
+            let j = jittered(base);
+            assert!(j >= Duration::from_millis(900) && j <= Duration::from_millis(1100));
+        }
+        let mut d = base;
+        for _ in 0..10 {
+            d = backed_off(d, base);
+        }
+        assert_eq!(d, BACKOFF_MAX);
+        let long = Duration::from_secs(120);
+        assert_eq!(backed_off(long, long), long);
+    }
+}

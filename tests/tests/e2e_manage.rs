@@ -1,0 +1,400 @@
+//! The kit polls its signed repository at home over mutual TLS, served by
+//! a real nginx (Debian's nginx, `tests/peers/nginx-hq.conf`) from the
+//! tree `dialgatectl publish` writes: `dialgate demo --hq-url` polls every
+//! second. nginx serves no one without a kit certificate; a revocation
+//! published at home ends alice's live call within a few seconds (the
+//! latency is printed); with nginx stopped (and an interceptor with
+//! another CA's certificate in its place) calls go on, the outage is
+//! audited and a publication made meanwhile is applied once nginx is back;
+//! a timestamp rolled back on the server is refused with an audit record
+//! while calls go on.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{baresip, ctl, render, start_demo, wait_for, wait_port, Procs, DIALGATE};
+
+/// nginx as HQ's HTTPS server, everything it writes under `dir`.
+struct Nginx {
+    conf: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Nginx {
+    fn new(work: &Path, kit: &Path, port: u16) -> Nginx {
+        let https = kit.join("hq/https");
+        Nginx::serving_as(
+            &work.join("nginx"),
+            kit,
+            port,
+            &https.join("server-cert.pem"),
+            &https.join("server-key.pem"),
+        )
+    }
+
+    /// An nginx in `dir` presenting `cert` (an interceptor: another CA's).
+    fn serving_as(dir: &Path, kit: &Path, port: u16, cert: &Path, key: &Path) -> Nginx {
+        let dir = dir.to_path_buf();
+        std::fs::create_dir_all(&dir).unwrap();
+        let https = kit.join("hq/https");
+        let p = |f: &str| https.join(f).display().to_string();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            render(
+                "nginx-hq.conf",
+                &[
+                    ("WORK", dir.display().to_string()),
+                    ("PORT", port.to_string()),
+                    ("SERVER_CERT", cert.display().to_string()),
+                    ("SERVER_KEY", key.display().to_string()),
+                    ("CLIENT_CA", p("client-ca.pem")),
+                    ("REPO", kit.join("hq/repo").display().to_string()),
+                ],
+            ),
+        )
+        .unwrap();
+        Nginx {
+            conf,
+            dir,
+            port,
+            child: None,
+        }
+    }
+
+    fn start(&mut self) {
+        assert!(self.child.is_none());
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(self.dir.join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(self.dir.join("stderr.log")).unwrap())
+            .spawn()
+            .expect("nginx runs (apt-get install nginx)");
+        self.child = Some(child);
+        assert!(
+            wait_port(self.port, Duration::from_secs(10)),
+            "nginx listens: {}",
+            std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops nginx (SIGTERM to the PID this test started) and waits.
+    fn stop(&mut self) {
+        if let Some(c) = self.child.take() {
+            drop(Procs(vec![c]));
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `dialgate demo --init-only --hq-url https://127.0.0.1:PORT/ --dir KIT`.
+fn init_managed_kit(kit: &Path, port: u16) {
+    let out = Command::new(&*DIALGATE)
+        .args(["demo", "--init-only", "--hq-url"])
+        .arg(format!("https://127.0.0.1:{port}/"))
+        .arg("--dir")
+        .arg(kit)
+        .output()
+        .expect("dialgate runs");
+    assert!(
+        out.status.success(),
+        "kit created: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(kit.join("hq/repo/demo-kit/timestamp.signed").exists());
+}
+
+fn publish(kit: &Path) -> String {
+    let hq = kit.join("hq");
+    let repo = kit.join("hq/repo");
+    ctl(&[
+        "publish",
+        "--dir",
+        hq.to_str().unwrap(),
+        "--out",
+        repo.to_str().unwrap(),
+    ])
+}
+
+fn log_text(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+fn count(log: &Path, needle: &str) -> usize {
+    log_text(log).matches(needle).count()
+}
+
+/// Waits until `needle` occurs more than `before` times in `log`.
+fn wait_more(log: &Path, needle: &str, before: usize, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if count(log, needle) > before {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A gateway up on a kit that fetched its first policy from nginx.
+fn managed_demo(name: &str, port: u16) -> (PathBuf, PathBuf, PathBuf, Nginx, Procs) {
+    let (work, kit, log) = common::work_dir(name);
+    init_managed_kit(&kit, port);
+    let mut nginx = Nginx::new(&work, &kit, port);
+    nginx.start();
+    let mut procs = Procs(Vec::new());
+    start_demo(&mut procs, &kit, &log);
+    // The demo's own bundle is version 1; the first publication's, 2.
+    assert!(
+        wait_for(
+            &log,
+            "policy applied decision=\"applied\" version=2",
+            Duration::from_secs(10)
+        ),
+        "the repository's policy applied:\n{}",
+        log_text(&log)
+    );
+    (work, kit, log, nginx, procs)
+}
+
+/// curl's status code for the timestamp, with `args` for the client side.
+fn curl_status(kit: &Path, port: u16, args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "--max-time", "5", "--cacert"])
+        .arg(kit.join("device/hq-ca.pem"))
+        .args(args)
+        .arg(format!(
+            "https://127.0.0.1:{port}/demo-kit/timestamp.signed"
+        ))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (body.to_string(), code.to_string())
+}
+
+/// A self-signed certificate (another CA) for `cn`, valid for 127.0.0.1,
+/// as `dir/{cert,key}.pem`.
+fn other_ca_cert(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={cn}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success(), "openssl makes a certificate");
+    (cert, key)
+}
+
+#[test]
+fn nginx_serves_the_repository_only_to_kit_certificates() {
+    const PORT: u16 = 20443;
+    let (work, kit, _log) = common::work_dir("e2e-manage-mtls");
+    init_managed_kit(&kit, PORT);
+    let mut nginx = Nginx::new(&work, &kit, PORT);
+    nginx.start();
+    let device = |f: &str| kit.join("device").join(f).display().to_string();
+    let (body, code) = curl_status(
+        &kit,
+        PORT,
+        &["--cert", &device("cert.pem"), "--key", &device("key.pem")],
+    );
+    assert_eq!(code, "200", "the kit's certificate is served");
+    assert!(body.starts_with("dialgate-repo-timestamp v1"), "{body}");
+
+    let (body, code) = curl_status(&kit, PORT, &[]);
+    assert_ne!(code, "200", "no client certificate: refused");
+    assert!(!body.contains("dialgate-repo"), "{body}");
+
+    // A certificate of another CA, with the kit's own name.
+    let other = work.join("other");
+    other_ca_cert(&other, "demo-kit");
+    let o = |f: &str| other.join(f).display().to_string();
+    let (body, code) = curl_status(
+        &kit,
+        PORT,
+        &["--cert", &o("cert.pem"), "--key", &o("key.pem")],
+    );
+    assert_ne!(code, "200", "another CA's certificate: refused");
+    assert!(!body.contains("dialgate-repo"), "{body}");
+    drop(nginx);
+    std::fs::remove_dir_all(&work).ok();
+}
+
+#[test]
+fn a_published_revocation_ends_the_live_call_within_a_poll() {
+    const PORT: u16 = 20444;
+    let (work, kit, log, nginx, procs) = managed_demo("e2e-manage-revoke", PORT);
+    let phone_log = work.join("alice.log");
+    let phone = Procs(vec![Command::new("baresip")
+        .args(["-f", &kit.join("baresip/alice").display().to_string()])
+        .args(["-e", "/dial sip:echo@127.0.0.1:5061", "-t", "20"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&phone_log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("baresip runs")]);
+    assert!(
+        wait_for(&log, "call up", Duration::from_secs(15)),
+        "alice's call is up"
+    );
+    // At a random phase of the kit's poll, so that runs sample the
+    // latency rather than repeat one alignment.
+    let phase = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    std::thread::sleep(Duration::from_millis(1000 + u64::from(phase)));
+
+    let hq = kit.join("hq");
+    ctl(&["token", "revoke", "--dir", hq.to_str().unwrap(), "alice"]);
+    let started = Instant::now();
+    let published = publish(&kit);
+    assert!(published.contains("policy version 3"), "{published}");
+    assert!(
+        wait_for(&log, "reason=\"token revoked\"", Duration::from_secs(10)),
+        "call ended by the revocation from the repository:\n{}",
+        log_text(&log)
+    );
+    let took = started.elapsed();
+    println!(
+        "revocation over the repository ended the live call {} ms after `dialgatectl publish` started (1 s poll)",
+        took.as_millis()
+    );
+    assert!(took <= Duration::from_secs(4), "took {took:?}");
+    let gw = log_text(&log);
+    assert!(gw.contains("reason=\"policy-fetched\""), "{gw}");
+    assert!(gw.contains("decision=\"applied\" version=3"), "{gw}");
+    assert!(wait_for(&phone_log, "terminated", Duration::from_secs(5)));
+    // The kit named itself and the policy in force on every request; an
+    // unchanged timestamp cost a 304.
+    let access = std::fs::read_to_string(work.join("nginx/access.log")).unwrap();
+    assert!(access.contains("kit=demo-kit policy=2"), "{access}");
+    assert!(wait_for(
+        &work.join("nginx/access.log"),
+        "kit=demo-kit policy=3",
+        Duration::from_secs(5)
+    ));
+    assert!(
+        access.contains("\"GET /demo-kit/timestamp.signed HTTP/1.1\" 304"),
+        "{access}"
+    );
+    drop(phone);
+    drop(procs);
+    drop(nginx);
+    std::fs::remove_dir_all(&work).ok();
+}
+
+#[test]
+fn outages_and_a_hostile_repository_never_stop_calls() {
+    const PORT: u16 = 20445;
+    let (work, kit, log, mut nginx, procs) = managed_demo("e2e-manage-outage", PORT);
+    let ts = kit.join("hq/repo/demo-kit/timestamp.signed");
+    let old_timestamp = std::fs::read(&ts).unwrap();
+
+    // HQ down, then its address taken by an interceptor with another
+    // CA's certificate: the outage is audited once, the interceptor gets
+    // no request, calls go on.
+    nginx.stop();
+    let (cert, key) = other_ca_cert(&work.join("interceptor-ca"), "127.0.0.1");
+    let mut interceptor = Nginx::serving_as(&work.join("interceptor"), &kit, PORT, &cert, &key);
+    interceptor.start();
+    assert!(
+        wait_for(&log, "reason=\"unreachable\"", Duration::from_secs(5)),
+        "outage audited:\n{}",
+        log_text(&log)
+    );
+    let ups = count(&log, "call up");
+    assert!(baresip(&kit, "alice", 3).status.success());
+    assert!(count(&log, "call up") > ups, "a call during the outage");
+    interceptor.stop();
+    let intercepted =
+        std::fs::read_to_string(work.join("interceptor/access.log")).unwrap_or_default();
+    assert!(
+        !intercepted.contains("GET"),
+        "the interceptor got a request: {intercepted}"
+    );
+    assert_eq!(
+        count(&log, "reason=\"unreachable\""),
+        1,
+        "one record per outage"
+    );
+    assert_eq!(count(&log, "reason=\"reachable\""), 0, "{}", log_text(&log));
+
+    // A publication while HQ's server is down: a new meeting alias.
+    let dir_file = kit.join("hq/directory.toml");
+    let mut d = std::fs::read_to_string(&dir_file).unwrap();
+    d.push_str("\n[[directory]]\nalias = \"echo2\"\nuri = \"sip:echo2@echo-bridge.dialgate.test\"\ntrunk = \"echo\"\n");
+    std::fs::write(&dir_file, d).unwrap();
+    assert!(publish(&kit).contains("policy version 3"));
+    nginx.start();
+    let back = Instant::now();
+    assert!(
+        wait_for(&log, "reason=\"reachable\"", Duration::from_secs(15))
+            && wait_for(
+                &log,
+                "decision=\"applied\" version=3",
+                Duration::from_secs(15)
+            ),
+        "polling resumed and applied the publication:\n{}",
+        log_text(&log)
+    );
+    println!(
+        "polling resumed {} ms after nginx came back",
+        back.elapsed().as_millis()
+    );
+    assert!(log_text(&log).contains("directory=2"));
+
+    // Hostile: the server hands out an older timestamp (a rollback).
+    let refused = count(&log, "reason=\"rollback\"");
+    std::fs::write(&ts, &old_timestamp).unwrap();
+    assert!(
+        wait_more(&log, "reason=\"rollback\"", refused, Duration::from_secs(5)),
+        "rolled-back timestamp refused:\n{}",
+        log_text(&log)
+    );
+    let gw = log_text(&log);
+    assert!(
+        gw.lines()
+            .any(|l| l.contains(" audit: ")
+                && l.contains("decision=\"repository\" reason=\"rollback\"")),
+        "an audit record: {gw}"
+    );
+    let ups = count(&log, "call up");
+    assert!(baresip(&kit, "alice", 3).status.success());
+    assert!(
+        count(&log, "call up") > ups,
+        "a call under the hostile repository"
+    );
+    assert_eq!(count(&log, "decision=\"applied\" version=4"), 0);
+    drop(procs);
+    drop(nginx);
+    std::fs::remove_dir_all(&work).ok();
+}
