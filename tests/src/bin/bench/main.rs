@@ -12,6 +12,8 @@
 //!   built beside the bench) and reports its CPU time per call.
 //! - `bench audit --records 5000`: records per second the audit trail
 //!   spools (vs bare write + fdatasync) and ships to rsyslog (RELP, RFC 5425).
+//! - `bench poll --seconds 10`: the kit's repository poll on the wire,
+//!   unchanged and with a change, vs one curl GET (real nginx).
 //! - `bench all`: all of them.
 //!
 //! `bench relay-server` is the child process the relay benchmark runs
@@ -20,6 +22,7 @@
 mod audit;
 mod calls;
 mod load;
+mod poll;
 mod server;
 mod server_tokio;
 mod srtp_bench;
@@ -32,6 +35,7 @@ fn usage() -> ExitCode {
          bench relay [--calls N[,N...]] [--seconds S] [--warmup S] [--targets direct,dialgate,dialgate-tokio,rtpengine] [--no-pin]\n       \
          bench calls [--calls N] [--concurrency C] [--separate]\n       \
          bench audit [--records N]\n       \
+         bench poll [--seconds S]\n       \
          bench all\n       \
          bench relay-server --port-min P --port-max P [--io mio|tokio]"
     );
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         "relay-server" => server::run(opts),
         "calls" => calls::run(opts),
         "audit" => audit::run(opts),
+        "poll" => poll::run(opts),
         "all" => srtp_bench::run(&[])
             .and_then(|()| load::run(&[]))
             .and_then(|()| calls::run(&[]))
