@@ -407,6 +407,9 @@ async fn handshake(
     let (_, conn) = stream.get_ref();
     let version = conn.protocol_version();
     let group = conn.negotiated_key_exchange_group().map(|g| g.name());
+    // As audit values: `TLSv1_3`, `X25519MLKEM768` (`-`: none).
+    let tls_version = version.map_or_else(|| "-".to_string(), |v| format!("{v:?}"));
+    let tls_group = group.map_or_else(|| "-".to_string(), |g| format!("{g:?}"));
     let admission = conn
         .peer_certificates()
         .and_then(|c| c.first())
@@ -437,7 +440,7 @@ async fn handshake(
             // not meet the policy (the post-quantum requirement).
             stats.handshake_failed.fetch_add(1, Ordering::Relaxed);
             let key = key.map(|k| k.to_string());
-            tracing::warn!(target: "audit", %peer, decision = "refused", key = key.as_deref().unwrap_or("-"), reason = reason.as_str(), ?version, ?group, "phone refused after the TLS handshake");
+            tracing::warn!(target: "audit", %peer, decision = "refused", key = key.as_deref().unwrap_or("-"), reason = reason.as_str(), version = %tls_version, group = %tls_group, "phone refused after the TLS handshake");
             return;
         }
     };
@@ -470,7 +473,7 @@ async fn handshake(
     // Admitted: no longer pending, and no longer evictable.
     drop(pending);
     stats.admitted.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(target: "audit", %peer, decision = "admitted", token = %admitted.token(), key = %admitted.key(), ?version, ?group, "phone admitted at TLS");
+    tracing::info!(target: "audit", %peer, decision = "admitted", token = %admitted.token(), key = %admitted.key(), version = %tls_version, group = %tls_group, "phone admitted at TLS");
     let _ = admitted_tx
         .send(PhoneConnection {
             stream,

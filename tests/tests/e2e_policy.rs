@@ -534,7 +534,7 @@ fn the_post_quantum_switch_from_the_policy_applies_to_new_connections() {
     assert_eq!(alice_calls(&kit, "echo"), 200, "hybrid client still calls");
     assert!(std::fs::read_to_string(&log)
         .unwrap()
-        .contains("group=Some(X25519MLKEM768)"));
+        .contains("group=X25519MLKEM768"));
     drop(procs);
     std::fs::remove_dir_all(&work).ok();
 }

@@ -87,8 +87,8 @@ pub(super) async fn connect_trunk(
         target: "audit",
         decision = "trunk",
         trunk = %name,
-        version = ?conn.protocol_version(),
-        group = ?conn.negotiated_key_exchange_group().map(|g| g.name()),
+        version = %conn.protocol_version().map_or_else(|| "-".to_string(), |v| format!("{v:?}")),
+        group = %conn.negotiated_key_exchange_group().map_or_else(|| "-".to_string(), |g| format!("{:?}", g.name())),
         "trunk connected"
     );
     let (read, write) = tokio::io::split(stream);

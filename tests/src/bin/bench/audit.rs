@@ -37,8 +37,8 @@ fn sample(i: u64) -> Event {
             ),
             ("token".into(), "alice".into()),
             ("key".into(), "c0175615df369cd2".into()),
-            ("version".into(), "Some(TLSv1_3)".into()),
-            ("group".into(), "Some(X25519MLKEM768)".into()),
+            ("version".into(), "TLSv1_3".into()),
+            ("group".into(), "X25519MLKEM768".into()),
         ],
         message: "phone admitted at TLS".into(),
     }
