@@ -440,3 +440,77 @@ pub async fn stop(drain: Duration) {
         let _ = s.spool.persist();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(peer: &str, reason: &str, alias: Option<&str>) -> Event {
+        let mut params = vec![
+            ("peer".to_string(), peer.to_string()),
+            ("reason".to_string(), reason.to_string()),
+        ];
+        if let Some(a) = alias {
+            params.push(("alias".into(), a.into()));
+        }
+        Event {
+            severity: Severity::Warning,
+            msgid: "refused".into(),
+            params,
+            message: "refused".into(),
+        }
+    }
+
+    #[test]
+    fn a_flood_is_recorded_up_to_the_limit_then_counted_once() {
+        let mut f = Flood::default();
+        let t0 = Instant::now();
+        let mut recorded = 0;
+        for i in 0..100u32 {
+            let ev = refusal(
+                &format!("192.0.2.{}:4000", i % 7),
+                if i % 2 == 0 {
+                    "revoked"
+                } else {
+                    "not registered"
+                },
+                None,
+            );
+            assert!(Flood::applies(&ev));
+            if f.admit(t0 + Duration::from_millis(u64::from(i)), &ev) {
+                recorded += 1;
+            }
+        }
+        assert_eq!(recorded, FLOOD_LIMIT);
+        assert!(
+            f.summary(t0 + Duration::from_secs(5)).is_none(),
+            "the window is still open"
+        );
+        let s = f
+            .summary(t0 + FLOOD_WINDOW)
+            .expect("a summary when the window closes");
+        let get = |k: &str| {
+            s.params
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(get("refused"), "80");
+        assert_eq!(get("addresses"), "7");
+        assert_eq!(get("reasons"), "not registered: 40; revoked: 40");
+        // A new window records one by one again; nothing is counted twice.
+        assert!(f.summary(t0 + FLOOD_WINDOW * 3).is_none());
+        let later = t0 + FLOOD_WINDOW * 3;
+        assert!(f.admit(later, &refusal("192.0.2.1:1", "revoked", None)));
+    }
+
+    #[test]
+    fn refused_calls_are_never_summarised() {
+        let ev = refusal("192.0.2.1:5", "not granted", Some("echo"));
+        assert!(!Flood::applies(&ev));
+        let mut admitted = refusal("192.0.2.1:5", "x", None);
+        admitted.msgid = "admitted".into();
+        assert!(!Flood::applies(&admitted));
+    }
+}
