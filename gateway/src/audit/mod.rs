@@ -240,18 +240,26 @@ impl Sink {
         }
     }
 
-    /// Numbers, chains and spools one record; `false` if it is not on disk.
-    fn append(&mut self, ev: &Event) -> bool {
-        // The trail's time never goes back, whatever the clock does.
+    /// The next record's time: the trail's time never goes back,
+    /// whatever the clock does.
+    fn timestamp(&mut self) -> String {
         self.last_micros = self.last_micros.max(unix_micros());
-        let ts = rfc3339(self.last_micros);
-        let h = Header {
-            timestamp: &ts,
+        rfc3339(self.last_micros)
+    }
+
+    fn header<'a>(&'a self, timestamp: &'a str) -> Header<'a> {
+        Header {
+            timestamp,
             hostname: &self.kit,
             procid: self.procid,
-        };
+        }
+    }
+
+    /// Numbers, chains and spools one record; `false` if it is not on disk.
+    fn append(&mut self, ev: &Event) -> bool {
+        let ts = self.timestamp();
         let mut next = self.chain.clone();
-        let record = next.append(&h, ev);
+        let record = next.append(&self.header(&ts), ev);
         self.commit(next, record.seq, &record.line)
     }
 
@@ -276,15 +284,9 @@ impl Sink {
     }
 
     fn checkpoint(&mut self) {
-        self.last_micros = self.last_micros.max(unix_micros());
-        let ts = rfc3339(self.last_micros);
-        let h = Header {
-            timestamp: &ts,
-            hostname: &self.kit,
-            procid: self.procid,
-        };
+        let ts = self.timestamp();
         let mut next = self.chain.clone();
-        match next.checkpoint(&h, &self.key, self.last_micros / 1_000_000) {
+        match next.checkpoint(&self.header(&ts), &self.key, self.last_micros / 1_000_000) {
             Ok(r) => {
                 self.commit(next, r.seq, &r.line);
             }

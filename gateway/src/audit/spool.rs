@@ -182,12 +182,10 @@ impl Spool {
 
     /// Up to `max` unacknowledged records after `after`, oldest first.
     pub fn after(&self, after: u64, max: usize) -> Vec<(u64, String)> {
-        self.pending
-            .iter()
-            .filter(|(s, _)| *s > after)
-            .take(max)
-            .cloned()
-            .collect()
+        // Pending records are in sequence order: find the first by bisection
+        // (a backlog after an outage can hold tens of thousands).
+        let from = self.pending.partition_point(|(s, _)| *s <= after);
+        self.pending.range(from..).take(max).cloned().collect()
     }
 
     /// The newest acknowledged sequence number.
