@@ -14,13 +14,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dialgate::audit::Spool;
 use dialgate_audit::{rfc3339, Chain, Event, Header, Severity};
 
-use super::opt;
+use super::{opt, Killed};
 
 const RELP_PORT: u16 = 20714;
 const SYSLOG_PORT: u16 = 20701;
@@ -113,28 +113,6 @@ fn spooling(n: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn kill(c: &mut Child) {
-    let _ = Command::new("kill").arg(c.id().to_string()).status();
-    let until = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < until {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
-}
-
-struct Killed(Vec<Child>);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            kill(c);
-        }
-    }
-}
-
 fn lines(path: &Path) -> usize {
     std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
 }
@@ -193,15 +171,24 @@ fn shipping(n: u64, url: &str, name: &str) -> Result<(), String> {
     );
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut first = None;
-    while Instant::now() < deadline && lines(&out) < n as usize {
-        if first.is_none() && lines(&out) > 0 {
+    let mut got = 0;
+    while Instant::now() < deadline {
+        got = lines(&out);
+        if first.is_none() && got > 0 {
             first = Some(Instant::now());
         }
-        std::thread::sleep(Duration::from_millis(5));
+        if got >= n as usize {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
-    let got = lines(&out);
     let first = first.ok_or("rsyslog received nothing")?;
     let took = first.elapsed();
+    if took < Duration::from_millis(5) {
+        return Err(format!(
+            "{name}: {got} records arrived within one poll of the file ({took:?}): too few to time, use more --records"
+        ));
+    }
     drop(procs);
     let bytes = std::fs::metadata(&out).map_or(0, |m| m.len());
     let _ = std::fs::remove_dir_all(&work);
@@ -223,7 +210,7 @@ pub fn run(opts: &[String]) -> Result<(), String> {
     let n: u64 = opt(opts, "--records")
         .map(|v| v.parse().map_err(|_| format!("--records {v}: a number")))
         .transpose()?
-        .unwrap_or(5000);
+        .unwrap_or(20_000);
     spooling(n)?;
     println!("audit shipping to rsyslog over mutual TLS on loopback, a backlog of {n} records:");
     shipping(

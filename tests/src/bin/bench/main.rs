@@ -10,7 +10,7 @@
 //!   set-up time through the gateway over TLS with client certificates;
 //!   `--separate` runs the gateway as its own process (`dialgate run`,
 //!   built beside the bench) and reports its CPU time per call.
-//! - `bench audit --records 5000`: records per second the audit trail
+//! - `bench audit --records 20000`: records per second the audit trail
 //!   spools (vs bare write + fdatasync) and ships to rsyslog (RELP, RFC 5425).
 //! - `bench poll --seconds 10`: the kit's repository poll on the wire,
 //!   unchanged and with a change, vs one curl GET (real nginx).
@@ -66,6 +66,27 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("bench: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Processes a benchmark started, ended when it is dropped: SIGTERM to
+/// each PID, then (after 10 s) SIGKILL.
+#[derive(Debug)]
+pub struct Killed(pub Vec<std::process::Child>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = std::process::Command::new("kill")
+                .arg(c.id().to_string())
+                .status();
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::time::Instant::now() < until && !matches!(c.try_wait(), Ok(Some(_))) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }

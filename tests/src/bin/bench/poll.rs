@@ -14,11 +14,11 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::opt;
+use super::{opt, Killed};
 
 const NGINX_PORT: u16 = 20843;
 
@@ -74,21 +74,6 @@ fn relay(listener: TcpListener, conns: Arc<Mutex<Vec<Conn>>>) {
                 });
             }
         });
-    }
-}
-
-struct Killed(Vec<Child>);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let until = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < until && !matches!(c.try_wait(), Ok(Some(_))) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 
