@@ -20,6 +20,7 @@
 pub use dialgate_proto::{admission, b2bua, config, media, policy, sdp, sip, srtp, transaction};
 
 pub mod audit;
+pub mod clock;
 pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;

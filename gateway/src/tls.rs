@@ -264,7 +264,7 @@ pub fn phone_server_config(
         WebPkiClientVerifier::builder_with_provider(roots(token_ca)?, Arc::clone(&provider))
             .build()?;
     let verifier = Arc::new(TokenVerifier { chain, registry });
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_details(provider, crate::clock::time_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(server_chain, server_key)?;
@@ -488,7 +488,7 @@ pub fn bridge_server_config(
         bridges,
         provider: Arc::clone(&provider),
     });
-    let config = ServerConfig::builder_with_provider(provider)
+    let config = ServerConfig::builder_with_details(provider, crate::clock::time_provider())
         .with_protocol_versions(versions)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(server_chain, server_key)?;
@@ -507,8 +507,9 @@ pub fn trunk_client_config(
         TrunkTls::Tls13 => &[&rustls::version::TLS13],
         TrunkTls::Tls12Allowed => &[&rustls::version::TLS13, &rustls::version::TLS12],
     };
-    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(versions)?;
+    let builder =
+        ClientConfig::builder_with_details(Arc::clone(&provider), crate::clock::time_provider())
+            .with_protocol_versions(versions)?;
     let verifier = bridge_verifier(trust, &provider)?;
     let builder = builder
         .dangerous()

@@ -49,6 +49,7 @@ mod keys;
 pub mod repo;
 #[cfg(feature = "store")]
 pub mod store;
+pub mod time;
 
 use std::fmt;
 

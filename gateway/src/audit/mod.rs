@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use dialgate_audit::{rfc3339, Chain, Event, Header, Severity};
 use dialgate_signed::SigningKey;
@@ -206,10 +206,10 @@ struct Sink {
     lost: u64,
 }
 
+/// The kit's time (`crate::clock`): a clock set back does not date
+/// records before the floor.
 fn unix_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    crate::clock::now_micros()
 }
 
 impl Sink {

@@ -68,6 +68,9 @@ pub enum DaemonError {
     /// The audit trail cannot be kept.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// The time floor cannot be read.
+    #[error(transparent)]
+    Clock(#[from] crate::clock::ClockError),
 }
 
 /// Inputs queued for the core.
@@ -141,6 +144,9 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
         Some(a) => crate::audit::start(a)?,
         None => tracing::warn!("no [audit] in the configuration: audit events go to the console only (a fielded kit always has one; docs/audit.md)"),
     }
+    // The time floor before anything judges an expiry.
+    crate::clock::install(&config.time)?;
+    crate::clock::watch();
     // Where admission comes from: signed policy bundles, or (labs) an
     // unsigned registry file.
     let mut watch = None;

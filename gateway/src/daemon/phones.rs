@@ -58,9 +58,7 @@ pub(super) async fn accept_phones(
 /// never completes (it lives as long as the connection's reader).
 async fn certificate_expiry(flow: u64, not_after: Option<u64>, input: &mpsc::Sender<Input>) {
     if let Some(not_after) = not_after {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = crate::clock::now();
         // RFC 5280: the certificate is valid through notAfter, inclusive.
         let left = not_after.saturating_add(1).saturating_sub(now);
         tokio::time::sleep(std::time::Duration::from_secs(left)).await;

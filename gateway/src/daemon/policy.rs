@@ -73,10 +73,9 @@ pub(super) struct PolicyWatch {
     told_missing: bool,
 }
 
+/// The kit's time (never below the time floor, `crate::clock`).
 fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::now()
 }
 
 impl PolicyWatch {
@@ -257,6 +256,8 @@ impl PolicyWatch {
             require_post_quantum: body.switches.require_post_quantum,
             version: body.version,
         };
+        // Its issue time is signed by HQ: a time the network cannot move.
+        crate::clock::observe_signed(body.issued_at, "policy");
         self.current = Some(verified);
         Some(apply)
     }

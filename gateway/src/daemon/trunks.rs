@@ -201,7 +201,7 @@ async fn bridge_connection(
         .get_ref()
         .1
         .peer_certificates()
-        .and_then(|c| identify_bridge(&bridges, c, rustls::pki_types::UnixTime::now()));
+        .and_then(|c| identify_bridge(&bridges, c, crate::clock::unix_time()));
     let Some(trunk) = trunk.map(TrunkId) else {
         return; // trunk settings changed during the handshake
     };

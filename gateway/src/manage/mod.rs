@@ -29,7 +29,7 @@ pub mod http;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use dialgate_signed::repo::{Client, RepoError, State, TargetName, TIMESTAMP, TIMESTAMP_FILE};
 use dialgate_signed::store::{read_bounded, write_atomically};
@@ -87,15 +87,6 @@ enum Polled {
     PolicyWritten { version: u64 },
 }
 
-/// The kit's time: the system clock (unix seconds). The repository client
-/// never lets it go below the trusted time.
-fn system_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// `base` ±10 %, from the system's random source.
 fn jittered(base: Duration) -> Duration {
     let mut b = [0u8; 4];
@@ -123,10 +114,12 @@ struct Poller {
     last_timestamp: Option<(Vec<u8>, String)>,
 }
 
-fn load_state(path: &Path) -> Result<State, ManageError> {
+/// The repository state; a kit that has none yet trusts no metadata older
+/// than its time floor.
+fn load_state(path: &Path, floor: u64) -> Result<State, ManageError> {
     match read_bounded(path, 1024) {
         Ok(bytes) => Ok(State::decode(&bytes)?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::new(0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::new(floor)),
         Err(source) => Err(ManageError::Io {
             path: path.display().to_string(),
             source,
@@ -144,7 +137,7 @@ pub fn start(m: &ManagementConfig, policy: &PolicyConfig) -> Result<(), ManageEr
         TrunkTls::Tls13,
         Some((load_certs(&m.certificate)?, load_key(&m.device_key)?)),
     )?;
-    let state = load_state(&m.state)?;
+    let state = load_state(&m.state, crate::clock::floor())?;
     let client = Client::new(&m.kit_id, m.keys.clone(), state)?;
     let poller = Poller {
         cfg: m.clone(),
@@ -247,10 +240,11 @@ impl Poller {
                 None => return Err(FetchError::Protocol("304 to a request without an ETag").into()),
             },
         };
-        let now = system_now().max(self.client.trusted_time());
+        let now = crate::clock::now().max(self.client.trusted_time());
         let verified = self.client.verify_timestamp(&bytes, now);
         self.persist()?;
         verified?;
+        crate::clock::observe_signed(self.client.trusted_time(), "repository timestamp");
         self.last_timestamp = etag.map(|e| (bytes, e));
 
         if let Some((file, meta)) = self.client.snapshot_wanted() {

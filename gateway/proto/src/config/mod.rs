@@ -61,6 +61,10 @@
 //! # [management]              # polls HQ's signed repository over mTLS
 //! # url = "https://192.0.2.20/repo/" # (see config::ManagementConfig)
 //!
+//! # [time]                      # the time floor (see config::TimeConfig)
+//! # floor = "state/time.floor"  # default: next to [policy] state
+//! # stale_after_s = 86400       # no signed time for longer: status, audit
+//!
 //! # [bridge_listener]           # for bridges that send in-dialog requests
 //! # listen = "192.0.2.10:5062"  # on a connection of their own (the Contact
 //! # certificate = "gateway-cert.pem"  # they get); only bridges whose
@@ -91,12 +95,14 @@ mod management;
 mod parse;
 #[cfg(test)]
 mod tests;
+mod time;
 
 pub use audit::{parse_siem_url, AuditConfig, SiemConfig, SiemTransport, DEFAULT_SPOOL_BYTES};
 pub use lists::{load_registry, parse_directory, parse_registry, AliasGrants, TOKEN_ORIGINS};
 pub use management::{
     parse_management_url, ManagementConfig, DEFAULT_POLL_INTERVAL, MIN_POLL_INTERVAL,
 };
+pub use time::{TimeConfig, DEFAULT_STALE_AFTER};
 
 /// How the parser reads the files a configuration names (CA
 /// certificates, the pinned policy key): the shell passes the real file
@@ -159,6 +165,8 @@ struct RawConfig {
     bridge_listener: Option<RawBridgeListener>,
     audit: Option<audit::RawAudit>,
     management: Option<management::RawManagement>,
+    #[serde(default)]
+    time: time::RawTime,
 }
 
 #[derive(Deserialize)]
@@ -278,6 +286,8 @@ pub struct Config {
     /// The signed repository at home the kit polls (`[management]`);
     /// `None`: policies arrive only as files at `[policy] bundle`.
     pub management: Option<ManagementConfig>,
+    /// The time floor (`[time]`).
+    pub time: TimeConfig,
 }
 
 /// The bridge-side listener (`[bridge_listener]`): on the uplink, for

@@ -242,7 +242,10 @@ impl Config {
                 files,
             )?),
         };
+        let time =
+            super::time::time_config(base, raw.time, policy.as_ref().map(|p| p.state.as_path()))?;
         Ok(Config {
+            time,
             management,
             phone,
             media,
