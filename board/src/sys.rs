@@ -121,6 +121,13 @@ pub fn sync() {
     unsafe { libc::sync() }
 }
 
+/// Restarts the machine.
+pub fn reboot() -> Error {
+    // SAFETY: reboot(2) with a valid command; on success it does not return.
+    unsafe { libc::reboot(libc::RB_AUTOBOOT) };
+    Error::last_os_error()
+}
+
 /// Powers the machine off (PSCI under qemu `virt`: qemu exits).
 pub fn power_off() -> Error {
     // SAFETY: reboot(2) with a valid command; on success it does not return.

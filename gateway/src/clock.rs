@@ -241,6 +241,9 @@ pub fn watch() {
         let c = clock();
         let (mut behind_told, mut stale_told) = (false, false);
         loop {
+            // First after the start has had its say (the policy in place
+            // is a signed time too).
+            tokio::time::sleep(WATCH_EVERY).await;
             c.persist();
             let (floor, behind, age) = c.floor(|f, mono| {
                 (
@@ -273,7 +276,6 @@ pub fn watch() {
                 }
                 _ => {}
             }
-            tokio::time::sleep(WATCH_EVERY).await;
         }
     });
 }

@@ -145,17 +145,44 @@ async fn interrupted() {
     }
 }
 
-fn run(config: &Path) -> Result<(), String> {
+/// Waits for Ctrl-C, SIGTERM or HQ's command to halt; drains the audit
+/// trail; carries out a wipe. The process's exit status follows.
+async fn serve_until_stopped(gw: &mut dialgate::daemon::Gateway) -> ExitCode {
+    let halt = async {
+        match gw.halt.recv().await {
+            Some(h) => h,
+            // No repository: no commands.
+            None => std::future::pending().await,
+        }
+    };
+    let halt = tokio::select! {
+        () = interrupted() => None,
+        h = halt => Some(h),
+    };
+    tracing::info!("stopping");
+    dialgate::audit::stop(AUDIT_DRAIN).await;
+    match halt {
+        None => ExitCode::SUCCESS,
+        Some(h) => {
+            if let dialgate::daemon::Halt::Wipe(files) = &h {
+                let n = dialgate::daemon::commands::wipe_files(files);
+                eprintln!("dialgate: wiped by HQ's command: {n} files destroyed; the kit must be re-provisioned");
+            } else {
+                eprintln!("dialgate: stopped by HQ's reboot command");
+            }
+            ExitCode::from(h.exit_status())
+        }
+    }
+}
+
+fn run(config: &Path) -> Result<ExitCode, String> {
     logging();
     let rt = runtime().map_err(|e| e.to_string())?;
     rt.block_on(async {
-        dialgate::daemon::start(config)
+        let mut gw = dialgate::daemon::start(config)
             .await
             .map_err(|e| e.to_string())?;
-        interrupted().await;
-        tracing::info!("stopping");
-        dialgate::audit::stop(AUDIT_DRAIN).await;
-        Ok(())
+        Ok(serve_until_stopped(&mut gw).await)
     })
 }
 
@@ -241,7 +268,7 @@ fn prepare_kit(args: &DemoArgs, fresh: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn full_demo(args: &DemoArgs) -> Result<(), String> {
+fn full_demo(args: &DemoArgs) -> Result<ExitCode, String> {
     let dir = args.dir.as_path();
     let fresh = !dir.join("dialgate.toml").exists();
     prepare_kit(args, fresh)?;
@@ -256,7 +283,7 @@ fn full_demo(args: &DemoArgs) -> Result<(), String> {
             .parse()
             .map_err(|_| "bridge address")?;
         dialgate::echo::start(bridge_addr, chain, key, bridge_addr.ip()).await?;
-        let gw = dialgate::daemon::start(&dir.join("dialgate.toml"))
+        let mut gw = dialgate::daemon::start(&dir.join("dialgate.toml"))
             .await
             .map_err(|e| e.to_string())?;
         let d = dir.display();
@@ -276,10 +303,9 @@ fn full_demo(args: &DemoArgs) -> Result<(), String> {
         println!("  baresip:          baresip -f {d}/baresip/alice -e \"/dial sip:echo@127.0.0.1:5061\" -t 15");
         println!("                    (plays a 1 kHz tone, records what it hears in {d}/baresip/alice/recordings)");
         println!("  Ctrl-C stops the demo.");
-        interrupted().await;
-        dialgate::audit::stop(AUDIT_DRAIN).await;
+        let status = serve_until_stopped(&mut gw).await;
         println!("dialgate demo stopped");
-        Ok(())
+        Ok(status)
     })
 }
 
@@ -301,16 +327,16 @@ fn main() -> ExitCode {
         Command::Demo(args) => (
             "dialgate demo",
             if args.init_only {
-                init_only(&args)
+                init_only(&args).map(|()| ExitCode::SUCCESS)
             } else if args.media_only {
-                media_only(args.seconds)
+                media_only(args.seconds).map(|()| ExitCode::SUCCESS)
             } else {
                 full_demo(&args)
             },
         ),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => status,
         Err(e) => {
             eprintln!("{what}: {e}");
             ExitCode::FAILURE

@@ -81,6 +81,12 @@ impl Hq {
         }
     }
 
+    /// The policy signing key (`HQ/policy-key.pk8`), which also signs
+    /// the kits' commands.
+    pub fn policy_signing_key(&self) -> Result<SigningKey, HqError> {
+        read_signing_key(&self.dir.join("policy-key.pk8"))
+    }
+
     /// Its folder.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -180,22 +186,26 @@ pub struct BuildOptions {
     pub registry: Option<PathBuf>,
 }
 
-/// Signs the HQ's registry and directory into a bundle for one kit and
-/// records the version used. The body passes every check a kit applies to
-/// content ([`dialgate_proto::policy::sign`]).
-pub fn build_policy(hq: &Hq, opts: BuildOptions) -> Result<Built, HqError> {
-    let key_path = hq.dir.join("policy-key.pk8");
-    let der = match std::fs::read(&key_path) {
+/// Reads a PKCS#8 signing key (`HQ/policy-key.pk8` by default).
+pub fn read_signing_key(key_path: &Path) -> Result<SigningKey, HqError> {
+    let der = match std::fs::read(key_path) {
         Ok(d) => zeroize::Zeroizing::new(d),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(HqError::NoSigningKey(key_path.display().to_string()))
         }
-        Err(e) => return Err(io(&key_path)(e)),
+        Err(e) => return Err(io(key_path)(e)),
     };
-    let key = SigningKey::from_pkcs8(&der).map_err(|e| HqError::Invalid {
+    SigningKey::from_pkcs8(&der).map_err(|e| HqError::Invalid {
         path: key_path.display().to_string(),
         reason: e.to_string(),
-    })?;
+    })
+}
+
+/// Signs the HQ's registry and directory into a bundle for one kit and
+/// records the version used. The body passes every check a kit applies to
+/// content ([`dialgate_proto::policy::sign`]).
+pub fn build_policy(hq: &Hq, opts: BuildOptions) -> Result<Built, HqError> {
+    let key = hq.policy_signing_key()?;
     let registry = opts.registry.clone().unwrap_or_else(|| hq.registry());
     let tokens = read_tokens(&registry)?;
     let mut directory = match opts.directory {

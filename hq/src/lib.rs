@@ -13,6 +13,7 @@
 //!   attestation verification.
 
 pub mod audit;
+pub mod command;
 pub mod enrol;
 pub mod hq;
 pub mod pki;

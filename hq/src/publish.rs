@@ -640,6 +640,24 @@ fn publish_kit(
         let (length, sha) = copy_firmware(fw, &root)?;
         set(TargetName::Firmware, length, sha);
     }
+    // The kit's newest signed command (`dialgatectl command`), if any.
+    let command = hq
+        .dir()
+        .join("kits")
+        .join(kit)
+        .join(crate::command::COMMAND_FILE);
+    match store::read_bounded(&command, TargetName::Commands.max_len() as usize) {
+        Ok(bytes) => {
+            let meta = FileMeta::of(0, &bytes);
+            write_public(
+                &root.join(target_file(TargetName::Commands, &meta.sha256)),
+                &bytes,
+            )?;
+            set(TargetName::Commands, meta.length, meta.sha256);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&command)(e)),
+    }
 
     // Signing times never go down: a kit's trusted time is the newest it
     // verified, and a timestamp signed "earlier" (this host's clock stepped

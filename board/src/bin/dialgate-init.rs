@@ -415,6 +415,16 @@ mod linux {
             while let Some((pid, status)) = sys::reap() {
                 if let Some((gpid, started)) = gateway {
                     if pid == gpid {
+                        // HQ's signed commands, verified by the gateway.
+                        let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+                        if code == Some(i32::from(dialgate_signed::command::EXIT_WIPE)) {
+                            say!("gateway: HQ's wipe command");
+                            wipe(None, &p.data, watchdog.take())
+                        }
+                        if code == Some(i32::from(dialgate_signed::command::EXIT_REBOOT)) {
+                            say!("gateway: HQ's reboot command");
+                            reboot(watchdog.take())
+                        }
                         let delay = backoff.on_exit(started.elapsed());
                         say!(
                             "gateway exited (status {status}); restart in {} ms",
@@ -535,6 +545,21 @@ mod linux {
         say!("powering off");
         let e = sys::power_off();
         fail(format!("power off: {e}"))
+    }
+
+    /// HQ's reboot command (the gateway has exited): data unmounted, restart.
+    fn reboot(watchdog: Option<File>) -> ! {
+        sys::sync();
+        match sys::umount("/data", 0) {
+            Ok(()) => say!("data partition unmounted"),
+            Err(e) => say!("data partition: {e}"),
+        }
+        if let Some(mut w) = watchdog {
+            let _ = w.write_all(b"V");
+        }
+        say!("rebooting");
+        let e = sys::reboot();
+        fail(format!("reboot: {e}"))
     }
 
     fn shutdown(gateway: Option<libc::pid_t>, watchdog: Option<File>) -> ! {

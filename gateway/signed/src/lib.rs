@@ -42,6 +42,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod command;
 mod detached;
 mod envelope;
 mod floor;

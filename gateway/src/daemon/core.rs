@@ -147,6 +147,7 @@ pub(super) async fn core(
                 }
             }
             Some(Input::Relay(_)) => {}
+            Some(Input::DropCalls) => b2b.handle_input(now, In::DropCalls),
         }
         while let Some(out) = b2b.poll_output() {
             match out {

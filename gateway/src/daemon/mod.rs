@@ -30,6 +30,7 @@ use crate::tls::{
 use crate::transport::{serve, ListenerLimits, ListenerStats};
 use outbox::Outbox;
 
+pub mod commands;
 mod core;
 mod outbox;
 mod phones;
@@ -37,6 +38,7 @@ mod policy;
 mod trunks;
 mod watch;
 
+pub use commands::Halt;
 pub use policy::PolicyStartError;
 use policy::{Gate, PolicyWatch};
 pub use watch::{POLICY_POLL, REGISTRY_POLL};
@@ -115,6 +117,8 @@ enum Input {
     /// (flow, connection generation).
     TrunkClosed(Flow, u64),
     Relay(Event),
+    /// HQ's signed command: every call ends.
+    DropCalls,
 }
 
 /// Media ports from the relay thread.
@@ -133,6 +137,9 @@ pub struct Gateway {
     pub phone_addr: SocketAddr,
     /// Listener counters.
     pub listener: Arc<ListenerStats>,
+    /// HQ's commands that end the process (wipe, reboot): the caller
+    /// drains the audit trail, then acts ([`Halt`]).
+    pub halt: tokio::sync::mpsc::Receiver<Halt>,
 }
 
 /// Starts the gateway of `config_path` on the current tokio runtime and
@@ -311,9 +318,21 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
     )?;
     // The repository at home writes new bundles where the watcher below
     // reads them; a kit that cannot poll keeps serving under its policy.
+    let (halt_tx, halt) = tokio::sync::mpsc::channel(1);
     if let (Some(m), Some(p)) = (&config.management, &config.policy) {
-        if let Err(e) = crate::manage::start(m, p) {
-            tracing::error!(target: "audit", decision = "repository", reason = "not-started", error = %e, "the kit's repository is not polled: policies arrive only as files");
+        let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(4);
+        match crate::manage::start(m, p, commands_tx) {
+            Ok(()) => {
+                tokio::spawn(commands::execute(
+                    commands_rx,
+                    input_tx.clone(),
+                    halt_tx,
+                    commands::wipe_list(&config, config_path),
+                ));
+            }
+            Err(e) => {
+                tracing::error!(target: "audit", decision = "repository", reason = "not-started", error = %e, "the kit's repository is not polled: policies arrive only as files");
+            }
         }
     }
     match (watch, &config.phone.registry) {
@@ -371,6 +390,7 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
     Ok(Gateway {
         phone_addr,
         listener: stats,
+        halt,
     })
 }
 

@@ -31,9 +31,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dialgate_signed::command::{self, Command, CommandError};
 use dialgate_signed::repo::{Client, RepoError, State, TargetName, TIMESTAMP, TIMESTAMP_FILE};
 use dialgate_signed::store::{read_bounded, write_atomically};
+use dialgate_signed::{Floor, PublicKey, COMMAND};
 use rustls::ClientConfig;
+use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::admission::{TrunkTls, TrunkTrust};
@@ -62,6 +65,14 @@ pub enum ManageError {
     /// The repository state does not decode, or the kit id is not one.
     #[error("{0}")]
     Repo(#[from] RepoError),
+    /// The record of commands done does not decode.
+    #[error("{path}: {source}")]
+    CommandState {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        source: dialgate_signed::SignedError,
+    },
 }
 
 /// Why one poll ended early.
@@ -112,6 +123,35 @@ struct Poller {
     client: Client,
     /// The last verified timestamp and its ETag.
     last_timestamp: Option<(Vec<u8>, String)>,
+    /// Commands: HQ's pinned key, the last one done (persisted at
+    /// `command_state` before one is handed on), where verified ones go,
+    /// and the digest of the commands file last examined (so a refused
+    /// one is audited once, not every poll).
+    policy_key: PublicKey,
+    command_state: PathBuf,
+    command_floor: Floor,
+    commands: mpsc::Sender<Command>,
+    commands_examined: Option<[u8; 32]>,
+}
+
+/// Where the kit records the last command done: next to the policy state.
+pub fn command_state_path(policy: &PolicyConfig) -> PathBuf {
+    policy.state.with_file_name("command.state")
+}
+
+/// The last command done (0: none).
+pub fn load_command_floor(path: &Path) -> Result<Floor, ManageError> {
+    match read_bounded(path, 256) {
+        Ok(bytes) => Floor::decode(&COMMAND, &bytes).map_err(|source| ManageError::CommandState {
+            path: path.display().to_string(),
+            source,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Floor::new(&COMMAND)),
+        Err(source) => Err(ManageError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
 }
 
 /// The repository state; a kit that has none yet trusts no metadata older
@@ -127,10 +167,15 @@ fn load_state(path: &Path, floor: u64) -> Result<State, ManageError> {
     }
 }
 
-/// Starts polling `m`'s repository, writing policies to `policy.bundle`.
+/// Starts polling `m`'s repository, writing policies to `policy.bundle`
+/// and handing verified commands (recorded as done first) to `commands`.
 /// Errors only at start (the device identity, the state); after that the
 /// task runs until the runtime stops.
-pub fn start(m: &ManagementConfig, policy: &PolicyConfig) -> Result<(), ManageError> {
+pub fn start(
+    m: &ManagementConfig,
+    policy: &PolicyConfig,
+    commands: mpsc::Sender<Command>,
+) -> Result<(), ManageError> {
     let cas = load_certs(&m.ca)?.into_iter().map(|c| c.to_vec()).collect();
     let tls = trunk_client_config(
         &TrunkTrust::Ca(cas),
@@ -146,6 +191,11 @@ pub fn start(m: &ManagementConfig, policy: &PolicyConfig) -> Result<(), ManageEr
         tls,
         client,
         last_timestamp: None,
+        policy_key: policy.trust.pinned_key.clone(),
+        command_state: command_state_path(policy),
+        command_floor: load_command_floor(&command_state_path(policy))?,
+        commands,
+        commands_examined: None,
     };
     info!(
         repository = %format!("https://{}{}", m.addr, m.file_path("")),
@@ -208,7 +258,12 @@ impl Poller {
             .unwrap_or(0);
         vec![
             ("X-Dialgate-Kit", self.cfg.kit_id.clone()),
+            ("X-Dialgate-Firmware", env!("CARGO_PKG_VERSION").to_string()),
             ("X-Dialgate-Policy-Version", policy_version.to_string()),
+            (
+                "X-Dialgate-Command-Done",
+                self.command_floor.version().to_string(),
+            ),
         ]
     }
 
@@ -255,6 +310,25 @@ impl Poller {
             verified?;
         }
 
+        let policy = self.policy_step(&tls, addr, &headers).await?;
+        match self.commands_step(&tls, addr, &headers).await {
+            Ok(()) => Ok(policy),
+            Err(e) if policy == Polled::Current => Err(e),
+            // The new policy is the news of this poll; the commands are
+            // fetched again on the next.
+            Err(e) => {
+                warn!(target: "audit", decision = "repository", reason = "commands-not-fetched", error = %e, "the kit's commands could not be fetched this poll");
+                Ok(policy)
+            }
+        }
+    }
+
+    async fn policy_step(
+        &mut self,
+        tls: &Arc<ClientConfig>,
+        addr: std::net::SocketAddr,
+        headers: &[(&'static str, String)],
+    ) -> Result<Polled, PollError> {
         let Some((file, meta)) = self.client.target(TargetName::Policy) else {
             return Ok(Polled::Current);
         };
@@ -265,7 +339,7 @@ impl Poller {
             return Ok(Polled::Current);
         }
         let path = self.cfg.file_path(&file);
-        let body = fetch_body(&tls, addr, &path, &headers, meta.length).await?;
+        let body = fetch_body(tls, addr, &path, headers, meta.length).await?;
         let target = self.client.verify_target(TargetName::Policy, &body)?;
         let version = target.meta().version;
         // The repository state first, then the bundle.
@@ -275,6 +349,52 @@ impl Poller {
             source,
         })?;
         Ok(Polled::PolicyWritten { version })
+    }
+
+    /// The `commands` target: verified by the repository (snapshot digest)
+    /// and by HQ's signature, bound to this kit, above the last one done,
+    /// unexpired at the kit's time; recorded as done, then handed on.
+    async fn commands_step(
+        &mut self,
+        tls: &Arc<ClientConfig>,
+        addr: std::net::SocketAddr,
+        headers: &[(&'static str, String)],
+    ) -> Result<(), PollError> {
+        let Some((file, meta)) = self.client.target(TargetName::Commands) else {
+            return Ok(());
+        };
+        if self.commands_examined == Some(meta.sha256) {
+            return Ok(());
+        }
+        let path = self.cfg.file_path(&file);
+        let body = fetch_body(tls, addr, &path, headers, meta.length).await?;
+        self.client.verify_target(TargetName::Commands, &body)?;
+        self.persist()?;
+        self.commands_examined = Some(meta.sha256);
+        let now = crate::clock::now();
+        let kit = self.cfg.kit_id.clone();
+        match command::verify(&body, &self.policy_key, &kit, &self.command_floor, now) {
+            Ok(v) => {
+                // At most once: the record first, then the deed.
+                write_atomically(&self.command_state, &v.floor.encode()).map_err(|source| {
+                    PollError::Io {
+                        what: format!("writing {}", self.command_state.display()),
+                        source,
+                    }
+                })?;
+                self.command_floor = v.floor;
+                let c = v.command;
+                warn!(target: "audit", decision = "command", reason = "accepted", seq = c.seq, action = %c.action, issued_at = c.issued_at, expires_at = c.expires_at, "HQ's signed command accepted: recorded as done, now carried out");
+                if self.commands.send(c).await.is_err() {
+                    error!(target: "audit", decision = "command", reason = "not-carried-out", "the command executor is gone");
+                }
+            }
+            Err(CommandError::AlreadyDone { .. }) => {}
+            Err(e) => {
+                warn!(target: "audit", decision = "command", reason = e.reason(), error = %e, "HQ command refused");
+            }
+        }
+        Ok(())
     }
 }
 

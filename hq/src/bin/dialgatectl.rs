@@ -74,6 +74,10 @@ enum Command {
     Audit(AuditCommand),
     /// Writes every kit's signed repository (timestamp, snapshot, targets).
     Publish(dialgate_hq::publish::PublishArgs),
+    /// Signs a command for one kit (wipe, drop-calls, reboot), published
+    /// with its repository by the next `dialgatectl publish`.
+    #[command(name = "command")]
+    Order(dialgate_hq::command::CommandArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,6 +319,7 @@ fn main() -> ExitCode {
             policy_show(&key, &kit, &bundle)
         }
         Command::Publish(args) => publish(&args),
+        Command::Order(args) => command(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -767,6 +772,19 @@ fn policy_show(key: &Path, kit: &str, bundle: &Path) -> Result<(), String> {
 }
 
 /// Publishes the kits' repositories and prints what each now offers.
+fn command(args: &dialgate_hq::command::CommandArgs) -> Result<(), String> {
+    let (out, c) = dialgate_hq::command::issue(args, now_unix()?).map_err(|e| e.to_string())?;
+    println!(
+        "command {} ({}) for kit {} written to {}, valid until {}; publish to send it",
+        c.seq,
+        c.action,
+        c.kit,
+        out.display(),
+        c.expires_at
+    );
+    Ok(())
+}
+
 fn publish(args: &dialgate_hq::publish::PublishArgs) -> Result<(), String> {
     let opts = args.options(now_unix()?);
     let done = dialgate_hq::publish::publish(&Hq::new(&args.dir), &opts);

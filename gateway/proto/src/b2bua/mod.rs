@@ -213,6 +213,10 @@ pub enum Input {
     /// Refuse new calls with 503 and this reason (`Some`: the signed
     /// policy expired), or accept them again (`None`). Live calls go on.
     Gate(Option<&'static str>),
+    /// HQ's signed command "drop calls": every call ends now (pending
+    /// INVITEs answered, bridges CANCELled or BYEd). Connections stay;
+    /// new calls are admitted as before.
+    DropCalls,
 }
 
 /// What the shell must do. Exhaustive on purpose: a shell that forgets
@@ -462,6 +466,7 @@ impl B2bua {
             Input::Directory(d) => self.directory = d,
             Input::Trunks(t) => self.set_trunks(now, &t),
             Input::Gate(reason) => self.closed = reason,
+            Input::DropCalls => self.drop_calls(now),
         }
         self.drain_transactions(now);
     }

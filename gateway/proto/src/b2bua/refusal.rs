@@ -117,6 +117,8 @@ impl Refusal {
     // Ends of a call being set up, as the phone is told.
     /// The token was revoked.
     pub const TOKEN_REVOKED: Refusal = Refusal::new(403, "token revoked");
+    /// HQ's signed command ended every call.
+    pub const DROPPED_BY_HQ: Refusal = Refusal::new(503, "calls dropped by HQ's command");
     /// The bridge's trunk connection failed.
     pub const BRIDGE_UNREACHABLE: Refusal = Refusal::new(503, "bridge unreachable");
     /// The bridge never answered the INVITE.

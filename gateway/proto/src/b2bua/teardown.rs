@@ -262,6 +262,15 @@ impl B2bua {
         }
     }
 
+    /// Ends every call (HQ's "drop calls" command).
+    pub(super) fn drop_calls(&mut self, now: Instant) {
+        let keys = self.calls.keys_where(|_| true);
+        warn!(target: "audit", decision = "command", action = "drop-calls", calls = keys.len(), "every call ends: HQ's command");
+        for key in keys {
+            self.end(now, key, &Refusal::DROPPED_BY_HQ, Party::Gateway);
+        }
+    }
+
     /// Whether an admission still holds under the registry in force.
     pub(super) fn still_admitted(&self, a: &Admitted) -> bool {
         self.registry

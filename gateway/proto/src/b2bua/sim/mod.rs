@@ -474,6 +474,10 @@ impl World {
                 }
                 self.input(Input::Trunks(trunks));
             }
+            17 if self.dice.below(8) == 0 => {
+                // HQ's signed command: every call ends, whatever its phase.
+                self.input(Input::DropCalls);
+            }
             _ => {
                 let d = [10, 100, 1000, 1000, 5000, 5000, 40_000, 200_000][self.dice.below(8)];
                 let until = self.now + Duration::from_millis(d);
