@@ -20,6 +20,7 @@
 //! - [`relay`]: the media relay core that re-encrypts every packet between
 //!   two call legs.
 //! - [`media`]: the gateway's own audio (secure tone, RFC 4733 PIN digits).
+//! - [`metrics`]: the kit's status as OpenMetrics / Prometheus text.
 //! - [`config`] and [`policy`]: the one parser of the kit configuration
 //!   (used by the shell and by board's PID 1) and of signed policy bundles.
 
@@ -29,6 +30,7 @@ pub mod config;
 pub mod der;
 pub mod http;
 pub mod media;
+pub mod metrics;
 pub mod pem;
 pub mod policy;
 pub mod relay;
