@@ -65,6 +65,9 @@
 //! # floor = "state/time.floor"  # default: next to [policy] state
 //! # stale_after_s = 86400       # no signed time for longer: status, audit
 //!
+//! # [status]                  # pushes the kit's status to a Pushgateway
+//! # url = "https://192.0.2.20:9091/" # over mTLS (see config::StatusConfig)
+//!
 //! # [bridge_listener]           # for bridges that send in-dialog requests
 //! # listen = "192.0.2.10:5062"  # on a connection of their own (the Contact
 //! # certificate = "gateway-cert.pem"  # they get); only bridges whose
@@ -93,6 +96,7 @@ mod audit;
 mod lists;
 mod management;
 mod parse;
+mod status;
 #[cfg(test)]
 mod tests;
 mod time;
@@ -102,6 +106,7 @@ pub use lists::{load_registry, parse_directory, parse_registry, AliasGrants, TOK
 pub use management::{
     parse_management_url, ManagementConfig, DEFAULT_POLL_INTERVAL, MIN_POLL_INTERVAL,
 };
+pub use status::{StatusConfig, DEFAULT_PUSH_INTERVAL, MIN_PUSH_INTERVAL};
 pub use time::{TimeConfig, DEFAULT_STALE_AFTER};
 
 /// How the parser reads the files a configuration names (CA
@@ -167,6 +172,7 @@ struct RawConfig {
     management: Option<management::RawManagement>,
     #[serde(default)]
     time: time::RawTime,
+    status: Option<status::RawStatus>,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +294,9 @@ pub struct Config {
     pub management: Option<ManagementConfig>,
     /// The time floor (`[time]`).
     pub time: TimeConfig,
+    /// The Pushgateway the kit pushes its status to (`[status]`); `None`:
+    /// no status leaves the kit.
+    pub status: Option<StatusConfig>,
 }
 
 /// The bridge-side listener (`[bridge_listener]`): on the uplink, for

@@ -244,9 +244,18 @@ impl Config {
         };
         let time =
             super::time::time_config(base, raw.time, policy.as_ref().map(|p| p.state.as_path()))?;
+        let status = match raw.status {
+            None => None,
+            Some(rs) => Some(super::status::status_config(
+                base,
+                rs,
+                policy.as_ref().map(|p| p.trust.kit_id.as_str()),
+            )?),
+        };
         Ok(Config {
             time,
             management,
+            status,
             phone,
             media,
             trunks,

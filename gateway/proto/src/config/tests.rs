@@ -369,3 +369,56 @@ fn management_needs_policy_pins_both_keys_and_bounds_the_interval() {
         .to_string();
     assert!(e.contains("management"), "{e}");
 }
+
+#[test]
+fn status_needs_policy_an_https_ip_url_and_bounds_the_interval() {
+    let policy = crate::policy::SigningKey::generate().unwrap();
+    let files = Map(HashMap::from([(
+        PathBuf::from("/kit/policy.pem"),
+        policy.public_key().to_pem().into_bytes(),
+    )]));
+    let status = "\n[status]\nurl = \"https://192.0.2.20:9091/\"\nca = \"hq-ca.pem\"\ncertificate = \"device/cert.pem\"\ndevice_key = \"device/key.pem\"\n";
+    let with_policy = |kit_id: &str| {
+        MINIMAL
+            .replace("registry = \"registry.toml\"\n", "")
+            .replace(
+                "[[directory]]\nalias = \"echo\"\nuri = \"sip:echo@bridge.test\"\ntrunk = \"echo\"\npin = \"1234#\"\n",
+                &format!("[policy]\nkey = \"policy.pem\"\nkit_id = \"{kit_id}\"\nbundle = \"p.bundle\"\nstate = \"p.state\"\n"),
+            )
+    };
+    let parse = |t: &str| Config::parse(t, Path::new("/kit"), &files);
+    let s = parse(&(with_policy("kit-01") + status))
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(s.kit_id, "kit-01");
+    assert_eq!(s.addr.to_string(), "192.0.2.20:9091");
+    assert_eq!(s.ca, PathBuf::from("/kit/hq-ca.pem"));
+    assert_eq!(s.certificate, PathBuf::from("/kit/device/cert.pem"));
+    assert_eq!(s.interval, crate::config::DEFAULT_PUSH_INTERVAL);
+    assert_eq!(s.push_path(), "/metrics/job/dialgate/kit/kit-01");
+    let odd = parse(&(with_policy("kit+01@x") + status))
+        .unwrap()
+        .status
+        .unwrap();
+    // "kit+01@x" in URL-safe base64, unpadded.
+    assert_eq!(odd.push_path(), "/metrics/job/dialgate/kit@base64/a2l0KzAxQHg");
+    let fast = parse(&(with_policy("k") + status + "interval_ms = 1000\n")).unwrap();
+    assert_eq!(fast.status.unwrap().interval, Duration::from_millis(1000));
+    let e = parse(&(with_policy("k") + status + "interval_ms = 10\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("status.interval_ms"), "{e}");
+    let e = parse(&(with_policy("k") + &status.replace("https://192.0.2.20:9091/", "http://192.0.2.20:9091/")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("status.url"), "{e}");
+    let e = parse(&(with_policy("k") + status + "typo = 1\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("typo"), "{e}");
+    let e = parse(&(MINIMAL.to_string() + status))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("status"), "{e}");
+}
