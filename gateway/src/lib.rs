@@ -10,6 +10,8 @@
 //! - [`transport`]: the phone-side listener (handshake limits, per-address
 //!   slow-down).
 //! - [`relay`]: the relay core and its socket thread ([`relay::net`]).
+//! - [`status`]: the kit's status (counted from the audit events),
+//!   pushed to a Pushgateway at home.
 //! - [`echo`]: the local test bridge of the demo.
 //! - `demo` (feature `demo`, on by default, off in the appliance image):
 //!   `dialgate demo`, which needs the home side's PKI to make a dev kit.
@@ -28,5 +30,6 @@ pub mod echo;
 pub mod files;
 pub mod manage;
 pub mod relay;
+pub mod status;
 pub mod tls;
 pub mod transport;

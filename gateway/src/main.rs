@@ -69,6 +69,12 @@ struct DemoArgs {
     /// DIR/hq/https/client-ca.pem); publishes DIR/hq/repo/ first.
     #[arg(long, value_name = "URL", conflicts_with = "media_only", value_parser = parse_hq_url)]
     hq_url: Option<String>,
+    /// Push the kit's status every second to a Prometheus Pushgateway at
+    /// this URL (https://IP:PORT/PATH/, served with
+    /// DIR/hq/https/server-cert.pem, asking for client certificates of
+    /// DIR/hq/https/client-ca.pem), with the kit's device certificate.
+    #[arg(long, value_name = "URL", conflicts_with = "media_only", value_parser = parse_hq_url)]
+    pushgateway: Option<String>,
     /// Relay a tone between a simulated phone and bridge, without SIP.
     #[arg(long)]
     media_only: bool,
@@ -78,7 +84,8 @@ struct DemoArgs {
     seconds: u64,
 }
 
-/// Checked before anything is created: `https://IP:PORT/PATH/`.
+/// Checked before anything is created: `https://IP:PORT/PATH/` (for
+/// --hq-url and --pushgateway).
 fn parse_hq_url(v: &str) -> Result<String, String> {
     dialgate::config::parse_management_url(v)?;
     Ok(v.to_string())
@@ -241,6 +248,13 @@ fn home(args: &DemoArgs) -> Result<(), String> {
             dir.display()
         );
     }
+    if let Some(url) = &args.pushgateway {
+        dialgate::demo::set_pushgateway(dir, url).map_err(|e| e.to_string())?;
+        println!(
+            "  pushes its status to the Pushgateway at {url} every {} ms (read it with dialgatectl kits --pushgateway {url})",
+            dialgate::demo::DEMO_PUSH_MS
+        );
+    }
     if let Some(url) = &args.hq_url {
         dialgate::demo::set_hq_url(dir, url).map_err(|e| e.to_string())?;
         println!(
@@ -264,6 +278,9 @@ fn prepare_kit(args: &DemoArgs, fresh: bool) -> Result<(), String> {
     }
     if args.hq_url.is_some() {
         return Err(format!("--hq-url: {NO_DEMO}"));
+    }
+    if args.pushgateway.is_some() {
+        return Err(format!("--pushgateway: {NO_DEMO}"));
     }
     Ok(())
 }

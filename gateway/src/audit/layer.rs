@@ -58,9 +58,12 @@ impl<S: Subscriber> Layer<S> for AuditLayer {
             Level::WARN => Severity::Warning,
             _ => Severity::Info,
         };
+        let msgid = f.msgid.unwrap_or_else(|| "event".into());
+        // The kit's status counts what the trail records (`crate::status`).
+        crate::status::observe(&msgid, &f.params);
         super::submit(Event {
             severity,
-            msgid: f.msgid.unwrap_or_else(|| "event".into()),
+            msgid,
             params: f.params,
             message: f.message,
         });

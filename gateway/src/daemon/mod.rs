@@ -335,6 +335,12 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
             }
         }
     }
+    // The kit's status goes home too; a kit that cannot push serves on.
+    if let Some(s) = &config.status {
+        if let Err(e) = crate::status::start(s) {
+            tracing::error!(target: "audit", decision = "status", reason = "not-started", error = %e, "the kit's status is not pushed");
+        }
+    }
     match (watch, &config.phone.registry) {
         (Some(w), _) => {
             tokio::spawn(watch::watch_policy(

@@ -27,6 +27,7 @@
 //! DIR/audit/key.pk8               the kit's audit checkpoint key (secret)
 //! DIR/state/audit/                the audit spool (docs/audit.md)
 //! DIR/{timestamp,snapshot}-key.pub.pem, DIR/hq/repo/  with --hq-url (see `set_hq_url`)
+//! [status] in DIR/dialgate.toml                    with --pushgateway (see `set_pushgateway`)
 //! ```
 //!
 //! Token keys here are software keys, marked `unattested` in the registry:
@@ -41,8 +42,10 @@ use dialgate_hq::pki::{write_file, Ca, PkiError, Validity};
 
 mod home;
 mod manage;
+mod status;
 pub use home::{ensure_home, set_siem};
 pub use manage::{set_hq_url, DEMO_POLL_MS};
+pub use status::{set_pushgateway, DEMO_PUSH_MS};
 
 /// The demo kit's id in policy bundles.
 pub const KIT_ID: &str = "demo-kit";
@@ -101,6 +104,9 @@ pub enum DemoError {
     /// A `--siem URL` that is not one.
     #[error("--siem: {0}")]
     BadSiem(String),
+    /// A `--pushgateway URL` that is not one.
+    #[error("--pushgateway: {0}")]
+    BadPushgateway(String),
 }
 
 pub(crate) fn mkdir(p: &Path) -> Result<(), DemoError> {

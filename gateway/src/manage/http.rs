@@ -94,6 +94,61 @@ pub async fn get(
     .map_err(|_| FetchError::Timeout("the exchange"))?
 }
 
+/// Sends `method path` with `body` (of `content_type`) to `addr` (TLS
+/// server name: its IP address), one request per connection, and returns
+/// the response's status once its head has arrived; its body is not
+/// read. For pushing status (`crate::status`): a 2xx is the only answer
+/// that means the server took it.
+pub async fn send(
+    tls: &Arc<ClientConfig>,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<u16, FetchError> {
+    let tcp = timeout(TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| FetchError::Timeout("connecting"))??;
+    let name = ServerName::IpAddress(addr.ip().into());
+    let mut stream = timeout(
+        TIMEOUT,
+        tokio_rustls::TlsConnector::from(Arc::clone(tls)).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| FetchError::Timeout("the TLS handshake"))??;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    timeout(TIMEOUT, async {
+        stream.write_all(req.as_bytes()).await?;
+        stream.write_all(body).await?;
+        stream.flush().await?;
+        read_status(&mut stream).await
+    })
+    .await
+    .map_err(|_| FetchError::Timeout("the exchange"))?
+}
+
+/// Reads a response's head from `r` (bounded by
+/// [`dialgate_proto::http::MAX_HEAD`]) and returns its status.
+pub async fn read_status<R: AsyncRead + Unpin>(r: &mut R) -> Result<u16, FetchError> {
+    let mut buf = Vec::with_capacity(512);
+    let end = loop {
+        if let Some(i) = head_end(&buf)? {
+            break i;
+        }
+        let mut chunk = [0u8; 1024];
+        let n = r.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(FetchError::Protocol("closed before the end of the headers"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    Ok(parse_response_head(&buf[..end])?.status)
+}
+
 /// Reads one response from `r`: the head (parsed by
 /// [`dialgate_proto::http`]), then at most `max_body` + 1 octets of the
 /// body it announces.
@@ -185,5 +240,17 @@ mod tests {
             parse(&long, 10).await,
             Err(FetchError::Head(HeadError::TooLong))
         ));
+    }
+
+    #[tokio::test]
+    async fn statuses_of_pushes() {
+        let mut ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(read_status(&mut ok).await.unwrap(), 200);
+        let mut bad: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 5\r\n\r\nnope!";
+        assert_eq!(read_status(&mut bad).await.unwrap(), 400);
+        let mut short: &[u8] = b"HTTP/1.1 200 OK\r\n";
+        assert!(read_status(&mut short).await.is_err());
+        let mut html: &[u8] = b"<html>portal</html>\r\n\r\n";
+        assert!(read_status(&mut html).await.is_err());
     }
 }

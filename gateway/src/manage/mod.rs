@@ -99,7 +99,7 @@ enum Polled {
 }
 
 /// `base` ±10 %, from the system's random source.
-fn jittered(base: Duration) -> Duration {
+pub(crate) fn jittered(base: Duration) -> Duration {
     let mut b = [0u8; 4];
     let r = match aws_lc_rs::rand::fill(&mut b) {
         Ok(()) => u32::from_le_bytes(b),
@@ -111,7 +111,7 @@ fn jittered(base: Duration) -> Duration {
 }
 
 /// The next wait after a failure.
-fn backed_off(delay: Duration, interval: Duration) -> Duration {
+pub(crate) fn backed_off(delay: Duration, interval: Duration) -> Duration {
     (delay * 2).clamp(interval, BACKOFF_MAX.max(interval))
 }
 
@@ -215,6 +215,7 @@ impl Poller {
         loop {
             match self.poll().await {
                 Ok(polled) => {
+                    crate::status::set_last_poll(crate::clock::now());
                     if reachable == Some(false) {
                         info!(target: "audit", decision = "repository", reason = "reachable", "HQ repository reachable again");
                     }
