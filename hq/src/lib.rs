@@ -9,6 +9,7 @@
 //!   gateway and device certificates.
 //! - [`audit`]: verifying a kit's audit trail as the SIEM received it.
 //! - [`publish`]: the kits' signed repositories (`dialgatectl publish`).
+//! - [`kits`]: the kits' status as a Pushgateway holds it (`dialgatectl kits`).
 //! - [`enrol`]: token enrolment over PKCS#11 (cryptoki) and YubiKey PIV
 //!   attestation verification.
 
@@ -16,6 +17,7 @@ pub mod audit;
 pub mod command;
 pub mod enrol;
 pub mod hq;
+pub mod kits;
 pub mod pki;
 pub mod publish;
 

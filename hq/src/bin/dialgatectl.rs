@@ -15,6 +15,7 @@
 //! dialgatectl policy show  --key PUBLIC_KEY_PEM --kit ID BUNDLE
 //! dialgatectl publish      --dir HQ --out REPO [--kit ID] [--policy BUNDLE] [--firmware BUNDLE]
 //!                          [--timestamp-valid SECONDS] [--snapshot-valid SECONDS]
+//! dialgatectl kits         --pushgateway URL --ca FILE [--cert FILE --key FILE] [--overdue SECONDS]
 //! ```
 //!
 //! `pki init` creates the home side (`dialgate_hq::hq`): the token CA, the
@@ -29,7 +30,9 @@
 //! and prints it. `publish` writes every kit's signed repository under
 //! REPO (`dialgate_hq::publish`; the format is in `docs/repository.md`),
 //! rebuilding a kit's policy when the registry changed; run it again well
-//! within the timestamp's validity (15 minutes by default).
+//! within the timestamp's validity (15 minutes by default). `kits` reads
+//! the kits' last status pushes from a Pushgateway (`dialgate_hq::kits`,
+//! `docs/status.md`) and flags those overdue.
 //!
 //! `token enroll` generates a P-256 key on a PKCS#11 token, has the HQ
 //! token CA certify it and adds the registry entry (`dialgate_hq::enrol`);
@@ -78,6 +81,9 @@ enum Command {
     /// with its repository by the next `dialgatectl publish`.
     #[command(name = "command")]
     Order(dialgate_hq::command::CommandArgs),
+    /// Every kit's last check-in (overdue flagged), versions and security
+    /// counters, read from a Prometheus Pushgateway.
+    Kits(dialgate_hq::kits::KitsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -320,6 +326,7 @@ fn main() -> ExitCode {
         }
         Command::Publish(args) => publish(&args),
         Command::Order(args) => command(&args),
+        Command::Kits(args) => kits(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -328,6 +335,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `kits`: the report of `dialgate_hq::kits`, on standard output.
+fn kits(args: &dialgate_hq::kits::KitsArgs) -> Result<(), String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let report = dialgate_hq::kits::run(args, now).map_err(|e| e.to_string())?;
+    print!("{report}");
+    Ok(())
 }
 
 /// `token enroll`: a key generated on a PKCS#11 token (or, with
