@@ -415,14 +415,29 @@ pushgateway_build_info{version=\"1.5.1\"} 1
         assert_eq!(k1.firmware, Some(("1.2.0".into(), "a".into())));
         let text = report(&kits, 1_796_604_210, 60);
         let (b1, b2) = text.split_once("kit k2").unwrap();
-        assert!(b1.contains("last check-in 2026-12-07T00:43:20Z (10 s ago)\n"), "{b1}");
+        assert!(
+            b1.contains("last check-in 2026-12-07T00:43:20Z (10 s ago)\n"),
+            "{b1}"
+        );
         assert!(!b1.contains("OVERDUE"), "{b1}");
         assert!(b1.contains("firmware 1.2.0 (slot a)"), "{b1}");
-        assert!(b1.contains("policy version 3, expires 2027-12-07T00:47:25Z"), "{b1}");
-        assert!(b1.contains("calls in progress 1, completed 4, failed 0"), "{b1}");
-        assert!(b1.contains("refused 3 (not registered: 1, revoked: 2)"), "{b1}");
+        assert!(
+            b1.contains("policy version 3, expires 2027-12-07T00:47:25Z"),
+            "{b1}"
+        );
+        assert!(
+            b1.contains("calls in progress 1, completed 4, failed 0"),
+            "{b1}"
+        );
+        assert!(
+            b1.contains("refused 3 (not registered: 1, revoked: 2)"),
+            "{b1}"
+        );
         assert!(b1.contains("srtp auth failed 6, replayed 0"), "{b1}");
-        assert!(b2.contains("(4210 s ago)  OVERDUE (more than 60 s)"), "{b2}");
+        assert!(
+            b2.contains("(4210 s ago)  OVERDUE (more than 60 s)"),
+            "{b2}"
+        );
         assert!(b2.contains("policy none in force"), "{b2}");
         assert!(report(&[], 0, 1).contains("no kit"));
     }

@@ -109,7 +109,10 @@ enum PushError {
 /// `DIALGATE_SLOT` (set by the image's PID 1), else `unknown`, unless
 /// already set. Errors only at start (the device identity, HQ's CA).
 pub fn start(cfg: &StatusConfig) -> Result<(), StatusError> {
-    let cas = load_certs(&cfg.ca)?.into_iter().map(|c| c.to_vec()).collect();
+    let cas = load_certs(&cfg.ca)?
+        .into_iter()
+        .map(|c| c.to_vec())
+        .collect();
     let tls = trunk_client_config(
         &TrunkTrust::Ca(cas),
         TrunkTls::Tls13,

@@ -83,8 +83,8 @@ pub(super) fn status_config(
     raw: RawStatus,
     policy_kit: Option<&str>,
 ) -> Result<StatusConfig, ConfigError> {
-    let kit_id = policy_kit
-        .ok_or_else(|| invalid("status", "needs [policy]: the kit id comes from it"))?;
+    let kit_id =
+        policy_kit.ok_or_else(|| invalid("status", "needs [policy]: the kit id comes from it"))?;
     let (addr, path) = parse_management_url(&raw.url).map_err(|e| invalid("status.url", e))?;
     let interval = raw
         .interval_ms

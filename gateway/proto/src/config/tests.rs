@@ -402,16 +402,22 @@ fn status_needs_policy_an_https_ip_url_and_bounds_the_interval() {
         .status
         .unwrap();
     // "kit+01@x" in URL-safe base64, unpadded.
-    assert_eq!(odd.push_path(), "/metrics/job/dialgate/kit@base64/a2l0KzAxQHg");
+    assert_eq!(
+        odd.push_path(),
+        "/metrics/job/dialgate/kit@base64/a2l0KzAxQHg"
+    );
     let fast = parse(&(with_policy("k") + status + "interval_ms = 1000\n")).unwrap();
     assert_eq!(fast.status.unwrap().interval, Duration::from_millis(1000));
     let e = parse(&(with_policy("k") + status + "interval_ms = 10\n"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("status.interval_ms"), "{e}");
-    let e = parse(&(with_policy("k") + &status.replace("https://192.0.2.20:9091/", "http://192.0.2.20:9091/")))
-        .unwrap_err()
-        .to_string();
+    let e = parse(
+        &(with_policy("k")
+            + &status.replace("https://192.0.2.20:9091/", "http://192.0.2.20:9091/")),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("status.url"), "{e}");
     let e = parse(&(with_policy("k") + status + "typo = 1\n"))
         .unwrap_err()

@@ -151,16 +151,16 @@ impl KitStatus {
             "media" => {
                 for (i, leg) in ["phone", "bridge"].iter().enumerate() {
                     let add = |n: &mut u64, what: &str| {
-                        *n = n.saturating_add(
-                            number(fields, &format!("{leg}_{what}")).unwrap_or(0),
-                        );
+                        *n =
+                            n.saturating_add(number(fields, &format!("{leg}_{what}")).unwrap_or(0));
                     };
                     add(&mut self.auth_failed[i], "auth_failed");
                     add(&mut self.replayed[i], "replayed");
                 }
             }
             "applied" => {
-                if let (Some(v), Some(e)) = (number(fields, "version"), number(fields, "expires_at"))
+                if let (Some(v), Some(e)) =
+                    (number(fields, "version"), number(fields, "expires_at"))
                 {
                     self.policy = Some((v, e));
                 }
@@ -181,8 +181,11 @@ impl KitStatus {
             Family::gauge(CALLS_IN_PROGRESS, "Calls up now.").with(&[], self.in_progress() as f64),
             Family::counter(CALLS_COMPLETED, "Calls that ended after being up.")
                 .with(&[], self.completed as f64),
-            Family::counter(CALLS_FAILED, "Admitted calls that ended before they were up.")
-                .with(&[], self.failed as f64),
+            Family::counter(
+                CALLS_FAILED,
+                "Admitted calls that ended before they were up.",
+            )
+            .with(&[], self.failed as f64),
         ];
         let mut refused = Family::counter(
             ADMISSION_REFUSED,
@@ -216,8 +219,11 @@ impl KitStatus {
                     .with(&[], version as f64),
             );
             out.push(
-                Family::gauge(POLICY_EXPIRES, "When the policy in force expires (unix seconds).")
-                    .with(&[], expires as f64),
+                Family::gauge(
+                    POLICY_EXPIRES,
+                    "When the policy in force expires (unix seconds).",
+                )
+                .with(&[], expires as f64),
             );
         }
         if let Some((version, slot)) = &self.firmware {
@@ -256,7 +262,13 @@ impl KitStatus {
 /// [`MAX_REASON_LEN`] characters.
 fn bounded_reason(r: &str) -> String {
     r.chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .take(MAX_REASON_LEN)
         .collect()
 }

@@ -306,7 +306,7 @@ pub fn parse_text(text: &str) -> Result<Vec<ParsedSample>, MetricsError> {
             continue;
         }
         let name_end = line
-            .find(|c: char| c == '{' || c == ' ' || c == '\t')
+            .find(['{', ' ', '\t'])
             .ok_or(err("a name without a value"))?;
         let name = &line[..name_end];
         if !is_metric_name(name) {

@@ -149,7 +149,10 @@ fn kit_status_counts_the_audit_events() {
             ("bridge_replayed", "0"),
         ]),
     );
-    k.observe("applied", &f(&[("version", "7"), ("expires_at", "1800000000")]));
+    k.observe(
+        "applied",
+        &f(&[("version", "7"), ("expires_at", "1800000000")]),
+    );
     k.set_last_poll(1_700_000_000);
     k.firmware = Some(("1.2.3".into(), "b".into()));
     let fams = k.families();
@@ -174,7 +177,10 @@ fn kit_status_counts_the_audit_events() {
         value(&fams, SRTP_AUTH_FAILED, Some(("leg", "bridge"))),
         Some(1.0)
     );
-    assert_eq!(value(&fams, SRTP_REPLAYED, Some(("leg", "phone"))), Some(2.0));
+    assert_eq!(
+        value(&fams, SRTP_REPLAYED, Some(("leg", "phone"))),
+        Some(2.0)
+    );
     assert_eq!(value(&fams, POLICY_VERSION, None), Some(7.0));
     assert_eq!(value(&fams, POLICY_EXPIRES, None), Some(1.8e9));
     assert_eq!(value(&fams, FIRMWARE, Some(("slot", "b"))), Some(1.0));
@@ -190,7 +196,10 @@ fn kit_status_counts_the_audit_events() {
 fn refusal_reasons_are_bounded() {
     let mut k = KitStatus::new();
     for i in 0..100 {
-        k.observe("refused", &f(&[("reason", &format!("r{i}\n{}", "x".repeat(200)))]));
+        k.observe(
+            "refused",
+            &f(&[("reason", &format!("r{i}\n{}", "x".repeat(200)))]),
+        );
     }
     assert_eq!(k.refused.len(), MAX_REASONS + 1);
     assert_eq!(k.refused.get("other"), Some(&(100 - MAX_REASONS as u64)));
