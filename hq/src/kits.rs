@@ -380,6 +380,15 @@ pub fn run(args: &KitsArgs, now: u64) -> Result<String, KitsError> {
     Ok(report(&kits_of(&samples), now, args.overdue))
 }
 
+/// `dialgatectl kits`: the report now, on standard output.
+pub fn print(args: &KitsArgs) -> Result<(), KitsError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    print!("{}", run(args, now)?);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -326,7 +326,7 @@ fn main() -> ExitCode {
         }
         Command::Publish(args) => publish(&args),
         Command::Order(args) => command(&args),
-        Command::Kits(args) => kits(&args),
+        Command::Kits(args) => dialgate_hq::kits::print(&args).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -335,16 +335,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `kits`: the report of `dialgate_hq::kits`, on standard output.
-fn kits(args: &dialgate_hq::kits::KitsArgs) -> Result<(), String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let report = dialgate_hq::kits::run(args, now).map_err(|e| e.to_string())?;
-    print!("{report}");
-    Ok(())
 }
 
 /// `token enroll`: a key generated on a PKCS#11 token (or, with
