@@ -106,3 +106,17 @@ pub fn issue(args: &CommandArgs, now: u64) -> Result<(PathBuf, Command), HqError
     dialgate_signed::store::write_atomically(&out, &signed).map_err(io(&out))?;
     Ok((out, command))
 }
+
+/// `dialgatectl command`: issues the command and says what was written.
+pub fn run(args: &CommandArgs, now: u64) -> Result<(), String> {
+    let (out, c) = issue(args, now).map_err(|e| e.to_string())?;
+    println!(
+        "command {} ({}) for kit {} written to {}, valid until {}; publish to send it",
+        c.seq,
+        c.action,
+        c.kit,
+        out.display(),
+        c.expires_at
+    );
+    Ok(())
+}

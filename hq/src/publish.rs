@@ -537,6 +537,33 @@ fn record_inputs(path: &Path, inputs: &str) -> Result<(), HqError> {
     store::write_atomically(path, inputs.as_bytes()).map_err(io(path))
 }
 
+/// Gives a new timestamp file a modification time at least a second after
+/// the one it replaced: static servers derive the ETag from the mtime in
+/// whole seconds and the size (nginx), so two publications within one
+/// second would otherwise share an ETag and a polling kit would be told
+/// "304 Not Modified" about the second.
+fn later_mtime(path: &Path, before: Option<std::time::SystemTime>) -> Result<(), HqError> {
+    let Some(before) = before else {
+        return Ok(());
+    };
+    let now = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(io(path))?;
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    if secs(now) > secs(before) {
+        return Ok(());
+    }
+    let bumped = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs(before) + 1);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(bumped))
+        .map_err(io(path))
+}
+
 /// Copies a firmware bundle into `targets/`, hashing as it goes (it may
 /// be large); returns its length and SHA-256.
 fn copy_firmware(src: &Path, root: &Path) -> Result<(u64, [u8; 32]), HqError> {
@@ -699,7 +726,10 @@ fn publish_kit(
     }
     .sign(&keys.timestamp)
     .map_err(sign_err)?;
-    write_public(&root.join(TIMESTAMP_FILE), &timestamp)?;
+    let ts_path = root.join(TIMESTAMP_FILE);
+    let before = fs::metadata(&ts_path).and_then(|m| m.modified()).ok();
+    write_public(&ts_path, &timestamp)?;
+    later_mtime(&ts_path, before)?;
     // Published: only now is the policy's origin recorded.
     if let Some(p) = &policy {
         record_inputs(&p.inputs_path, &p.inputs)?;

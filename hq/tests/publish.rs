@@ -413,6 +413,36 @@ fn a_clock_stepped_back_does_not_sign_the_past() {
     assert_eq!(a.client.trusted_time(), t);
 }
 
+/// nginx's ETag is the file's mtime in seconds and its size: three
+/// publications within one second must still give three ETags, or a
+/// polling kit is told "304 Not Modified" about the newer ones.
+#[test]
+fn timestamps_published_within_a_second_have_distinct_mtimes() {
+    use dialgate_hq::publish::{publish, PublishOptions};
+    let d = TempDir::new("publish-mtime");
+    let (hq, repo) = setup(&d);
+    let ts = repo.join("kit-a").join(TIMESTAMP_FILE);
+    let mtime = || {
+        fs::metadata(&ts)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let opts = PublishOptions {
+        kit: Some("kit-a".into()),
+        ..PublishOptions::new(&repo, now())
+    };
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        publish(&Hq::new(&hq), &opts).unwrap();
+        seen.push((mtime(), fs::metadata(&ts).unwrap().len()));
+    }
+    assert!(seen[0].0 < seen[1].0 && seen[1].0 < seen[2].0, "{seen:?}");
+}
+
 #[test]
 fn a_publish_that_fails_half_way_is_redone_in_full() {
     use dialgate_hq::publish::{publish, PublishOptions};

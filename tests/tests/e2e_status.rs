@@ -343,6 +343,12 @@ fn calls_and_refusals_reach_the_pushgateway_and_dialgatectl_kits() {
         Some(0.0),
         "no forged media in these calls"
     );
+    // The time floor's age: the demo's policy was signed minutes ago.
+    let age = value(&during, "dialgate_time_floor_age_seconds", None);
+    assert!(
+        age.is_some_and(|a| (0.0..600.0).contains(&a)),
+        "time floor age {age:?}"
+    );
     // Its JSON API agrees that the last push succeeded.
     let (api, code) = curl(&kit, PORT, &kit.join("hq/https/ca.pem"), "/api/v1/metrics");
     assert_eq!(code, "200");

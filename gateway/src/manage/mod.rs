@@ -202,6 +202,9 @@ pub fn start(
         interval_ms = m.interval.as_millis() as u64,
         "polling the kit's repository"
     );
+    if poller.command_floor.version() > 0 {
+        crate::status::set_last_command(poller.command_floor.version());
+    }
     tokio::spawn(poller.run());
     Ok(())
 }
@@ -384,6 +387,7 @@ impl Poller {
                     }
                 })?;
                 self.command_floor = v.floor;
+                crate::status::set_last_command(v.floor.version());
                 let c = v.command;
                 warn!(target: "audit", decision = "command", reason = "accepted", seq = c.seq, action = %c.action, issued_at = c.issued_at, expires_at = c.expires_at, "HQ's signed command accepted: recorded as done, now carried out");
                 if self.commands.send(c).await.is_err() {

@@ -325,7 +325,7 @@ fn main() -> ExitCode {
             policy_show(&key, &kit, &bundle)
         }
         Command::Publish(args) => publish(&args),
-        Command::Order(args) => command(&args),
+        Command::Order(args) => now_unix().and_then(|now| dialgate_hq::command::run(&args, now)),
         Command::Kits(args) => dialgate_hq::kits::print(&args).map_err(|e| e.to_string()),
     };
     match result {
@@ -779,19 +779,6 @@ fn policy_show(key: &Path, kit: &str, bundle: &Path) -> Result<(), String> {
 }
 
 /// Publishes the kits' repositories and prints what each now offers.
-fn command(args: &dialgate_hq::command::CommandArgs) -> Result<(), String> {
-    let (out, c) = dialgate_hq::command::issue(args, now_unix()?).map_err(|e| e.to_string())?;
-    println!(
-        "command {} ({}) for kit {} written to {}, valid until {}; publish to send it",
-        c.seq,
-        c.action,
-        c.kit,
-        out.display(),
-        c.expires_at
-    );
-    Ok(())
-}
-
 fn publish(args: &dialgate_hq::publish::PublishArgs) -> Result<(), String> {
     let opts = args.options(now_unix()?);
     let done = dialgate_hq::publish::publish(&Hq::new(&args.dir), &opts);
