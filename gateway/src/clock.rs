@@ -263,8 +263,8 @@ pub fn watch() {
                 }
                 _ => {}
             }
-            crate::status::set_time_floor_age(age);
             let limit = c.with(|i, _| i.stale_after.as_secs());
+            crate::status::set_time_floor_age(age, limit);
             let stale = age.is_none_or(|a| a > limit);
             match (stale, stale_told) {
                 (true, false) => {

@@ -129,6 +129,8 @@ pub struct KitView {
     pub last_poll: Option<u64>,
     /// Seconds since the kit last verified signed time.
     pub time_floor_age: Option<u64>,
+    /// The kit's bound on that age.
+    pub time_stale_after: Option<u64>,
     /// The last signed command done.
     pub last_command: Option<u64>,
 }
@@ -177,6 +179,7 @@ pub fn kits_of(samples: &[ParsedSample]) -> Vec<KitView> {
             n if n == total(names::POLICY_REFUSED) => k.policy_refused = whole(v),
             n if n == names::LAST_POLL => k.last_poll = Some(whole(v)),
             n if n == names::TIME_FLOOR_AGE => k.time_floor_age = Some(whole(v)),
+            n if n == names::TIME_STALE_AFTER => k.time_stale_after = Some(whole(v)),
             n if n == names::LAST_COMMAND => k.last_command = Some(whole(v)),
             _ => {}
         }
@@ -254,9 +257,13 @@ pub fn report(kits: &[KitView], now: u64, overdue: u64) -> String {
             k.srtp_auth_failed, k.srtp_replayed, k.policy_refused
         );
         let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+        let stale = match (k.time_floor_age, k.time_stale_after) {
+            (Some(age), Some(bound)) if age > bound => " TIME STALE",
+            _ => "",
+        };
         let _ = writeln!(
             out,
-            "  last poll {}, time floor age {} s, last command {}",
+            "  last poll {}, time floor age {} s{stale}, last command {}",
             k.last_poll.map_or_else(|| "-".to_string(), utc),
             opt(k.time_floor_age),
             opt(k.last_command)
@@ -406,6 +413,10 @@ dialgate_policy_version{instance=\"\",job=\"dialgate\",kit=\"k1\"} 3
 dialgate_srtp_auth_failed_total{instance=\"\",job=\"dialgate\",kit=\"k1\",leg=\"phone\"} 5
 dialgate_srtp_auth_failed_total{instance=\"\",job=\"dialgate\",kit=\"k1\",leg=\"bridge\"} 1
 dialgate_calls_in_progress{instance=\"\",job=\"other\",kit=\"k9\"} 7
+dialgate_time_floor_age_seconds{instance=\"\",job=\"dialgate\",kit=\"k1\"} 30
+dialgate_time_stale_after_seconds{instance=\"\",job=\"dialgate\",kit=\"k1\"} 86400
+dialgate_time_floor_age_seconds{instance=\"\",job=\"dialgate\",kit=\"k2\"} 90000
+dialgate_time_stale_after_seconds{instance=\"\",job=\"dialgate\",kit=\"k2\"} 86400
 push_time_seconds{instance=\"\",job=\"dialgate\",kit=\"k1\"} 1.7966042e+09
 push_time_seconds{instance=\"\",job=\"dialgate\",kit=\"k2\"} 1.7966000e+09
 pushgateway_build_info{version=\"1.5.1\"} 1
@@ -448,6 +459,8 @@ pushgateway_build_info{version=\"1.5.1\"} 1
             "{b2}"
         );
         assert!(b2.contains("policy none in force"), "{b2}");
+        assert!(b1.contains("time floor age 30 s, last"), "{b1}");
+        assert!(b2.contains("time floor age 90000 s TIME STALE"), "{b2}");
         assert!(report(&[], 0, 1).contains("no kit"));
     }
 

@@ -246,3 +246,94 @@ fn outages_and_a_hostile_repository_never_stop_calls() {
     drop(nginx);
     std::fs::remove_dir_all(&work).ok();
 }
+
+#[test]
+fn each_hostile_repository_file_is_refused_while_calls_go_on() {
+    use dialgate_signed::repo::{FileMeta, Header, Timestamp, TIMESTAMP};
+    use dialgate_signed::{open, SigningKey};
+
+    const PORT: u16 = 20446;
+    let (work, kit, log, nginx, procs) = managed_demo("e2e-manage-hostile", PORT);
+    let ts = kit.join("hq/repo/demo-kit/timestamp.signed");
+    let hq_ts_key = {
+        let der = std::fs::read(kit.join("hq/timestamp-key.pk8")).unwrap();
+        SigningKey::from_pkcs8(&der).unwrap()
+    };
+    let current = {
+        let bytes = std::fs::read(&ts).unwrap();
+        let body = open(&TIMESTAMP, &bytes, hq_ts_key.public_key()).unwrap();
+        Timestamp::parse(body.bytes).unwrap()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged = |kit: &str, version: u64, snapshot: FileMeta, key: &SigningKey| {
+        Timestamp {
+            header: Header {
+                kit: kit.into(),
+                version,
+                signed_at: now,
+                expires: now + 900,
+            },
+            snapshot,
+        }
+        .sign(key)
+        .unwrap()
+    };
+    let v = current.header.version;
+    // Served in turn; each must be refused with its reason, the policy in
+    // force kept, and a call placed under it.
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "wrong-key",
+            forged(
+                "demo-kit",
+                v + 1,
+                current.snapshot,
+                &SigningKey::generate().unwrap(),
+            ),
+        ),
+        (
+            "wrong-kit",
+            forged("other-kit", v + 1, current.snapshot, &hq_ts_key),
+        ),
+        // Endless data: the kit reads 4 KiB + 1 and stops.
+        ("too-large", vec![b'x'; 1 << 20]),
+        // Mix-and-match: HQ's key names a snapshot whose bytes on the
+        // server are other ones (last: the timestamp itself is accepted).
+        (
+            "hash-mismatch",
+            forged(
+                "demo-kit",
+                v + 1,
+                FileMeta::of(current.snapshot.version + 1, b"the snapshot HQ signed"),
+                &hq_ts_key,
+            ),
+        ),
+    ];
+    let snapshot_file = kit.join(format!(
+        "hq/repo/demo-kit/snapshot-{}.signed",
+        current.snapshot.version + 1
+    ));
+    let served = b"other bytes, same size";
+    assert_eq!(served.len(), b"the snapshot HQ signed".len());
+    std::fs::write(&snapshot_file, served).unwrap();
+    for (reason, bytes) in cases {
+        let needle = format!("decision=\"repository\" reason=\"{reason}\"");
+        let before = count(&log, &needle);
+        std::fs::write(&ts, &bytes).unwrap();
+        assert!(
+            wait_more(&log, &needle, before, Duration::from_secs(10)),
+            "{reason} refused:\n{}",
+            log_text(&log)
+        );
+        let ups = count(&log, "call up");
+        assert!(baresip(&kit, "alice", 2).status.success());
+        assert!(count(&log, "call up") > ups, "a call under {reason}");
+    }
+    assert_eq!(count(&log, "decision=\"applied\" version=3"), 0);
+    drop(procs);
+    drop(nginx);
+    std::fs::remove_dir_all(&work).ok();
+}

@@ -52,8 +52,10 @@ pub fn set_last_poll(at: u64) {
 
 /// Seconds since the last signed time was verified (`None`: not known;
 /// the metric is then absent).
-pub fn set_time_floor_age(age: Option<u64>) {
-    status().time_floor_age = age;
+pub fn set_time_floor_age(age: Option<u64>, stale_after: u64) {
+    let mut s = status();
+    s.time_floor_age = age;
+    s.time_stale_after = Some(stale_after);
 }
 
 /// The sequence number of the last signed command done.
@@ -191,7 +193,7 @@ mod tests {
             "refused",
             &[("reason".to_string(), "status-unit-test".to_string())],
         );
-        set_time_floor_age(Some(42));
+        set_time_floor_age(Some(42), 86_400);
         set_last_command(9);
         set_firmware("9.9.9", "b");
         let text = render(Dialect::OpenMetrics).unwrap();
@@ -200,7 +202,7 @@ mod tests {
         assert!(text.contains("dialgate_last_command_sequence 9\n"));
         assert!(text.contains("dialgate_firmware_info{version=\"9.9.9\",slot=\"b\"} 1\n"));
         assert!(text.ends_with("# EOF\n"));
-        set_time_floor_age(None);
+        set_time_floor_age(None, 86_400);
         assert!(!render(Dialect::Prometheus)
             .unwrap()
             .contains("time_floor_age"));

@@ -54,6 +54,8 @@ pub mod names {
     pub const LAST_POLL: &str = "dialgate_repository_last_poll_seconds";
     /// Gauge: seconds since the last signed time was verified.
     pub const TIME_FLOOR_AGE: &str = "dialgate_time_floor_age_seconds";
+    /// Gauge: the kit's bound on that age (`[time] stale_after_s`).
+    pub const TIME_STALE_AFTER: &str = "dialgate_time_stale_after_seconds";
     /// Gauge: the sequence number of the last signed command done.
     pub const LAST_COMMAND: &str = "dialgate_last_command_sequence";
 }
@@ -83,6 +85,8 @@ pub struct KitStatus {
     pub last_poll: Option<u64>,
     /// Seconds since the last signed time was verified.
     pub time_floor_age: Option<u64>,
+    /// The bound past which the kit says its time is stale.
+    pub time_stale_after: Option<u64>,
     /// The last signed command done.
     pub last_command: Option<u64>,
 }
@@ -242,6 +246,11 @@ impl KitStatus {
                 TIME_FLOOR_AGE,
                 "Seconds since the last signed time was verified.",
                 self.time_floor_age,
+            ),
+            (
+                TIME_STALE_AFTER,
+                "The age of the signed time past which the kit reports it stale.",
+                self.time_stale_after,
             ),
             (
                 LAST_COMMAND,
