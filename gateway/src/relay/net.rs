@@ -10,23 +10,15 @@
 //!
 //! Fairness: each readable socket is served at most [`BATCH`] datagrams at
 //! a time, round-robin, so a flood on one port cannot starve other calls.
-//!
-//! Receiving: one `recvmmsg(2)` per ready socket per round
-//! (`dialgate_board::mmsg`). Under edge-triggered readiness a batch shorter
-//! than [`BATCH`] means the queue was empty, so a wake-up costs one receive
-//! call where a `recvfrom` loop pays a read and an empty read (measured in
-//! `docs/benchmarks.md`, "Moving toward the floor").
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use dialgate_board::mmsg::recv_batch;
 use mio::net::UdpSocket;
 
 use crate::srtp::MasterKey;
@@ -338,8 +330,6 @@ impl RelayIo {
     fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut buf = vec![0u8; BUF_LEN];
-        // Allocated once: one receive batch, BATCH slots of BUF_LEN.
-        let mut slab = vec![0u8; BUF_LEN * BATCH];
         loop {
             let timeout = if self.ready.is_empty() {
                 self.relay
@@ -367,7 +357,7 @@ impl RelayIo {
                 let Some(id) = self.ready.pop_front() else {
                     break;
                 };
-                if self.serve(id, &mut slab) {
+                if self.serve(id, &mut buf) {
                     self.ready.push_back(id);
                 } else if let Some(q) = self.queued.get_mut(id as usize) {
                     *q = false;
@@ -391,40 +381,31 @@ impl RelayIo {
         }
     }
 
-    /// Serves up to BATCH datagrams from one socket with one recvmmsg;
-    /// true if the batch was full (it may have more). `slab` holds BATCH
-    /// slots of BUF_LEN; each datagram is relayed in place in its slot.
-    fn serve(&mut self, id: u32, slab: &mut [u8]) -> bool {
+    /// Serves up to BATCH datagrams from one socket; true if it may have more.
+    fn serve(&mut self, id: u32, buf: &mut [u8]) -> bool {
         let now = Instant::now();
-        let mut lens = [0usize; BATCH];
-        let mut srcs = [None; BATCH];
-        let Some(Some((sock, _))) = self.sockets.get(id as usize) else {
-            return false;
-        };
-        let n = match recv_batch(sock.as_fd(), slab, BUF_LEN, &mut lens, &mut srcs) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return true,
-            Err(e) => {
-                // A pending socket error (an ICMP report) is consumed by the
-                // call; try again next round.
-                debug!(error = %e, "media socket receive error");
-                return true;
-            }
-        };
-        for (i, buf) in slab.chunks_exact_mut(BUF_LEN).take(n).enumerate() {
-            let Some(from) = srcs[i] else {
-                continue;
+        for _ in 0..BATCH {
+            let Some(Some((sock, _))) = self.sockets.get(id as usize) else {
+                return false;
+            };
+            let (len, from) = match sock.recv_from(buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!(error = %e, "media socket receive error");
+                    continue;
+                }
             };
             self.counters.received += 1;
             if let Some(t) = self
                 .relay
-                .handle_datagram(now, SocketId(id), from, buf, lens[i])
+                .handle_datagram(now, SocketId(id), from, buf, len)
             {
                 send_out(&self.sockets, &mut self.counters, t);
             }
         }
-        n == BATCH
+        true
     }
 
     /// Sends the gateway's own frames that are due.
