@@ -177,7 +177,7 @@ fn start_unpinned(target: Target) -> Result<Relay, String> {
                 _ => ("relay-server", "--io", "tokio"),
             };
             // The same ports for every relay: 20000-29999 (the demo's tests
-            // use 30000-30999, rtpengine here 42000-43999).
+            // use 30000-30999, rtpengine here 40000-47999).
             let mut child = Command::new(exe)
                 .args([
                     server,
@@ -211,8 +211,9 @@ fn start_unpinned(target: Target) -> Result<Relay, String> {
                     "--table=-1",
                     "--interface=127.0.0.1",
                     "--listen-ng=127.0.0.1:22222",
-                    "--port-min=42000",
-                    "--port-max=43999",
+                    "--port-min=40000",
+                    // 4 ports per call (RTP and RTCP on each side), 2,000 calls.
+                    "--port-max=47999",
                     // One packet thread, as dialgate's one relay thread.
                     "--num-threads=1",
                     "--media-num-threads=0",
