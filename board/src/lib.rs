@@ -9,7 +9,8 @@
 //! decision and the power key ([`supervise`]), the firewall ruleset
 //! ([`firewall`]), what it opens, from the kit configuration and the
 //! signed policy in force ([`allow`], [`copy`]), and its netlink encoding
-//! ([`nft`]). The syscalls are in [`sys`], one `unsafe` call per
+//! ([`nft`]). The syscalls are in [`sys`] (and the relay's batched UDP
+//! calls in `mmsg`), one `unsafe` call per
 //! block with a `// SAFETY:` line (clippy enforces both; this is the only
 //! crate of the workspace allowed `unsafe`). The boot sequence itself is
 //! `src/bin/dialgate-init.rs`; `image/README.md` describes the image.
@@ -18,6 +19,8 @@ pub mod allow;
 pub mod cmdline;
 pub mod copy;
 pub mod firewall;
+#[cfg(target_os = "linux")]
+pub mod mmsg;
 pub mod modules;
 pub mod nft;
 pub mod status;

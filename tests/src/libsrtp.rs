@@ -9,6 +9,11 @@ use dialgate::srtp::Suite;
 /// Path of the reference tool, built by this crate's build script.
 pub const TOOL: &str = env!("SRTP_TOOL");
 
+/// The same tool over libsrtp2 built from Debian's source package with
+/// `--enable-openssl` (tests/run), if it was there at build time. Debian's
+/// own libsrtp2 (`TOOL`) uses NSS.
+pub const TOOL_OPENSSL: Option<&str> = option_env!("SRTP_TOOL_OPENSSL");
+
 /// What libsrtp2 should do with each packet.
 #[derive(Clone, Copy, Debug)]
 pub enum Mode {

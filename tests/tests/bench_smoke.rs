@@ -1,6 +1,7 @@
 //! Keeps the benchmark harness honest: a short run of `bench relay` and
 //! `bench srtp` must complete against the real references (rtpengine over
-//! ng with re-keying verified, libsrtp2) and report every target. This is
+//! ng with re-keying verified, the bare forwarder in each variant,
+//! libsrtp2) and report every target. This is
 //! not a performance test; the figures are not asserted.
 
 use std::process::Command;
@@ -19,7 +20,15 @@ fn relay_benchmark_runs_against_rtpengine_and_dialgate() {
         "bench relay failed:\n{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for target in ["direct (no relay)", "dialgate", "rtpengine"] {
+    for target in [
+        "direct (no relay)",
+        "floor (recvfrom)",
+        "floor (mmsg)",
+        "floor (connected)",
+        "floor (mmsg+conn)",
+        "dialgate",
+        "rtpengine",
+    ] {
         let row = text
             .lines()
             .find(|l| l.contains(target))
@@ -31,6 +40,18 @@ fn relay_benchmark_runs_against_rtpengine_and_dialgate() {
         // 5 calls x 2 directions x 50 packets/s x 1 s, give or take pacing.
         assert!(relayed >= 400, "{target} relayed only {relayed}:\n{text}");
         assert!(!row.contains("failed to authenticate"), "{text}");
+    }
+    // Every relay's figures as multiples of the floor, which must have
+    // forwarded every packet it was sent for the multiples to mean much.
+    assert!(text.contains("as multiples of floor (recvfrom)"), "{text}");
+    assert!(!text.contains("failed to authenticate"), "{text}");
+    for target in ["dialgate", "rtpengine"] {
+        let times = text
+            .lines()
+            .skip_while(|l| !l.contains("as multiples of"))
+            .find(|l| l.contains(target))
+            .unwrap_or_else(|| panic!("no multiples for {target}:\n{text}"));
+        assert!(times.contains('x'), "{times}");
     }
 }
 
@@ -57,10 +78,11 @@ fn srtp_benchmark_runs_against_libsrtp2() {
             .split_whitespace()
             .filter_map(|f| f.parse().ok())
             .collect();
+        // tests/run builds the OpenSSL libsrtp2 before the tests.
         assert_eq!(
             nums.len(),
-            4,
-            "protect, libsrtp2, unprotect, libsrtp2 in {row}"
+            6,
+            "protect, libsrtp2 NSS, libsrtp2 OpenSSL, and the same for unprotect, in {row}"
         );
         assert!(nums.iter().all(|&n| n > 0.0), "{row}");
     }

@@ -4,8 +4,11 @@
 //! - `bench srtp`: SRTP protect/unprotect cost per 172-byte packet, every
 //!   suite, dialgate vs libsrtp2.
 //! - `bench relay --calls 100,1000`: the relay under load over UDP on
-//!   loopback, dialgate vs rtpengine (userspace), with a direct (no relay)
-//!   baseline: CPU per million packets, loss, latency, memory.
+//!   loopback, dialgate vs rtpengine (userspace) and vs the floor (a bare
+//!   forwarder, no crypto, in four syscall patterns), with a direct (no
+//!   relay) baseline: CPU per million packets (the relay's and
+//!   system-wide), the VM's steal time, loss, latency, memory, and each
+//!   figure as a multiple of the floor.
 //! - `bench calls --calls 500 --concurrency 8`: calls per second and call
 //!   set-up time through the gateway over TLS with client certificates;
 //!   `--separate` runs the gateway as its own process (`dialgate run`,
@@ -17,12 +20,15 @@
 //! - `bench all`: all of them.
 //!
 //! `bench relay-server` is the child process the relay benchmark runs
-//! dialgate's relay in, so that its CPU and memory are measured alone.
+//! dialgate's relay in, so that its CPU and memory are measured alone;
+//! `bench floor-server` the bare forwarder's (`floor.rs`).
 
 mod audit;
 mod calls;
+mod floor;
 mod load;
 mod poll;
+mod procstat;
 mod server;
 mod server_tokio;
 mod srtp_bench;
@@ -32,12 +38,13 @@ use std::process::ExitCode;
 fn usage() -> ExitCode {
     eprintln!(
         "usage: bench srtp [--iterations N]\n       \
-         bench relay [--calls N[,N...]] [--seconds S] [--warmup S] [--targets direct,dialgate,dialgate-tokio,rtpengine] [--no-pin]\n       \
+         bench relay [--calls N[,N...]] [--seconds S] [--warmup S] [--targets direct,floor-recvfrom,floor-mmsg,floor-connected,floor-mmsg-connected,dialgate,dialgate-tokio,rtpengine] [--no-pin]\n       \
          bench calls [--calls N] [--concurrency C] [--separate]\n       \
          bench audit [--records N]\n       \
          bench poll [--seconds S]\n       \
          bench all\n       \
-         bench relay-server --port-min P --port-max P [--io mio|tokio]"
+         bench relay-server --port-min P --port-max P [--io mio|tokio]\n       \
+         bench floor-server --port-min P --port-max P [--mode recvfrom|mmsg|connected|mmsg-connected]"
     );
     ExitCode::from(2)
 }
@@ -52,6 +59,7 @@ fn main() -> ExitCode {
         "srtp" => srtp_bench::run(opts),
         "relay" => load::run(opts),
         "relay-server" => server::run(opts),
+        "floor-server" => floor::run(opts),
         "calls" => calls::run(opts),
         "audit" => audit::run(opts),
         "poll" => poll::run(opts),

@@ -8,6 +8,11 @@
 //! - `dialgate`: dialgate's relay in a child process (`bench relay-server`);
 //! - `dialgate-tokio` (on request): the same relay core under a tokio
 //!   current-thread runtime, to measure the I/O model choice;
+//! - `floor-recvfrom`, `floor-mmsg`, `floor-connected`,
+//!   `floor-mmsg-connected`: the floor, a bare forwarder with no crypto in
+//!   a child process (`bench floor-server`, `floor.rs`), in four syscall
+//!   patterns; its packets pass through unchanged, so each endpoint
+//!   decrypts with its peer's key, as for `direct`;
 //! - `rtpengine`: Debian's rtpengine in userspace mode (`--table=-1`), set
 //!   up over its ng control protocol so that it decrypts and re-encrypts
 //!   with different keys on each side.
@@ -20,7 +25,12 @@
 //! /proc/PID/task/*/schedstat) per million relayed packets over the
 //! measured window; packets lost (sent in the window, not received);
 //! end-to-end latency p50/p99/max, and the added latency over `direct`;
-//! RSS of the relay process idle and per call.
+//! RSS of the relay process idle and per call; system-wide busy CPU time
+//! (/proc/stat, irq and softirq included) less the load generator's own,
+//! per million relayed packets, and the VM's steal time over the window;
+//! then every figure of each relay as a multiple of the floor's (the
+//! `recvfrom` variant, the relay's syscall pattern, and the cheapest
+//! floor variant measured).
 //!
 //! CPU placement (`--pin`, the default on two or more cores): the load
 //! generator runs on CPU 0 and the relay under test (either one) on CPU 1,
@@ -39,6 +49,12 @@ use dialgate_tests::libsrtp::hex;
 use dialgate_tests::rtpengine::{self, CryptoLine, NgClient};
 use mio::{Events, Interest, Poll, Token};
 
+use super::floor;
+use super::procstat::CpuTimes;
+
+mod multiples;
+use multiples::{print_multiples, Row};
+
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const PKT: usize = 172;
 const PERIOD: Duration = Duration::from_millis(20);
@@ -53,6 +69,7 @@ enum Target {
     Dialgate,
     DialgateTokio,
     Rtpengine,
+    Floor(floor::Mode),
 }
 
 impl Target {
@@ -62,6 +79,10 @@ impl Target {
             Target::Dialgate => "dialgate",
             Target::DialgateTokio => "dialgate (tokio)",
             Target::Rtpengine => "rtpengine",
+            Target::Floor(floor::Mode::RecvFrom) => "floor (recvfrom)",
+            Target::Floor(floor::Mode::Mmsg) => "floor (mmsg)",
+            Target::Floor(floor::Mode::Connected) => "floor (connected)",
+            Target::Floor(floor::Mode::MmsgConnected) => "floor (mmsg+conn)",
         }
     }
 }
@@ -89,6 +110,20 @@ struct Relay {
 impl Relay {
     fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// One line to a `bench *-server` child, its one-line answer.
+    fn request(&mut self, line: &str) -> Result<String, String> {
+        let stdin = self.stdin.as_mut().ok_or("no relay stdin")?;
+        writeln!(stdin, "{line}").map_err(|e| e.to_string())?;
+        stdin.flush().map_err(|e| e.to_string())?;
+        let mut reply = String::new();
+        self.stdout
+            .as_mut()
+            .ok_or("no relay stdout")?
+            .read_line(&mut reply)
+            .map_err(|e| e.to_string())?;
+        Ok(reply)
     }
 }
 
@@ -134,21 +169,23 @@ fn start_unpinned(target: Target) -> Result<Relay, String> {
             stdout: None,
             ng: None,
         }),
-        Target::Dialgate | Target::DialgateTokio => {
+        Target::Dialgate | Target::DialgateTokio | Target::Floor(_) => {
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            let io = if target == Target::Dialgate {
-                "mio"
-            } else {
-                "tokio"
+            let (server, flag, io) = match target {
+                Target::Dialgate => ("relay-server", "--io", "mio"),
+                Target::Floor(m) => ("floor-server", "--mode", m.arg()),
+                _ => ("relay-server", "--io", "tokio"),
             };
+            // The same ports for every relay: 20000-29999 (the demo's tests
+            // use 30000-30999, rtpengine here 40000-47999).
             let mut child = Command::new(exe)
                 .args([
-                    "relay-server",
+                    server,
                     "--port-min",
                     "20000",
                     "--port-max",
                     "29999",
-                    "--io",
+                    flag,
                     io,
                 ])
                 .stdin(Stdio::piped())
@@ -174,8 +211,9 @@ fn start_unpinned(target: Target) -> Result<Relay, String> {
                     "--table=-1",
                     "--interface=127.0.0.1",
                     "--listen-ng=127.0.0.1:22222",
-                    "--port-min=42000",
-                    "--port-max=43999",
+                    "--port-min=40000",
+                    // 4 ports per call (RTP and RTCP on each side), 2,000 calls.
+                    "--port-max=47999",
                     // One packet thread, as dialgate's one relay thread.
                     "--num-threads=1",
                     "--media-num-threads=0",
@@ -244,6 +282,26 @@ fn setup_call(relay: &mut Relay, target: Target, i: usize) -> Result<CallEnds, S
                 bridge,
                 phone_dest: ba,
                 bridge_dest: pa,
+                phone_send: k_pb.clone(),
+                bridge_recv: k_pb,
+                bridge_send: k_bp.clone(),
+                phone_recv: k_bp,
+            })
+        }
+        Target::Floor(_) => {
+            let k_pb = gen(A_SUITE)?;
+            let k_bp = gen(A_SUITE)?;
+            let reply = relay.request(&format!("CALL {pa} {ba}"))?;
+            let f: Vec<&str> = reply.split_whitespace().collect();
+            let (Some(&"OK"), Some(p), Some(q)) = (f.first(), f.get(1), f.get(2)) else {
+                return Err(format!("floor-server: {reply}"));
+            };
+            let port = |s: &str| s.parse::<u16>().map_err(|_| format!("bad port {s}"));
+            Ok(CallEnds {
+                phone,
+                bridge,
+                phone_dest: SocketAddr::new(LO, port(p)?),
+                bridge_dest: SocketAddr::new(LO, port(q)?),
                 phone_send: k_pb.clone(),
                 bridge_recv: k_pb,
                 bridge_send: k_bp.clone(),
@@ -409,6 +467,10 @@ struct RunResult {
     calls: usize,
     outcome: Outcome,
     cpu_s: Option<f64>,
+    /// System-wide busy CPU seconds over the window, less the generator's.
+    sys_s: Option<f64>,
+    /// Steal's share of all CPU time over the window.
+    steal: Option<f64>,
     rss_idle_kib: Option<u64>,
     rss_loaded_kib: Option<u64>,
     window_s: f64,
@@ -426,6 +488,12 @@ fn run_one(
     let mut ends = Vec::with_capacity(calls);
     for i in 0..calls {
         ends.push(setup_call(&mut relay, target, i)?);
+    }
+    if let Target::Floor(_) = target {
+        let reply = relay.request("GO")?;
+        if reply.trim() != "OK" {
+            return Err(format!("floor-server: {reply}"));
+        }
     }
     // Endpoint k: 2i is call i's phone, 2i+1 its bridge.
     let mut senders = Vec::with_capacity(2 * calls);
@@ -477,14 +545,20 @@ fn run_one(
     let mut buf = [0u8; 2048];
     let mut cpu_start = None;
     let mut cpu_end = None;
+    // (system-wide, the generator's own CPU seconds) at each end.
+    let mut sys_start: Option<(CpuTimes, f64)> = None;
+    let mut sys_end: Option<(CpuTimes, f64)> = None;
+    let me = std::process::id();
     let mut rss_loaded = None;
     loop {
         let now_ns = epoch.elapsed().as_nanos() as u64;
         if cpu_start.is_none() && now_ns >= measure_from.as_nanos() as u64 {
             cpu_start = Some(relay.pid().map(cpu_seconds).transpose()?);
+            sys_start = Some((CpuTimes::read()?, cpu_seconds(me)?));
         }
         if now_ns >= end_ns && cpu_end.is_none() {
             cpu_end = Some(relay.pid().map(cpu_seconds).transpose()?);
+            sys_end = Some((CpuTimes::read()?, cpu_seconds(me)?));
             rss_loaded = relay.pid().map(rss_kib).transpose()?;
         }
         if now_ns >= drain_ns {
@@ -539,11 +613,20 @@ fn run_one(
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
+    let (sys_s, steal) = match (sys_start, sys_end) {
+        (Some((a, ga)), Some((b, gb))) => (
+            Some((a.busy_s(&b) - (gb - ga)).max(0.0)),
+            Some(a.steal_share(&b)),
+        ),
+        _ => (None, None),
+    };
     Ok(RunResult {
         target,
         calls,
         outcome,
         cpu_s,
+        sys_s,
+        steal,
         rss_idle_kib: rss_idle,
         rss_loaded_kib: rss_loaded,
         window_s: window.as_secs_f64(),
@@ -571,19 +654,23 @@ pub fn run(opts: &[String]) -> Result<(), String> {
         pin(std::process::id(), 0)?;
     }
     let targets: Vec<Target> = super::opt(opts, "--targets")
-        .unwrap_or("direct,dialgate,dialgate-tokio,rtpengine")
+        .unwrap_or(DEFAULT_TARGETS)
         .split(',')
         .map(|t| match t {
             "direct" => Ok(Target::Direct),
             "dialgate" => Ok(Target::Dialgate),
             "dialgate-tokio" => Ok(Target::DialgateTokio),
             "rtpengine" => Ok(Target::Rtpengine),
-            _ => Err(format!("unknown target {t}")),
+            _ => t
+                .strip_prefix("floor-")
+                .and_then(floor::Mode::parse)
+                .map(Target::Floor)
+                .ok_or_else(|| format!("unknown target {t}")),
         })
         .collect::<Result<_, _>>()?;
     println!(
         "relay under load on loopback: 50 packets/s per direction per call, 172-byte RTP (160-byte G.711), \
-         leg A {} / leg B {}, {} s warm-up, {} s measured, {}",
+         leg A {} / leg B {}, {} s warm-up, {} s measured, {}; load average at start: {}",
         A_SUITE.name(),
         B_SUITE.name(),
         warmup.as_secs(),
@@ -592,17 +679,29 @@ pub fn run(opts: &[String]) -> Result<(), String> {
             "load generator pinned to CPU 0, relay to CPU 1"
         } else {
             "no CPU pinning"
-        }
+        },
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "(CPU: the relay process's threads; sys CPU: all CPUs' busy time incl. irq/softirq, less the load generator's; \
+         steal: the VM's steal time, share of all CPU time in the window)"
     );
     for &n in &calls {
         println!();
         println!(
-            "{:>5} calls {:<18} {:>10} {:>6} {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
+            "{:>5} calls {:<18} {:>10} {:>6} {:>11} {:>11} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
             n,
             "target",
             "relayed",
             "lost",
             "CPU s/Mpkt",
+            "sys s/Mpkt",
+            "steal",
             "p50 us",
             "p99 us",
             "max us",
@@ -612,6 +711,7 @@ pub fn run(opts: &[String]) -> Result<(), String> {
             "RSS/call"
         );
         let mut base: Option<(f64, f64)> = None;
+        let mut rows: Vec<Row> = Vec::new();
         for &t in &targets {
             let r = run_one(t, n, warmup, window, pinned)?;
             let o = &r.outcome;
@@ -620,13 +720,18 @@ pub fn run(opts: &[String]) -> Result<(), String> {
                 base = Some((p50, p99));
             }
             let lost = o.sent_measured.saturating_sub(o.received_measured);
-            let cpu = r
-                .cpu_s
-                .map(|c| format!("{:.2}", c / (o.received_measured as f64 / 1e6)))
-                .unwrap_or_else(|| "-".into());
-            let added = |v: f64, b: Option<f64>| match (t, b) {
-                (Target::Direct, _) | (_, None) => "-".to_string(),
-                (_, Some(b)) => format!("{:.0}", v - b),
+            let mpkts = o.received_measured as f64 / 1e6;
+            let row = Row {
+                target: t,
+                cpu: r.cpu_s.map(|c| c / mpkts),
+                sys: r.sys_s.map(|c| c / mpkts),
+                add50: base.filter(|_| t != Target::Direct).map(|b| p50 - b.0),
+                add99: base.filter(|_| t != Target::Direct).map(|b| p99 - b.1),
+                lost,
+            };
+            let fmt = |v: Option<f64>, prec: usize| {
+                v.map(|v| format!("{v:.prec$}"))
+                    .unwrap_or_else(|| "-".into())
             };
             let rss_idle = r
                 .rss_idle_kib
@@ -639,17 +744,21 @@ pub fn run(opts: &[String]) -> Result<(), String> {
                 _ => "-".into(),
             };
             println!(
-                "{:>5}       {:<18} {:>10} {:>6} {:>11} {:>8.0} {:>8.0} {:>8.0} {:>9} {:>9} {:>9} {:>9}",
+                "{:>5}       {:<18} {:>10} {:>6} {:>11} {:>11} {:>6} {:>8.0} {:>8.0} {:>8.0} {:>9} {:>9} {:>9} {:>9}",
                 "",
                 r.target.name(),
                 o.received_measured,
                 lost,
-                cpu,
+                fmt(row.cpu, 2),
+                fmt(row.sys, 2),
+                r.steal
+                    .map(|s| format!("{:.1}%", s * 100.0))
+                    .unwrap_or_else(|| "-".into()),
                 p50,
                 p99,
                 o.max_ns as f64 / 1000.0,
-                added(p50, base.map(|b| b.0)),
-                added(p99, base.map(|b| b.1)),
+                fmt(row.add50, 0),
+                fmt(row.add99, 0),
                 rss_idle,
                 per_call
             );
@@ -666,7 +775,12 @@ pub fn run(opts: &[String]) -> Result<(), String> {
                     o.sent_measured, expected
                 );
             }
+            rows.push(row);
         }
+        print_multiples(n, &rows);
     }
     Ok(())
 }
+
+const DEFAULT_TARGETS: &str = "direct,floor-recvfrom,floor-mmsg,floor-connected,\
+                               floor-mmsg-connected,dialgate,dialgate-tokio,rtpengine";
