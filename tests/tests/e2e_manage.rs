@@ -319,10 +319,27 @@ fn each_hostile_repository_file_is_refused_while_calls_go_on() {
     let served = b"other bytes, same size";
     assert_eq!(served.len(), b"the snapshot HQ signed".len());
     std::fs::write(&snapshot_file, served).unwrap();
+    let original = std::fs::read(&ts).unwrap();
+    // nginx's ETag is the mtime in seconds and the size: every file this
+    // test serves gets an mtime of its own, or a same-sized file written
+    // within the second would be a 304 to the kit.
+    let mut stamp = now + 10;
+    let mut serve = |bytes: &[u8]| {
+        std::fs::write(&ts, bytes).unwrap();
+        stamp += 1;
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(stamp);
+        std::fs::File::options()
+            .write(true)
+            .open(&ts)
+            .and_then(|f| f.set_modified(at))
+            .unwrap();
+    };
+    let access = work.join("nginx/access.log");
+    let polls = || count(&access, "GET /demo-kit/timestamp.signed");
     for (reason, bytes) in cases {
         let needle = format!("decision=\"repository\" reason=\"{reason}\"");
         let before = count(&log, &needle);
-        std::fs::write(&ts, &bytes).unwrap();
+        serve(&bytes);
         assert!(
             wait_more(&log, &needle, before, Duration::from_secs(10)),
             "{reason} refused:\n{}",
@@ -331,6 +348,19 @@ fn each_hostile_repository_file_is_refused_while_calls_go_on() {
         let ups = count(&log, "call up");
         assert!(baresip(&kit, "alice", 2).status.success());
         assert!(count(&log, "call up") > ups, "a call under {reason}");
+        // The true file again, and one poll that takes it, so that the
+        // next case is not waiting out the refusal's back-off.
+        serve(&original);
+        let seen = polls();
+        assert!(
+            wait_more(
+                &access,
+                "GET /demo-kit/timestamp.signed",
+                seen,
+                Duration::from_secs(10)
+            ),
+            "polled again after {reason}"
+        );
     }
     assert_eq!(count(&log, "decision=\"applied\" version=3"), 0);
     drop(procs);
