@@ -94,9 +94,51 @@ pub fn key_pressed(buf: &[u8], key: u16) -> bool {
     })
 }
 
+/// What PID 1 does when the gateway exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatewayExit {
+    /// A crash or a stop: restart it after the back-off.
+    Restart,
+    /// HQ's verified wipe command (exit status
+    /// [`dialgate_signed::command::EXIT_WIPE`]): wipe the data partition
+    /// and power off, as for the panic button.
+    Wipe,
+    /// HQ's verified reboot command
+    /// ([`dialgate_signed::command::EXIT_REBOOT`]).
+    Reboot,
+}
+
+/// The decision for a gateway that ended with `exit_code` (`None`: killed
+/// by a signal, which never means a command).
+pub fn on_gateway_exit(exit_code: Option<i32>) -> GatewayExit {
+    use dialgate_signed::command::{EXIT_REBOOT, EXIT_WIPE};
+    match exit_code {
+        Some(c) if c == i32::from(EXIT_WIPE) => GatewayExit::Wipe,
+        Some(c) if c == i32::from(EXIT_REBOOT) => GatewayExit::Reboot,
+        _ => GatewayExit::Restart,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_command_exit_statuses_wipe_or_reboot() {
+        assert_eq!(on_gateway_exit(Some(70)), GatewayExit::Wipe);
+        assert_eq!(on_gateway_exit(Some(71)), GatewayExit::Reboot);
+        for other in [
+            None,
+            Some(0),
+            Some(1),
+            Some(69),
+            Some(72),
+            Some(-70),
+            Some(70 + 256),
+        ] {
+            assert_eq!(on_gateway_exit(other), GatewayExit::Restart, "{other:?}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_caps_and_resets_after_a_stable_run() {

@@ -417,13 +417,16 @@ mod linux {
                     if pid == gpid {
                         // HQ's signed commands, verified by the gateway.
                         let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-                        if code == Some(i32::from(dialgate_signed::command::EXIT_WIPE)) {
-                            say!("gateway: HQ's wipe command");
-                            wipe(None, &p.data, watchdog.take())
-                        }
-                        if code == Some(i32::from(dialgate_signed::command::EXIT_REBOOT)) {
-                            say!("gateway: HQ's reboot command");
-                            reboot(watchdog.take())
+                        match supervise::on_gateway_exit(code) {
+                            supervise::GatewayExit::Wipe => {
+                                say!("gateway: HQ's wipe command");
+                                wipe(None, &p.data, watchdog.take())
+                            }
+                            supervise::GatewayExit::Reboot => {
+                                say!("gateway: HQ's reboot command");
+                                reboot(watchdog.take())
+                            }
+                            supervise::GatewayExit::Restart => {}
                         }
                         let delay = backoff.on_exit(started.elapsed());
                         say!(
