@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::hq::{count, init_managed_kit, log_text, Nginx};
-use common::{baresip, ctl, start_demo, wait_for, Procs, DIALGATE};
+use common::hq::{count, init_managed_kit, log_text, publish_with, Nginx};
+use common::{baresip, start_demo, wait_for, Procs, DIALGATE};
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -72,20 +72,6 @@ fn floor_file(kit: &Path) -> Option<(u64, u64)> {
     Some((field("floor ")?, field("signed ")?))
 }
 
-fn publish_with_timestamp_valid(kit: &Path, secs: u64) -> String {
-    let hq = kit.join("hq");
-    let repo = kit.join("hq/repo");
-    ctl(&[
-        "publish",
-        "--dir",
-        hq.to_str().unwrap(),
-        "--out",
-        repo.to_str().unwrap(),
-        "--timestamp-valid",
-        &secs.to_string(),
-    ])
-}
-
 fn a_call_goes_through(kit: &Path, log: &Path) {
     let ups = count(log, "call up");
     let out = baresip(kit, "alice", 3);
@@ -107,7 +93,7 @@ fn a_clock_set_back_neither_revives_a_frozen_timestamp_nor_refuses_phones() {
     nginx.start();
     // A timestamp that expires soon; the network will keep replaying it.
     let published_at = unix_now();
-    publish_with_timestamp_valid(&kit, VALID);
+    publish_with(&kit, &["--timestamp-valid", &VALID.to_string()]);
     let expires = published_at + VALID;
 
     let mut procs = Procs(Vec::new());

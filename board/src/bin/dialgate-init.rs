@@ -550,8 +550,9 @@ mod linux {
         fail(format!("power off: {e}"))
     }
 
-    /// HQ's reboot command (the gateway has exited): data unmounted, restart.
-    fn reboot(watchdog: Option<File>) -> ! {
+    /// Data synced and unmounted, the watchdog disarmed (the magic close),
+    /// before a power-off or a restart.
+    fn quiesce(watchdog: Option<File>) {
         sys::sync();
         match sys::umount("/data", 0) {
             Ok(()) => say!("data partition unmounted"),
@@ -560,6 +561,11 @@ mod linux {
         if let Some(mut w) = watchdog {
             let _ = w.write_all(b"V");
         }
+    }
+
+    /// HQ's reboot command (the gateway has exited): data unmounted, restart.
+    fn reboot(watchdog: Option<File>) -> ! {
+        quiesce(watchdog);
         say!("rebooting");
         let e = sys::reboot();
         fail(format!("reboot: {e}"))
@@ -581,15 +587,7 @@ mod linux {
                 sys::kill(pid, libc::SIGKILL);
             }
         }
-        sys::sync();
-        match sys::umount("/data", 0) {
-            Ok(()) => say!("data partition unmounted"),
-            Err(e) => say!("data partition: {e}"),
-        }
-        if let Some(mut w) = watchdog {
-            // The magic close: disarm rather than reset during power-off.
-            let _ = w.write_all(b"V");
-        }
+        quiesce(watchdog);
         say!("powering off");
         let e = sys::power_off();
         fail(format!("power off: {e}"))

@@ -123,3 +123,29 @@ pub fn set_siem(dir: &Path, url: &str) -> Result<(), DemoError> {
     }
     write_text(&config, &out)
 }
+
+/// The configuration text without its `section` (e.g. `[status]`) and the
+/// comment line starting with `comment` that introduces it, then `block`
+/// appended: how the demo points a kit at a new home URL.
+pub(super) fn replace_section(text: &str, section: &str, comment: &str, block: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            skipping = t == section;
+        }
+        if t.starts_with(comment) {
+            continue;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out.push_str(block);
+    out
+}

@@ -43,31 +43,18 @@ pub fn set_hq_url(dir: &Path, url: &str) -> Result<(), DemoError> {
     }
     let config = dir.join("dialgate.toml");
     let text = super::home::read(&config)?;
-    let mut out = String::new();
-    let mut skipping = false;
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            skipping = t == "[management]";
-        }
-        if t.starts_with("# The kit's repository at home") {
-            continue;
-        }
-        if !skipping {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    while out.ends_with("\n\n") {
-        out.pop();
-    }
-    out.push_str(&format!(
-        "\n# The kit's repository at home (docs/repository.md): polled over mutual TLS.\n\
+    let out = super::home::replace_section(
+        &text,
+        "[management]",
+        "# The kit's repository at home",
+        &format!(
+            "\n# The kit's repository at home (docs/repository.md): polled over mutual TLS.\n\
          [management]\nurl = \"{url}\"\nca = \"device/hq-ca.pem\"\n\
          certificate = \"device/cert.pem\"\ndevice_key = \"device/key.pem\"\n\
          state = \"state/repo.state\"\ntimestamp_key = \"timestamp-key.pub.pem\"\n\
          snapshot_key = \"snapshot-key.pub.pem\"\ninterval_ms = {DEMO_POLL_MS}\n"
-    ));
+        ),
+    );
     super::home::write_text(&config, &out)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -20,29 +20,16 @@ pub fn set_pushgateway(dir: &Path, url: &str) -> Result<(), DemoError> {
     ensure_home(dir)?;
     let config = dir.join("dialgate.toml");
     let text = super::home::read(&config)?;
-    let mut out = String::new();
-    let mut skipping = false;
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            skipping = t == "[status]";
-        }
-        if t.starts_with("# The kit's status at home") {
-            continue;
-        }
-        if !skipping {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    while out.ends_with("\n\n") {
-        out.pop();
-    }
-    out.push_str(&format!(
+    let out = super::home::replace_section(
+        &text,
+        "[status]",
+        "# The kit's status at home",
+        &format!(
         "\n# The kit's status at home (docs/status.md): pushed to a Pushgateway over mutual TLS.\n\
          [status]\nurl = \"{url}\"\nca = \"device/hq-ca.pem\"\n\
          certificate = \"device/cert.pem\"\ndevice_key = \"device/key.pem\"\n\
          interval_ms = {DEMO_PUSH_MS}\n"
-    ));
+        ),
+    );
     super::home::write_text(&config, &out)
 }

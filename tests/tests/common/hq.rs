@@ -109,15 +109,22 @@ pub fn init_managed_kit(kit: &Path, port: u16) {
 }
 
 pub fn publish(kit: &Path) -> String {
+    publish_with(kit, &[])
+}
+
+/// `dialgatectl publish` for the demo kit's HQ with `extra` arguments.
+pub fn publish_with(kit: &Path, extra: &[&str]) -> String {
     let hq = kit.join("hq");
     let repo = kit.join("hq/repo");
-    ctl(&[
+    let mut args = vec![
         "publish",
         "--dir",
         hq.to_str().unwrap(),
         "--out",
         repo.to_str().unwrap(),
-    ])
+    ];
+    args.extend_from_slice(extra);
+    ctl(&args)
 }
 
 pub fn log_text(log: &Path) -> String {
