@@ -28,7 +28,7 @@ use crate::bootenv::{Slot, StoredEnv};
 use crate::bundle::{read_prefix, verify_manifest, Check, ImageStream, Policy, VerifiedManifest};
 use crate::error::{BundleError, UpdateError};
 use crate::manifest::ImageKind;
-use crate::slot::{verify_slot, Layout, VerifiedSlot};
+use crate::slot::{set_vars, verify_slot, Layout, VerifiedSlot};
 use crate::update::{self, boot_role, BootRole, Health};
 
 /// What the kit checks firmware against: its pinned key and its model.
@@ -40,6 +40,10 @@ pub struct Kit {
     pub model: String,
     /// The storage layout.
     pub layout: Layout,
+    /// The kernel's names of slot A's and slot B's partitions
+    /// (`/dev/vda1`, `/dev/vda2`), for the boot arguments
+    /// ([`Layout::boot_vars`]).
+    pub slot_devices: [String; 2],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +234,11 @@ impl Install {
                 let Some(staged) = self.staged.as_ref() else {
                     return Err(UpdateError::Aborted);
                 };
-                let want = update::armed(&self.env.env, staged);
+                let mut want = update::armed(&self.env.env, staged);
+                set_vars(
+                    &mut want.other,
+                    layout.boot_vars(staged, &self.kit.slot_devices[self.target.index()])?,
+                );
                 self.env = layout.env.write(dev, &self.env, &want)?;
                 self.phase = Phase::Done;
                 return Ok(Progress::Armed {
@@ -324,4 +332,63 @@ pub fn commit<D: BlockDevice>(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Factory provisioning of a blank medium: writes `bundle` into both
+/// slots, reads both back, and saves a fresh environment (slot A
+/// committed, the floor at the bundle's version, both slots' boot
+/// variables). What `image/build` does to a disk image through
+/// `dialgatectl firmware provision`; never run on a kit in service (it
+/// resets the floor).
+pub fn provision<D: BlockDevice, R: Read>(
+    kit: &Kit,
+    dev: &mut D,
+    bundle: &mut R,
+    buf: &mut [u8],
+) -> Result<[VerifiedSlot; 2], UpdateError> {
+    if buf.is_empty() {
+        return Err(UpdateError::BufferTooSmall(0));
+    }
+    let prefix = read_prefix(bundle)?;
+    let policy = Policy {
+        key: &kit.key,
+        model: &kit.model,
+        floor: Floor::new(&FIRMWARE),
+        check: Check::Boot,
+    };
+    let manifest = verify_manifest(&prefix, &policy)?;
+    let layout = kit.layout;
+    let (offsets, needed) = layout.place(Slot::A, manifest.manifest())?;
+    layout.place(Slot::B, manifest.manifest())?;
+    let mut stream = ImageStream::new(&manifest);
+    while let Some((kind, offset, n)) = stream.next_chunk(bundle, buf)? {
+        dev.write_at(offsets[index(kind)] + offset, &buf[..n])?;
+    }
+    dev.write_at(layout.slot(Slot::A).offset, manifest.prefix())?;
+    // Slot B: a copy of slot A, through the same buffer.
+    let (a, b) = (layout.slot(Slot::A).offset, layout.slot(Slot::B).offset);
+    let mut done = 0u64;
+    while done < needed {
+        let n = usize::try_from(needed - done).map_or(buf.len(), |r| r.min(buf.len()));
+        dev.read_at(a + done, &mut buf[..n])?;
+        dev.write_at(b + done, &buf[..n])?;
+        done += n as u64;
+    }
+    dev.flush()?;
+    let version = manifest.manifest().version;
+    let floor = Floor::at(&FIRMWARE, version);
+    let mut env = crate::bootenv::BootEnv::provisioned(Slot::A, version);
+    let mut slots = Vec::with_capacity(2);
+    for slot in [Slot::A, Slot::B] {
+        let v = verify_slot(dev, &layout, slot, &kit.key, &kit.model, floor, buf)?;
+        set_vars(
+            &mut env.other,
+            layout.boot_vars(&v, &kit.slot_devices[slot.index()])?,
+        );
+        slots.push(v);
+    }
+    layout.env.provision(dev, &env)?;
+    let b = slots.pop().ok_or(UpdateError::Aborted)?;
+    let a = slots.pop().ok_or(UpdateError::Aborted)?;
+    Ok([a, b])
 }

@@ -5,7 +5,8 @@
 //! (`DESIGN.md`, "Updates (A/B, signed)"; `docs/firmware.md`).
 //!
 //! Sans-IO in the sense that matters for testing: no clock, no files, no
-//! sockets inside. Storage is a [`BlockDevice`] handed in per call, so the
+//! sockets inside (the one exception is [`FileDevice`], the adapter a
+//! shell hands in for real storage). Storage is a [`BlockDevice`] handed in per call, so the
 //! whole path runs over [`MemDevice`] and, for power cuts, the
 //! [`LossyDevice`] fake. The bootloader's choice is the pure
 //! [`choose_slot`].
@@ -30,7 +31,7 @@
 //!         Region { offset: 8192 + (256 << 10), len: 256 << 10 },
 //!     ],
 //! };
-//! let kit = Kit { key: key.public_key().clone(), model: "dialgate-pi4".into(), layout };
+//! let kit = Kit { key: key.public_key().clone(), model: "dialgate-pi4".into(), layout, slot_devices: ["/dev/vda1".into(), "/dev/vda2".into()] };
 //! let mut dev = MemDevice::new(8192 + (512 << 10));
 //! layout.env.provision(&mut dev, &BootEnv::provisioned(Slot::A, 1))?;
 //!
@@ -60,6 +61,7 @@ pub mod block;
 pub mod bootenv;
 pub mod bundle;
 mod error;
+pub mod file;
 pub mod install;
 pub mod manifest;
 pub mod slot;
@@ -72,7 +74,8 @@ pub use bundle::{
     ImageStream, Policy, VerifiedManifest,
 };
 pub use error::{BundleError, EnvError, UpdateError};
-pub use install::{commit, install, verify_booted, Committed, Install, Kit, Progress};
-pub use manifest::{Image, ImageKind, Manifest};
-pub use slot::{verify_slot, Layout, Region, VerifiedSlot};
+pub use file::FileDevice;
+pub use install::{commit, install, provision, verify_booted, Committed, Install, Kit, Progress};
+pub use manifest::{Image, ImageKind, Manifest, VERITY_BLOCK};
+pub use slot::{appliance_layout, verify_slot, Layout, Region, VerifiedSlot, SECTOR};
 pub use update::{boot_role, choose_slot, BootRole, Health};

@@ -20,6 +20,7 @@
 //! size = 268435456
 //! sha256 = "<64 hex>"
 //! verity_root_hash = "<64 hex>" # passed to the kernel as dm-verity's root
+//! verity_data_blocks = 65536    # 4 KiB data blocks before the hash tree
 //! ```
 //!
 //! Unknown fields, duplicate keys, a missing image and a second spelling
@@ -107,7 +108,13 @@ pub struct Manifest {
     pub rootfs: Image,
     /// dm-verity root hash of the root filesystem image.
     pub verity_root_hash: [u8; 32],
+    /// How many 4 KiB data blocks of the root filesystem image dm-verity
+    /// covers; its hash tree starts right after them.
+    pub verity_data_blocks: u64,
 }
+
+/// dm-verity's data and hash block size in a root filesystem image.
+pub const VERITY_BLOCK: u64 = 4096;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,6 +129,7 @@ struct RawRootfs {
     size: u64,
     sha256: String,
     verity_root_hash: String,
+    verity_data_blocks: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -190,6 +198,7 @@ impl Manifest {
                 size: self.rootfs.size,
                 sha256: hex(&self.rootfs.sha256),
                 verity_root_hash: hex(&self.verity_root_hash),
+                verity_data_blocks: self.verity_data_blocks,
             },
         };
         let text = toml::to_string(&raw).map_err(|_| BundleError::BadManifestField {
@@ -236,6 +245,14 @@ impl Manifest {
                 reason: "above the bundle's own version",
             });
         }
+        // The data blocks lie inside the image (no overflow: the image is
+        // at most 4 GiB, so a larger count is refused before multiplying).
+        if raw.rootfs.verity_data_blocks > raw.rootfs.size / VERITY_BLOCK {
+            return Err(BundleError::BadManifestField {
+                field: "rootfs.verity_data_blocks",
+                reason: "more data blocks than the image holds",
+            });
+        }
         Ok(Manifest {
             version: raw.version,
             model: raw.model,
@@ -245,6 +262,7 @@ impl Manifest {
             initramfs: image(raw.initramfs.size, &raw.initramfs.sha256, "initramfs")?,
             rootfs: image(raw.rootfs.size, &raw.rootfs.sha256, "rootfs")?,
             verity_root_hash: digest(&raw.rootfs.verity_root_hash, "rootfs.verity_root_hash")?,
+            verity_data_blocks: raw.rootfs.verity_data_blocks,
         })
     }
 }
@@ -272,6 +290,7 @@ mod tests {
                 sha256: [3; 32],
             },
             verity_root_hash: [4; 32],
+            verity_data_blocks: 0,
         }
     }
 
@@ -306,6 +325,8 @@ mod tests {
             text.replace("replaces_at_least = 40", "replaces_at_least = 43"),
             text.replace("size = 30", &format!("size = {}", MAX_IMAGE + 1)),
             text.replace("size = 30", "size = 0"),
+            text.replace("verity_data_blocks = 0", "verity_data_blocks = 1"),
+            text.replace("verity_data_blocks = 0\n", ""),
             "\u{0}".into(),
         ];
         for (i, b) in bad.iter().enumerate() {

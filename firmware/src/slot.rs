@@ -83,6 +83,97 @@ impl Layout {
     }
 }
 
+/// The appliance's layout on its one disk (qemu `virt`'s `/dev/vda`, a
+/// Pi's SD card): the environment's two 16 KiB copies at 256 KiB and
+/// 512 KiB, in the gap GPT leaves before the first partition (U-Boot's
+/// boot script, `image/boot.cmd`, reads them at sectors 0x200 and 0x400),
+/// then slot A as the first partition at 1 MiB and slot B right after,
+/// `slot_bytes` each. `image/build` partitions the disk to match.
+pub const fn appliance_layout(slot_bytes: u64) -> Layout {
+    const MIB: u64 = 1 << 20;
+    Layout {
+        env: EnvLocation {
+            offsets: [256 << 10, 512 << 10],
+            size: 16 << 10,
+        },
+        slots: [
+            Region {
+                offset: MIB,
+                len: slot_bytes,
+            },
+            Region {
+                offset: MIB + slot_bytes,
+                len: slot_bytes,
+            },
+        ],
+    }
+}
+
+/// Bytes per sector for the bootloader's block reads.
+pub const SECTOR: u64 = 512;
+
+impl Layout {
+    /// The boot environment variables that tell the bootloader how to
+    /// boot `staged` (see `image/boot.cmd`): for slot A, `A_load`, which
+    /// U-Boot runs to set `kblk` and `kcnt` (the kernel's first sector on
+    /// the disk and its sector count), `iblk`, `icnt` and `isize` (the
+    /// initramfs's, and its exact size), all hexadecimal as U-Boot reads
+    /// them (two variables a slot: U-Boot's save names every variable it
+    /// keeps on one command line of at most 16 words); and `A_args`, the kernel
+    /// arguments naming the slot for PID 1: `dialgate.slot=a:DEVICE:<data
+    /// blocks>:<root hash>:<offset of the rootfs in the slot, 4 KiB
+    /// blocks>` and `dialgate.version=<version>`. `device` is the
+    /// kernel's name of the slot's partition (the sectors are the whole
+    /// disk's, as U-Boot reads it). Derived from a verified slot only,
+    /// and saved in the same environment write that arms (or
+    /// provisions) it.
+    pub fn boot_vars(
+        &self,
+        staged: &VerifiedSlot,
+        device: &str,
+    ) -> Result<Vec<(String, String)>, UpdateError> {
+        let m = staged.manifest().manifest();
+        let slot = staged.slot();
+        let (offsets, _) = self.place(slot, m)?;
+        let sectors = |n: u64| n.div_ceil(SECTOR);
+        let p = slot.to_string();
+        Ok(vec![
+            (
+                format!("{p}_load"),
+                format!(
+                    "setenv kblk 0x{:x}; setenv kcnt 0x{:x}; setenv iblk 0x{:x}; setenv icnt 0x{:x}; setenv isize 0x{:x}",
+                    offsets[0] / SECTOR,
+                    sectors(m.kernel.size),
+                    offsets[1] / SECTOR,
+                    sectors(m.initramfs.size),
+                    m.initramfs.size
+                ),
+            ),
+            (
+                format!("{p}_args"),
+                format!(
+                    "dialgate.slot={}:{device}:{}:{}:{} dialgate.version={}",
+                    p.to_ascii_lowercase(),
+                    m.verity_data_blocks,
+                    dialgate_signed::hex(&m.verity_root_hash),
+                    (offsets[2] - self.slot(slot).offset) / IMAGE_ALIGN,
+                    m.version
+                ),
+            ),
+        ])
+    }
+}
+
+/// Replaces (or adds) `vars` among `other`, keeping the rest in order.
+pub(crate) fn set_vars(other: &mut Vec<(String, String)>, vars: Vec<(String, String)>) {
+    for (k, v) in vars {
+        match other.iter_mut().find(|(o, _)| *o == k) {
+            Some(slot) => slot.1 = v,
+            None => other.push((k, v)),
+        }
+    }
+}
+
 /// A slot whose stored manifest verified and whose images, read back from
 /// the device, match it. Only [`verify_slot`] makes one; booting a slot,
 /// arming it and committing it all require one.

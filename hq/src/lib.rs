@@ -16,6 +16,7 @@
 pub mod audit;
 pub mod command;
 pub mod enrol;
+pub mod firmware;
 pub mod hq;
 pub mod kits;
 pub mod pki;

@@ -37,6 +37,7 @@ pub fn kit(key: &SigningKey, layout: Layout) -> Kit {
         key: key.public_key().clone(),
         model: MODEL.into(),
         layout,
+        slot_devices: ["/dev/vda1".into(), "/dev/vda2".into()],
     }
 }
 

@@ -15,6 +15,7 @@
 //! dialgatectl policy show  --key PUBLIC_KEY_PEM --kit ID BUNDLE
 //! dialgatectl publish      --dir HQ --out REPO [--kit ID] [--policy BUNDLE] [--firmware BUNDLE]
 //!                          [--timestamp-valid SECONDS] [--snapshot-valid SECONDS]
+//! dialgatectl firmware    keygen | build | provision   (dialgate_hq::firmware)
 //! dialgatectl kits         --pushgateway URL --ca FILE [--cert FILE --key FILE] [--overdue SECONDS]
 //! ```
 //!
@@ -84,6 +85,9 @@ enum Command {
     /// Every kit's last check-in (overdue flagged), versions and security
     /// counters, read from a Prometheus Pushgateway.
     Kits(dialgate_hq::kits::KitsArgs),
+    /// Firmware: signing keys, signed bundles, factory provisioning.
+    #[command(subcommand)]
+    Firmware(dialgate_hq::firmware::FirmwareCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -327,6 +331,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => publish(&args),
         Command::Order(args) => now_unix().and_then(|now| dialgate_hq::command::run(&args, now)),
         Command::Kits(args) => dialgate_hq::kits::print(&args).map_err(|e| e.to_string()),
+        Command::Firmware(cmd) => dialgate_hq::firmware::run(&cmd).map(|m| println!("{m}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
