@@ -5,7 +5,10 @@
 //!
 //! ```text
 //! dialgate.slot=a:/dev/vda1:<data blocks>:<root hash hex>
-//! dialgate.slot=b:/dev/vda2:<data blocks>:<root hash hex>
+//! dialgate.slot=b:/dev/vda:<data blocks>:<root hash hex>:<offset in 4 KiB blocks>
+//! dialgate.version=<firmware version>  (optional: for the READY line)
+//! dialgate.updates=on  (optional: booted by U-Boot from the boot environment,
+//!                       so PID 1 runs the firmware agent)
 //! dialgate.salt=<hex>  dialgate.data=/dev/vda3
 //! dialgate.net=eth0:10.0.2.15/24:10.0.2.2  dialgate.mode=demo|run
 //! dialgate.uplink=eth1:10.0.3.15/24  (optional: the uplink's own interface)
@@ -28,6 +31,11 @@ pub struct Slot {
     pub data_blocks: u64,
     /// SHA-256 root hash of the hash tree.
     pub root_hash: [u8; 32],
+    /// Where the root image starts on `device`, in 4096-byte blocks (0:
+    /// at its start). A firmware slot holds the kernel and initramfs
+    /// first (`dialgate-firmware`'s slot layout), so its root sits at an
+    /// offset of the disk.
+    pub offset_blocks: u64,
 }
 
 /// Static IPv4 configuration of one interface.
@@ -68,6 +76,11 @@ pub struct BootParams {
     pub uplink: Option<Net>,
     /// Gateway mode.
     pub mode: Mode,
+    /// The firmware version the bootloader booted (`dialgate.version`).
+    pub version: Option<u64>,
+    /// Booted by the bootloader from the A/B environment
+    /// (`dialgate.updates=on`): firmware updates are possible.
+    pub updates: bool,
 }
 
 /// A malformed command line.
@@ -96,10 +109,23 @@ pub fn hex(s: &str) -> Option<Vec<u8>> {
 fn slot(v: &str) -> Result<Slot, CmdlineError> {
     const K: &str = "dialgate.slot";
     let mut it = v.split(':');
-    let (Some(name), Some(device), Some(blocks), Some(hash), None) =
-        (it.next(), it.next(), it.next(), it.next(), it.next())
-    else {
-        return Err(err(K, "expected NAME:DEVICE:BLOCKS:ROOTHASH"));
+    let (Some(name), Some(device), Some(blocks), Some(hash), offset, None) = (
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+    ) else {
+        return Err(err(K, "expected NAME:DEVICE:BLOCKS:ROOTHASH[:OFFSET]"));
+    };
+    let offset_blocks = match offset {
+        None => 0,
+        Some(o) => o
+            .parse::<u64>()
+            .ok()
+            .filter(|n| n.to_string() == o && *n < (1 << 40))
+            .ok_or(err(K, "bad offset"))?,
     };
     let name = match name {
         "a" => 'a',
@@ -122,6 +148,7 @@ fn slot(v: &str) -> Result<Slot, CmdlineError> {
         device: device.to_string(),
         data_blocks,
         root_hash,
+        offset_blocks,
     })
 }
 
@@ -157,7 +184,7 @@ fn net(v: &str) -> Result<Net, CmdlineError> {
 pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
     let mut slots: Vec<Slot> = Vec::new();
     let (mut salt, mut data, mut netcfg, mut mode) = (None, None, None, Mode::Run);
-    let mut uplink = None;
+    let (mut uplink, mut version, mut updates) = (None, None, false);
     for word in cmdline.split_ascii_whitespace() {
         let Some(rest) = word.strip_prefix("dialgate.") else {
             continue;
@@ -184,6 +211,22 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
             "data" => return Err(err("dialgate.data", "device must be under /dev")),
             "net" => netcfg = Some(net(value)?),
             "uplink" => uplink = Some(net(value)?),
+            "updates" => {
+                updates = match value {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(err("dialgate.updates", "on or off")),
+                }
+            }
+            "version" => {
+                version = Some(
+                    value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|v| *v > 0 && v.to_string() == value)
+                        .ok_or(err("dialgate.version", "not a decimal version"))?,
+                )
+            }
             "mode" => {
                 mode = match value {
                     "demo" => Mode::Demo,
@@ -204,6 +247,8 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
         net: netcfg,
         uplink,
         mode,
+        version,
+        updates,
     })
 }
 
@@ -238,6 +283,29 @@ mod tests {
         let one = parse(&c.replace("dialgate.uplink=eth1:10.0.3.15/24", "")).unwrap();
         assert!(one.uplink.is_none());
         assert!(parse(&c.replace("eth1:10.0.3.15/24", "eth1:10.0.3.15")).is_err());
+        assert_eq!((p.slots[0].offset_blocks, p.version), (0, None));
+    }
+
+    #[test]
+    fn a_firmware_slot_names_its_offset_and_version() {
+        // What U-Boot passes from the boot environment (Layout::boot_vars).
+        let c = format!(
+            "dialgate.salt=0a dialgate.data=/dev/vda3 dialgate.slot=b:/dev/vda:1492:{H}:8787 dialgate.version=7"
+        );
+        let p = parse(&c).unwrap();
+        assert_eq!((p.slots[0].name, p.slots[0].offset_blocks), ('b', 8787));
+        assert_eq!((p.version, p.updates), (Some(7), false));
+        assert!(parse(&format!("{c} dialgate.updates=on")).unwrap().updates);
+        assert!(parse(&format!("{c} dialgate.updates=yes")).is_err());
+        for bad in [":x ", ":087 ", ":8787:1 ", ": "] {
+            assert!(parse(&c.replace(":8787 ", bad)).is_err(), "{bad}");
+        }
+        for bad in ["=0", "=x", "=07", "=-1", "="] {
+            assert!(
+                parse(&c.replace("version=7", &format!("version{bad}"))).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -29,4 +29,5 @@ pub mod supervise;
 pub mod sys;
 #[cfg(test)]
 mod testkit;
+pub mod update;
 pub mod verity;

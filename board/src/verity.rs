@@ -14,17 +14,31 @@ fn hexs(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The `linear` target that exposes a slot's root data when it sits at
+/// an offset of its device (a firmware slot): (length in sectors,
+/// parameters). `None` for a root at the start of its device.
+pub fn data_window(slot: &Slot) -> Option<(u64, String)> {
+    (slot.offset_blocks > 0).then(|| {
+        (
+            slot.data_blocks * (BLOCK / 512),
+            format!("{} {}", slot.device, slot.offset_blocks * (BLOCK / 512)),
+        )
+    })
+}
+
 /// The device-mapper target line for `slot`: (length in 512-byte sectors,
-/// target parameters) of a `verity` target over `device` (the node the
-/// caller made for the partition). Version 1 format, SHA-256; any
-/// corruption makes reads fail with EIO (the kernel's default mode).
-pub fn table(slot: &Slot, device: &str, salt: &[u8]) -> (u64, String) {
+/// target parameters) of a `verity` target reading data from `data` (the
+/// node for the partition, or for [`data_window`]) and the hash tree from
+/// the slot's device, right after the data. Version 1 format, SHA-256;
+/// any corruption makes reads fail with EIO (the kernel's default mode).
+pub fn table(slot: &Slot, data: &str, salt: &[u8]) -> (u64, String) {
     let sectors = slot.data_blocks * (BLOCK / 512);
     let params = format!(
-        "1 {device} {device} {BLOCK} {BLOCK} {blocks} {hash_start} sha256 {root} {salt}",
+        "1 {data} {device} {BLOCK} {BLOCK} {blocks} {hash_start} sha256 {root} {salt}",
+        device = slot.device,
         blocks = slot.data_blocks,
         // The hash tree starts right after the data, in hash-block units.
-        hash_start = slot.data_blocks,
+        hash_start = slot.offset_blocks + slot.data_blocks,
         root = hexs(&slot.root_hash),
         salt = if salt.is_empty() {
             "-".to_string()
@@ -66,6 +80,7 @@ mod tests {
             device: format!("/dev/vda{}", if name == 'a' { 1 } else { 2 }),
             data_blocks: 1000,
             root_hash,
+            offset_blocks: 0,
         }
     }
 
@@ -81,6 +96,20 @@ mod tests {
             )
         );
         assert!(table(&slot('a'), "/dev/x", &[]).1.ends_with(" -"));
+        assert_eq!(data_window(&slot('a')), None);
+    }
+
+    #[test]
+    fn a_root_at_an_offset_reads_data_through_a_window_and_hashes_after_it() {
+        let mut s = slot('b');
+        (s.device, s.offset_blocks) = ("/dev/vda".into(), 300);
+        assert_eq!(data_window(&s), Some((8000, "/dev/vda 2400".into())));
+        let (len, params) = table(&s, "/dev/root-b-data", &[1]);
+        assert_eq!(len, 8000);
+        assert!(
+            params.starts_with("1 /dev/root-b-data /dev/vda 4096 4096 1000 1300 sha256 "),
+            "{params}"
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ mod linux {
     use dialgate_board::status::{self, Listening, Proto};
     use dialgate_board::supervise::{self, Backoff, Health};
     use dialgate_board::sys::{self, dm};
+    use dialgate_board::update;
     use dialgate_board::verity::{self, SlotOutcome};
     use dialgate_proto::config::Config;
 
@@ -197,7 +198,20 @@ mod linux {
     /// squashfs mount.
     fn try_slot(slot: &Slot, salt: &[u8]) -> Result<(), String> {
         let name = format!("root-{}", slot.name);
-        let (sectors, params) = verity::table(slot, &slot.device, salt);
+        // A firmware slot's root sits after its kernel and initramfs: a
+        // linear window onto it is dm-verity's data device.
+        let window = format!("{name}-data");
+        let data = match verity::data_window(slot) {
+            None => slot.device.clone(),
+            Some((sectors, params)) => {
+                let dev = dm::create(&window, "linear", sectors, &params)
+                    .map_err(|e| format!("dm-linear: {e}"))?;
+                let node = format!("/dev/{window}");
+                sys::mknod_block(&node, dev).map_err(|e| format!("mknod: {e}"))?;
+                node
+            }
+        };
+        let (sectors, params) = verity::table(slot, &data, salt);
         let dev =
             dm::create(&name, "verity", sectors, &params).map_err(|e| format!("dm-verity: {e}"))?;
         let node = format!("/dev/{name}");
@@ -218,6 +232,10 @@ mod linux {
         if checked.is_err() {
             let _ = fs::remove_file(&node);
             let _ = dm::remove(&name);
+            if data != slot.device {
+                let _ = fs::remove_file(&data);
+                let _ = dm::remove(&window);
+            }
         }
         checked
     }
@@ -411,6 +429,8 @@ mod linux {
         let mut ready_said = false;
         let mut ready_at: Option<Instant> = None;
         let mut last_feed = Instant::now() - Duration::from_secs(10);
+        let mut restarts = 0u32;
+        let mut agent = firmware_agent(&p, &slot);
         loop {
             while let Some((pid, status)) = sys::reap() {
                 if let Some((gpid, started)) = gateway {
@@ -434,6 +454,7 @@ mod linux {
                             delay.as_millis()
                         );
                         gateway = None;
+                        restarts += 1;
                         ready_said = false;
                         restart_at = Some(Instant::now() + delay);
                     }
@@ -455,7 +476,8 @@ mod linux {
                 ready_at = Some(Instant::now());
                 ready_since.get_or_insert_with(Instant::now);
                 say!(
-                    "READY slot={slot} at {} ms; listening: {}",
+                    "READY slot={slot} version={} at {} ms; listening: {}",
+                    p.version.map_or("unknown".to_string(), |v| v.to_string()),
                     uptime_ms(),
                     status::render(l)
                 );
@@ -489,6 +511,18 @@ mod linux {
                     );
                 }
             }
+            if let Some(a) = agent.as_mut() {
+                let seen = update::Observed {
+                    ready_since,
+                    restarts,
+                };
+                let mut out = |l: String| say!("{l}");
+                if let update::Action::Reboot(why) = a.tick(Instant::now(), seen, &mut out) {
+                    say!("{why}");
+                    stop_gateway(gateway.map(|g| g.0));
+                    reboot(watchdog.take());
+                }
+            }
             let health = Health {
                 running: gateway.is_some(),
                 listening: serving,
@@ -519,6 +553,29 @@ mod linux {
                 None => {}
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The firmware agent, on a kit the bootloader booted from the A/B
+    /// environment (`dialgate.updates=on`).
+    fn firmware_agent(p: &BootParams, slot: &str) -> Option<update::Agent> {
+        if !p.updates {
+            return None;
+        }
+        let name = slot.chars().next().unwrap_or('?');
+        let started = p
+            .version
+            .ok_or_else(|| "no dialgate.version on the command line".to_string())
+            .and_then(|v| update::Agent::start(name, v, Instant::now()));
+        match started {
+            Ok((agent, said)) => {
+                say!("firmware: {said}");
+                Some(agent)
+            }
+            Err(e) => {
+                say!("firmware: updates OFF on this boot: {e}");
+                None
+            }
         }
     }
 
@@ -571,8 +628,8 @@ mod linux {
         fail(format!("reboot: {e}"))
     }
 
-    fn shutdown(gateway: Option<libc::pid_t>, watchdog: Option<File>) -> ! {
-        say!("power key: shutting down");
+    /// SIGTERM to the gateway, SIGKILL after 3 s.
+    fn stop_gateway(gateway: Option<libc::pid_t>) {
         if let Some(pid) = gateway {
             sys::kill(pid, libc::SIGTERM);
             let start = Instant::now();
@@ -587,6 +644,11 @@ mod linux {
                 sys::kill(pid, libc::SIGKILL);
             }
         }
+    }
+
+    fn shutdown(gateway: Option<libc::pid_t>, watchdog: Option<File>) -> ! {
+        say!("power key: shutting down");
+        stop_gateway(gateway);
         quiesce(watchdog);
         say!("powering off");
         let e = sys::power_off();
