@@ -21,165 +21,16 @@
 //! baresip and python3. Ports: 5261 (SIP/TLS), 42000-42009 (media),
 //! 5280/5281 and 43000-43009 (alice's baresip): none of the demo's.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
+use common::appliance::{handshake, workdir, Appliance, IMAGE, MEDIA, PROBE, SIP};
 use common::{alice_heard_her_tone, init_kit, recordings};
-
-const SIP: u16 = 5261;
-const MEDIA: u16 = 42000;
-/// Forwarded to the guest, where nothing may answer.
-const PROBE: u16 = 5299;
-const IMAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../image");
-
-/// One booted appliance: `image/run` in its own process group (qemu is
-/// its child); dropped, the whole group is killed.
-struct Appliance {
-    child: Child,
-    lines: Arc<Mutex<Vec<(Instant, String)>>>,
-    monitor: PathBuf,
-}
-
-impl Appliance {
-    fn boot(work: &Path, kit: &Path, disk: Option<&Path>) -> Appliance {
-        let mut args = vec!["--kit".into(), kit.display().to_string()];
-        if let Some(d) = disk {
-            args.extend(["--disk".into(), d.display().to_string()]);
-        }
-        Appliance::boot_with(work, &args)
-    }
-
-    fn boot_with(work: &Path, args: &[String]) -> Appliance {
-        let out = Path::new(IMAGE).join("out");
-        assert!(
-            out.join("manifest").exists(),
-            "no image: run image/build first (tests/run does)"
-        );
-        let monitor = work.join("monitor.sock");
-        let mut cmd = Command::new(Path::new(IMAGE).join("run"));
-        cmd.args(args)
-            .args(["--port", &SIP.to_string(), "--media", &MEDIA.to_string()])
-            .arg("--monitor")
-            .arg(&monitor)
-            .args(["--probe", &PROBE.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .process_group(0);
-        let mut child = cmd.spawn().expect("image/run starts");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().expect("piped");
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                eprintln!("guest| {line}");
-                sink.lock().unwrap().push((Instant::now(), line));
-            }
-        });
-        Appliance {
-            child,
-            lines,
-            monitor,
-        }
-    }
-
-    /// Waits for a console line containing `needle`; its arrival time.
-    fn wait_line(&self, needle: &str, within: Duration) -> Option<(Instant, String)> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(l) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|(_, l)| l.contains(needle))
-            {
-                return Some(l.clone());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        None
-    }
-
-    fn console(&self) -> String {
-        let l = self.lines.lock().unwrap();
-        l.iter()
-            .map(|(_, s)| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn monitor(&self, command: &str) {
-        let mut s = std::os::unix::net::UnixStream::connect(&self.monitor).expect("qemu monitor");
-        s.write_all(format!("{command}\n").as_bytes()).unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-impl Drop for Appliance {
-    fn drop(&mut self) {
-        let pgid = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-9", "--", &pgid]).status();
-        let _ = self.child.wait();
-    }
-}
-
-/// A TLS 1.3 handshake to the appliance with `who`'s token certificate:
-/// when it completed, once the server has also kept the connection (it
-/// judges the client certificate after the client's Finished).
-fn handshake(kit: &Path, who: &str) -> Result<Instant, String> {
-    use rustls::pki_types::ServerName;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for c in dialgate::tls::load_certs(&kit.join("ca.pem")).map_err(|e| e.to_string())? {
-        roots.add(c).map_err(|e| e.to_string())?;
-    }
-    let token = kit.join("tokens").join(who);
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            dialgate::tls::load_certs(&token.join("cert.pem")).map_err(|e| e.to_string())?,
-            dialgate::tls::load_key(&token.join("key.pem")).map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
-    let name = ServerName::try_from("127.0.0.1").unwrap();
-    let mut conn =
-        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
-    let mut tcp = TcpStream::connect(("127.0.0.1", SIP)).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    while conn.is_handshaking() {
-        conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
-    }
-    let done = Instant::now();
-    // TLS 1.3: the server judges the client certificate after the client's
-    // Finished; a refusal arrives as an alert. Send a CRLF keep-alive
-    // (RFC 5626) and see whether the connection survives.
-    conn.writer()
-        .write_all(b"\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(Duration::from_millis(700)))
-        .unwrap();
-    match conn.complete_io(&mut tcp) {
-        Err(e)
-            if e.kind() != std::io::ErrorKind::WouldBlock
-                && e.kind() != std::io::ErrorKind::TimedOut =>
-        {
-            Err(e.to_string())
-        }
-        _ => Ok(done),
-    }
-}
 
 /// A host kit whose baresip for alice and mallory uses ports of its own.
 fn kit(work: &Path) -> PathBuf {
@@ -206,13 +57,6 @@ fn kit(work: &Path) -> PathBuf {
         std::fs::write(&path, c).unwrap();
     }
     kit
-}
-
-fn workdir(name: &str) -> PathBuf {
-    let work = std::env::temp_dir().join(format!("dialgate-image-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    work
 }
 
 fn baresip(kit: &Path, who: &str, seconds: u32) -> String {
@@ -422,10 +266,11 @@ fn a_tampered_root_slot_is_refused_and_the_other_slot_serves() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("manifest lacks {k}"))
     };
-    // One flipped byte in the middle of slot A's squashfs.
+    // One flipped byte in the middle of slot A's squashfs (after the
+    // slot's kernel and initramfs).
     let disk = work.join("tampered.img");
     std::fs::copy(out.join("disk.img"), &disk).unwrap();
-    let at = get("slot_a_offset_mib") * 1024 * 1024 + get("root_bytes") / 2;
+    let at = get("slot_a_root_offset") + get("root_bytes") / 2;
     let mut f = std::fs::File::options()
         .read(true)
         .write(true)

@@ -1,0 +1,178 @@
+//! The appliance image under qemu (`image/run`), shared by the image and
+//! firmware tests: boot it, read its console, press its buttons, and
+//! handshake with it as a phone. Ports: SIP/TLS 5261, media 42000-42009,
+//! 5299 forwarded where nothing may answer; tests using them run one at a
+//! time (`.config/nextest.toml`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SIP: u16 = 5261;
+pub const MEDIA: u16 = 42000;
+/// Forwarded to the guest, where nothing may answer.
+pub const PROBE: u16 = 5299;
+pub const IMAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../image");
+
+/// One booted appliance: `image/run` in its own process group (qemu is
+/// its child); dropped, the whole group is killed.
+pub struct Appliance {
+    pub child: Child,
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+    pub monitor: PathBuf,
+}
+
+impl Appliance {
+    pub fn boot(work: &Path, kit: &Path, disk: Option<&Path>) -> Appliance {
+        let mut args = vec!["--kit".into(), kit.display().to_string()];
+        if let Some(d) = disk {
+            args.extend(["--disk".into(), d.display().to_string()]);
+        }
+        Appliance::boot_with(work, &args)
+    }
+
+    pub fn boot_with(work: &Path, args: &[String]) -> Appliance {
+        let out = Path::new(IMAGE).join("out");
+        assert!(
+            out.join("manifest").exists(),
+            "no image: run image/build first (tests/run does)"
+        );
+        let monitor = work.join("monitor.sock");
+        let mut cmd = Command::new(Path::new(IMAGE).join("run"));
+        cmd.args(args)
+            .args(["--port", &SIP.to_string(), "--media", &MEDIA.to_string()])
+            .arg("--monitor")
+            .arg(&monitor)
+            .args(["--probe", &PROBE.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0);
+        let mut child = cmd.spawn().expect("image/run starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("piped");
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("guest| {line}");
+                sink.lock().unwrap().push((Instant::now(), line));
+            }
+        });
+        Appliance {
+            child,
+            lines,
+            monitor,
+        }
+    }
+
+    /// Waits for a console line containing `needle`; its arrival time.
+    pub fn wait_line(&self, needle: &str, within: Duration) -> Option<(Instant, String)> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, l)| l.contains(needle))
+            {
+                return Some(l.clone());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    /// How many console lines so far contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, l)| l.contains(needle))
+            .count()
+    }
+
+    pub fn console(&self) -> String {
+        let l = self.lines.lock().unwrap();
+        l.iter()
+            .map(|(_, s)| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn monitor(&self, command: &str) {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.monitor).expect("qemu monitor");
+        s.write_all(format!("{command}\n").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        let pgid = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-9", "--", &pgid]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TLS 1.3 handshake to the appliance with `who`'s token certificate:
+/// when it completed, once the server has also kept the connection (it
+/// judges the client certificate after the client's Finished).
+pub fn handshake(kit: &Path, who: &str) -> Result<Instant, String> {
+    use rustls::pki_types::ServerName;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in dialgate::tls::load_certs(&kit.join("ca.pem")).map_err(|e| e.to_string())? {
+        roots.add(c).map_err(|e| e.to_string())?;
+    }
+    let token = kit.join("tokens").join(who);
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            dialgate::tls::load_certs(&token.join("cert.pem")).map_err(|e| e.to_string())?,
+            dialgate::tls::load_key(&token.join("key.pem")).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let mut tcp = TcpStream::connect(("127.0.0.1", SIP)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+    }
+    let done = Instant::now();
+    // TLS 1.3: the server judges the client certificate after the client's
+    // Finished; a refusal arrives as an alert. Send a CRLF keep-alive
+    // (RFC 5626) and see whether the connection survives.
+    conn.writer()
+        .write_all(b"\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    match conn.complete_io(&mut tcp) {
+        Err(e)
+            if e.kind() != std::io::ErrorKind::WouldBlock
+                && e.kind() != std::io::ErrorKind::TimedOut =>
+        {
+            Err(e.to_string())
+        }
+        _ => Ok(done),
+    }
+}
+
+pub fn workdir(name: &str) -> PathBuf {
+    let work = std::env::temp_dir().join(format!("dialgate-image-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    work
+}
