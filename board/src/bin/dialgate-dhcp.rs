@@ -251,9 +251,10 @@ mod linux {
                     Destination::Broadcast => Ipv4Addr::BROADCAST,
                     Destination::Unicast(a) => a,
                 };
-                let kind = wire::parse_request(&t.payload).map(|r| r.kind);
+                let kind =
+                    wire::parse_request(&t.payload).map_or("?".into(), |r| format!("{:?}", r.kind));
                 match sock.send_to(&t.payload, SocketAddrV4::new(to, 67)) {
-                    Ok(_) => say!("sent kind={kind:?} to={to}"),
+                    Ok(_) => say!("sent kind={kind} to={to}"),
                     Err(e) => say!("send-failed to={to} error=\"{e}\""),
                 }
             }
