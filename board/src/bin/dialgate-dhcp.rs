@@ -5,7 +5,7 @@
 //! dialgate-dhcp --iface IF [--once] [--for SECONDS]
 //! ```
 //!
-//! Brings IF up, opens a UDP socket on 0.0.0.0:68 bound to IF
+//! Brings IF up, waits (at most 10 s) for carrier, opens a UDP socket on 0.0.0.0:68 bound to IF
 //! (SO_BINDTODEVICE, SO_BROADCAST; the requests ask for broadcast
 //! replies, so no raw socket is needed), drives the client and applies
 //! each lease: the address and prefix on IF, the default route via the
@@ -113,6 +113,25 @@ mod linux {
             .map_err(|_| format!("{path}: not an Ethernet address"))
     }
 
+    /// How long the shell waits for carrier before sending anyway.
+    const CARRIER_WAIT: Duration = Duration::from_secs(10);
+
+    /// Whether IF reports carrier (`/sys/class/net/IF/carrier` is 1)
+    /// within `limit`.
+    fn wait_carrier(iface: &str, limit: Duration) -> bool {
+        let path = format!("/sys/class/net/{iface}/carrier");
+        let start = Instant::now();
+        loop {
+            if std::fs::read_to_string(&path).is_ok_and(|s| s.trim() == "1") {
+                return true;
+            }
+            if start.elapsed() >= limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     fn socket(iface: &str) -> io::Result<UdpSocket> {
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
         s.set_reuse_address(true)?;
@@ -198,10 +217,15 @@ mod linux {
             sys::link_up(&a.iface).map_err(|e| format!("link up {}: {e}", a.iface))?;
             let sock = socket(&a.iface).map_err(|e| format!("socket on {}: {e}", a.iface))?;
             let rng = Urandom(File::open("/dev/urandom").map_err(|e| format!("urandom: {e}"))?);
+            // A DISCOVER sent before the link has carrier is lost, and the
+            // next one is 4 s later: wait for carrier first (bounded).
+            let carrier = wait_carrier(&a.iface, CARRIER_WAIT);
             say!(
-                "start iface={} mac={}",
+                "start iface={} mac={} carrier={} carrier_ms={}",
                 a.iface,
-                mac.map(|b| format!("{b:02x}")).join(":")
+                mac.map(|b| format!("{b:02x}")).join(":"),
+                if carrier { "yes" } else { "no" },
+                start.elapsed().as_millis()
             );
             Ok((Client::new(mac, rng, Instant::now()), sock))
         })();
