@@ -22,24 +22,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use dialgate_tests::run;
+
 const MAC: &str = "02:00:00:77:00:10";
 const HOTEL_IF: &str = "hotel0";
 const KIT_IF: &str = "uplink0";
 const SERVER: &str = "192.168.77.1";
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers");
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} (install iproute2): {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The two namespaces, their veth pair and every process started in
 /// them; all removed on drop (also when the test fails).
