@@ -144,8 +144,10 @@ impl<R: Random> Client<R> {
         self.timers.iter().flatten().min().copied()
     }
 
-    /// Acts on every timer that is due at `now`: the lease's expiry first,
-    /// then T2, T1 and retransmission.
+    /// Acts on the timers that are due at `now`, the most advanced state
+    /// first: the lease's expiry, else T2, else T1, else retransmission.
+    /// Afterwards no timer is due at `now` (a caller that slept past T1
+    /// and T2 lands in REBINDING, not in RENEWING).
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.due(Timer::Expire, now) {
             if let Some(h) = self.held.take() {
@@ -155,6 +157,9 @@ impl<R: Random> Client<R> {
             return;
         }
         if self.due(Timer::Rebind, now) {
+            // T1 may be due too (a caller that slept past both): it is
+            // behind us now.
+            self.set(Timer::Renew, None);
             self.state = State::Rebinding;
             self.new_exchange(now);
             self.send_renewal(now);

@@ -435,6 +435,35 @@ fn rebinding_broadcasts_accepts_any_server_and_expiry_loses_the_address() {
 }
 
 #[test]
+fn a_caller_that_slept_past_t1_and_t2_lands_in_rebinding() {
+    let t0 = Instant::now();
+    let mut c = bound(t0);
+    let late = t0 + SECONDS(110);
+    c.handle_timeout(late);
+    let (t, r) = one_transmit(&mut c);
+    assert_eq!(c.state(), State::Rebinding);
+    assert_eq!((t.destination, r.ciaddr), (Destination::Broadcast, ADDR));
+    // Nothing else is due: the next deadline is the lease's end.
+    assert_eq!(c.next_timeout(), Some(t0 + SECONDS(120)));
+    c.handle_timeout(late);
+    assert_eq!(drain(&mut c), (vec![], vec![]));
+    assert_eq!(c.state(), State::Rebinding);
+    // Past the end as well: the lease is lost, whatever else was due.
+    let mut c = bound(t0);
+    c.handle_timeout(t0 + SECONDS(500));
+    let (t, e) = drain(&mut c);
+    assert_eq!(
+        e,
+        vec![Event::Lost {
+            addr: ADDR,
+            reason: LostReason::Expired
+        }]
+    );
+    assert_eq!(t.len(), 1);
+    assert!(c.next_timeout().unwrap() > t0 + SECONDS(500));
+}
+
+#[test]
 fn repeated_naks_wait_before_discovering_again() {
     let t0 = Instant::now();
     let (mut c, xid) = selecting(t0);
