@@ -358,14 +358,15 @@ impl<R: Random> Client<R> {
         let Some(h) = &self.held else {
             return self.discover(now);
         };
-        let (addr, server, start, lease) = (h.lease.addr, h.lease.server, h.start, h.lease.clone());
+        let (addr, server) = (h.lease.addr, h.lease.server);
+        let (t2, end) = (after(h.start, h.lease.t2), after(h.start, h.lease.lease));
         let mut r = self.request(now, MessageType::Request);
         r.ciaddr = addr;
         let (destination, until) = if self.state == State::Renewing {
             r.broadcast = false;
-            (Destination::Unicast(server), after(start, lease.t2))
+            (Destination::Unicast(server), t2)
         } else {
-            (Destination::Broadcast, after(start, lease.lease))
+            (Destination::Broadcast, end)
         };
         if self.tries == 0 {
             self.requested = now;

@@ -248,7 +248,9 @@ impl Refused {
     }
 }
 
-/// `now + d`, saturating instead of panicking on an absurd `d`.
+/// `now + d` without a panic path. Every `d` here is at most
+/// [`MAX_LEASE`] plus a backoff, so the fallback is never reached on a
+/// real clock.
 fn after(now: Instant, d: Duration) -> Instant {
     now.checked_add(d).unwrap_or(now)
 }
