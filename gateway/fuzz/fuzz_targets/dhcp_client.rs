@@ -1,5 +1,6 @@
 //! The uplink's DHCPv4 client (`dialgate_board::dhcp`, docs/network.md):
-//! a sequence of records into one `Client` on a virtual clock. Each record
+//! the first byte N, then N bytes that are the client's randomness, then a
+//! sequence of records into one `Client` on a virtual clock. Each record
 //! is an op byte, then: (0) two bytes of clock step in 100 ms units; (1)
 //! nothing: the clock jumps to `next_timeout()`; (2, 3) a two-byte length
 //! and that many bytes as a received datagram, with op bit 2 set
@@ -24,16 +25,18 @@ use libfuzzer_sys::fuzz_target;
 
 const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x77, 0x00, 0x10];
 
-/// Deterministic randomness (xorshift) from the input's first byte.
-struct Seeded(u64);
+/// The client's randomness (transaction ids, jitter) is the fuzzer's too:
+/// bytes taken from the front of the input, then zeros.
+struct FromInput(Vec<u8>);
 
-impl Random for Seeded {
+impl Random for FromInput {
     fn fill(&mut self, buf: &mut [u8]) {
         for b in buf {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            *b = self.0 as u8;
+            *b = if self.0.is_empty() {
+                0
+            } else {
+                self.0.remove(0)
+            };
         }
     }
 }
@@ -56,7 +59,7 @@ fn check_lease(l: &Lease) {
 }
 
 /// Drains the client's output, checking it; returns the xid it uses.
-fn drain(c: &mut Client<Seeded>, xid: &mut u32) {
+fn drain(c: &mut Client<FromInput>, xid: &mut u32) {
     while let Some(t) = c.poll_transmit() {
         assert!(t.payload.len() >= 300 && t.payload.len() <= wire::MAX_DATAGRAM);
         let r = wire::parse_request(&t.payload).expect("our request reads back");
@@ -79,12 +82,12 @@ fn drain(c: &mut Client<Seeded>, xid: &mut u32) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&seed, mut rest)) = data.split_first() else {
+    let Some((&n, rest)) = data.split_first() else {
         return;
     };
-    let t0 = Instant::now();
-    let mut now = t0;
-    let mut c = Client::new(MAC, Seeded(u64::from(seed) | 1 << 40), now);
+    let (random, mut rest) = rest.split_at(usize::from(n).min(rest.len()));
+    let mut now = Instant::now();
+    let mut c = Client::new(MAC, FromInput(random.to_vec()), now);
     let mut xid = 0;
     drain(&mut c, &mut xid);
     let mut ops = 0;
