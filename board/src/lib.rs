@@ -1,6 +1,7 @@
 //! Board support for the dialgate appliance: PID 1 of the image
 //! (`dialgate-init`), the hardware watchdog, the power key, the hardware
-//! RNG, network interfaces and the firewall ruleset.
+//! RNG, network interfaces (the uplink's DHCP client, [`dhcp`]) and the
+//! firewall ruleset.
 //!
 //! Every decision is a pure function or struct, unit-tested on the host:
 //! the kernel command line ([`cmdline`]), the module load order
@@ -18,6 +19,7 @@
 pub mod allow;
 pub mod cmdline;
 pub mod copy;
+pub mod dhcp;
 pub mod firewall;
 #[cfg(target_os = "linux")]
 pub mod mmsg;

@@ -249,6 +249,31 @@ pub fn link_up(iface: &str) -> io::Result<()> {
 
 /// Adds a default route via `gw` (SIOCADDRT).
 pub fn default_route(gw: Ipv4Addr) -> io::Result<()> {
+    route(libc::SIOCADDRT, gw, libc::RTF_UP | libc::RTF_GATEWAY)
+}
+
+/// Removes the default route, whatever its gateway (SIOCDELRT, as `route
+/// del default`); `ESRCH` when there is none.
+pub fn delete_default_route() -> io::Result<()> {
+    route(libc::SIOCDELRT, Ipv4Addr::UNSPECIFIED, libc::RTF_UP)
+}
+
+/// Removes an interface's (primary) IPv4 address: SIOCSIFADDR with
+/// 0.0.0.0, as `ifconfig IF 0.0.0.0`. The routes through it go with it.
+pub fn clear_address(iface: &str) -> io::Result<()> {
+    let s = inet_socket()?;
+    let r = IfReqAddr {
+        name: ifname(iface)?,
+        addr: sockaddr(Ipv4Addr::UNSPECIFIED),
+        _pad: [0; 8],
+    };
+    // SAFETY: `r` has the layout of struct ifreq with an AF_INET address;
+    // the kernel reads it only during the call.
+    check(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFADDR as _, &r) })
+}
+
+/// A default-route request (`req` SIOCADDRT or SIOCDELRT) via `gw`.
+fn route(req: libc::c_ulong, gw: Ipv4Addr, flags: libc::c_ushort) -> io::Result<()> {
     #[repr(C)]
     struct RtEntry {
         pad1: libc::c_ulong,
@@ -271,7 +296,7 @@ pub fn default_route(gw: Ipv4Addr) -> io::Result<()> {
         dst: sockaddr(Ipv4Addr::UNSPECIFIED),
         gateway: sockaddr(gw),
         genmask: sockaddr(Ipv4Addr::UNSPECIFIED),
-        flags: (libc::RTF_UP | libc::RTF_GATEWAY) as libc::c_ushort,
+        flags,
         pad2: 0,
         pad3: 0,
         pad4: std::ptr::null_mut(),
@@ -283,7 +308,7 @@ pub fn default_route(gw: Ipv4Addr) -> io::Result<()> {
     };
     // SAFETY: `r` has the layout of struct rtentry (C field order and
     // alignment); null dev lets the kernel pick the interface.
-    check(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCADDRT as _, &r) })
+    check(unsafe { libc::ioctl(s.as_raw_fd(), req as _, &r) })
 }
 
 /// device-mapper through `/dev/mapper/control` (linux/dm-ioctl.h).

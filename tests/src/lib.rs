@@ -21,3 +21,19 @@ pub fn bin(name: &str) -> std::path::PathBuf {
     );
     p
 }
+
+/// Runs a system tool to completion and returns its stdout; panics with
+/// its stderr when it fails or cannot start (the namespace tests' `ip`,
+/// `nsenter`: `tests/run` installs iproute2 and util-linux).
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} (install it: util-linux, iproute2): {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

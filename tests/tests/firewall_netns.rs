@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use dialgate_board::allow::{self, AllowList};
 use dialgate_board::{copy, firewall, nft, sys};
 use dialgate_proto::policy::{sign, PolicyBody, PolicyTrunk, SigningKey};
+use dialgate_tests::run;
 
 const TEST: &str = "policy_trunks_open_and_close_in_a_network_namespace";
 const KIT_ID: &str = "kit-netns";
@@ -47,18 +48,6 @@ const WRONG_PORT: &str = "10.199.0.3:5062";
 const BRIDGE_LISTENER: &str = "10.199.0.1:5062";
 const KIT_UNLISTED: &str = "10.199.0.1:5063";
 const ALL: [&str; 6] = [CONFIG_TRUNK, ADDED, ROUTE, MOVED, UNLISTED, WRONG_PORT];
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} (install it: util-linux, iproute2): {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn policy_trunks_open_and_close_in_a_network_namespace() {
