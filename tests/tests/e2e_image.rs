@@ -356,10 +356,17 @@ fn the_panic_button_wipes_the_data_partition_for_good() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let console = vm.console();
-    assert!(
-        console.contains("panic button: data partition wiped (16777216 bytes)"),
-        "{console}"
+    let manifest = std::fs::read_to_string(Path::new(IMAGE).join("out/manifest")).unwrap();
+    let data_mib: u64 = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("data_mib="))
+        .and_then(|v| v.parse().ok())
+        .expect("data_mib in the manifest");
+    let wiped = format!(
+        "panic button: data partition wiped ({} bytes)",
+        data_mib << 20
     );
+    assert!(console.contains(&wiped), "{console}");
     drop(vm);
 
     // The same disk again, no kit: the data partition is gone, nothing serves.
