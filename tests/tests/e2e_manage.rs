@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::hq::{count, init_managed_kit, log_text, managed_demo, publish, wait_more, Nginx};
+use common::hq::{
+    count, init_managed_kit, log_text, managed_demo, publish, publish_with, wait_more, Nginx,
+};
 use common::{baresip, ctl, wait_for, Procs};
 
 /// curl's status code for the timestamp, with `args` for the client side.
@@ -363,6 +365,111 @@ fn each_hostile_repository_file_is_refused_while_calls_go_on() {
         );
     }
     assert_eq!(count(&log, "decision=\"applied\" version=3"), 0);
+    drop(procs);
+    drop(nginx);
+    std::fs::remove_dir_all(&work).ok();
+}
+
+/// The firmware target: a published bundle (8 MiB, more than any other
+/// target, so streamed) is fetched once, checked against the snapshot and
+/// handed to PID 1's agent as `firmware.bundle` beside the policy bundle;
+/// not fetched again while the snapshot names it; a bundle whose bytes on
+/// the server are not those HQ signed is refused once (audited), the one
+/// handed over before stays, and nothing half-written is left.
+#[test]
+fn a_published_firmware_bundle_is_fetched_once_and_a_tampered_one_refused() {
+    use dialgate_signed::{hex, sha256};
+
+    const PORT: u16 = 20447;
+    let (work, kit, log, mut nginx, procs) = managed_demo("e2e-manage-firmware", PORT);
+    let noise = |seed: u8| -> Vec<u8> {
+        let mut x = u64::from(seed) | 0x9e37_79b9_7f4a_7c15;
+        (0..8 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    let (first, second) = (noise(1), noise(2));
+    let first_path = work.join("first.bundle");
+    std::fs::write(&first_path, &first).unwrap();
+    let published = publish_with(&kit, &["--firmware", first_path.to_str().unwrap()]);
+    assert!(published.contains("firmware"), "{published}");
+    let fetched = "decision=\"firmware\" reason=\"fetched\"";
+    assert!(
+        wait_for(&log, fetched, Duration::from_secs(15)),
+        "the bundle fetched:\n{}",
+        log_text(&log)
+    );
+    let handed = kit.join("firmware.bundle");
+    assert_eq!(
+        std::fs::read(&handed).unwrap(),
+        first,
+        "the bytes HQ published"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kit.join("firmware.fetched")).unwrap(),
+        hex(&sha256(&first))
+    );
+    assert!(!kit.join("firmware.bundle.part").exists());
+    let gw = log_text(&log);
+    let line = gw.lines().find(|l| l.contains(fetched)).unwrap();
+    println!("firmware target fetched: {line}");
+
+    // Polls go on; the bundle is not fetched again.
+    let access = work.join("nginx/access.log");
+    let polls = count(&access, "GET /demo-kit/timestamp.signed");
+    assert!(wait_more(
+        &access,
+        "GET /demo-kit/timestamp.signed",
+        polls + 2,
+        Duration::from_secs(10)
+    ));
+    assert_eq!(count(&access, ".firmware.bundle HTTP/1.1\" 200"), 1);
+    assert_eq!(count(&log, fetched), 1);
+
+    // Another bundle published, and its file replaced on the server by
+    // other bytes of the same size (nginx stopped meanwhile, so the kit
+    // never sees the true one).
+    nginx.stop();
+    let second_path = work.join("second.bundle");
+    std::fs::write(&second_path, &second).unwrap();
+    publish_with(&kit, &["--firmware", second_path.to_str().unwrap()]);
+    let target = kit.join(format!(
+        "hq/repo/demo-kit/targets/{}.firmware.bundle",
+        hex(&sha256(&second))
+    ));
+    assert!(target.exists(), "{}", target.display());
+    let mut forged = second.clone();
+    forged[4 << 20] ^= 1;
+    std::fs::write(&target, &forged).unwrap();
+    nginx.start();
+    let refused = "decision=\"repository\" reason=\"hash-mismatch\"";
+    assert!(
+        wait_for(&log, refused, Duration::from_secs(70)),
+        "the forged bundle refused:\n{}",
+        log_text(&log)
+    );
+    // Refused once, not fetched again every poll; the bundle handed over
+    // before is untouched, nothing half-written left.
+    let polls = count(&access, "GET /demo-kit/timestamp.signed");
+    assert!(wait_more(
+        &access,
+        "GET /demo-kit/timestamp.signed",
+        polls + 2,
+        Duration::from_secs(70)
+    ));
+    assert_eq!(count(&log, refused), 1, "{}", log_text(&log));
+    assert_eq!(count(&log, fetched), 1);
+    assert_eq!(std::fs::read(&handed).unwrap(), first);
+    assert!(!kit.join("firmware.bundle.part").exists());
+    assert_eq!(
+        std::fs::read_to_string(kit.join("firmware.fetched")).unwrap(),
+        hex(&sha256(&first))
+    );
     drop(procs);
     drop(nginx);
     std::fs::remove_dir_all(&work).ok();

@@ -94,6 +94,102 @@ pub async fn get(
     .map_err(|_| FetchError::Timeout("the exchange"))?
 }
 
+/// How long a streamed download may go without an octet arriving.
+pub const STALL: Duration = Duration::from_secs(20);
+
+/// GETs `path` from `addr` as [`get`] does, but streams a 200's body into
+/// `out` (at most `max_body` + 1 octets, each read within [`STALL`]),
+/// hashing it on the way; returns the octets written and their SHA-256.
+/// For a firmware bundle, too large to hold in memory.
+pub async fn get_to_file(
+    tls: &Arc<ClientConfig>,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    max_body: u64,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<(u64, [u8; 32]), FetchError> {
+    let tcp = timeout(TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| FetchError::Timeout("connecting"))??;
+    let name = ServerName::IpAddress(addr.ip().into());
+    let mut stream = timeout(
+        TIMEOUT,
+        tokio_rustls::TlsConnector::from(Arc::clone(tls)).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| FetchError::Timeout("the TLS handshake"))??;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    timeout(TIMEOUT, async {
+        stream.write_all(req.as_bytes()).await?;
+        stream.flush().await
+    })
+    .await
+    .map_err(|_| FetchError::Timeout("the request"))??;
+    stream_body(&mut stream, max_body, out).await
+}
+
+/// Reads one response's head from `r`, then streams at most `max_body` + 1
+/// octets of its 200 body into `out` (each read within [`STALL`]).
+pub async fn stream_body<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_body: u64,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<(u64, [u8; 32]), FetchError> {
+    let mut buf = Vec::with_capacity(1024);
+    let end = loop {
+        if let Some(i) = head_end(&buf)? {
+            break i;
+        }
+        let mut chunk = [0u8; 2048];
+        let n = timeout(STALL, r.read(&mut chunk))
+            .await
+            .map_err(|_| FetchError::Timeout("the response head"))??;
+        if n == 0 {
+            return Err(FetchError::Protocol("closed before the end of the headers"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = parse_response_head(&buf[..end])?;
+    if head.status != 200 {
+        return Err(FetchError::Status(head.status));
+    }
+    let length = head
+        .content_length
+        .ok_or(FetchError::Protocol("200 without Content-Length"))?;
+    let want = length.min(max_body.saturating_add(1));
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut got = 0u64;
+    let mut first = buf.split_off(end);
+    first.truncate(usize::try_from(want).unwrap_or(usize::MAX));
+    ctx.update(&first);
+    out.write_all(&first)?;
+    got += first.len() as u64;
+    let mut chunk = vec![0u8; 1 << 16];
+    while got < want {
+        let room = usize::try_from(want - got)
+            .unwrap_or(usize::MAX)
+            .min(chunk.len());
+        let n = timeout(STALL, r.read(&mut chunk[..room]))
+            .await
+            .map_err(|_| FetchError::Timeout("the body"))??;
+        if n == 0 {
+            // Short: the digest check says how short.
+            break;
+        }
+        ctx.update(&chunk[..n]);
+        out.write_all(&chunk[..n])?;
+        got += n as u64;
+    }
+    let mut sha = [0u8; 32];
+    sha.copy_from_slice(ctx.finish().as_ref());
+    Ok((got, sha))
+}
+
 /// Sends `method path` with `body` (of `content_type`) to `addr` (TLS
 /// server name: its IP address), one request per connection, and returns
 /// the response's status once its head has arrived; its body is not
@@ -240,6 +336,28 @@ mod tests {
             parse(&long, 10).await,
             Err(FetchError::Head(HeadError::TooLong))
         ));
+    }
+
+    #[tokio::test]
+    async fn streamed_bodies_are_bounded_and_hashed() {
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        let mut out = Vec::new();
+        let (n, sha) = stream_body(&mut { ok }, 10, &mut out).await.unwrap();
+        assert_eq!((n, out.as_slice()), (5, &b"hello"[..]));
+        assert_eq!(sha, dialgate_signed::sha256(b"hello"));
+        // Longer than the bound: cut at bound + 1, so the digest check fails.
+        let mut out = Vec::new();
+        let (n, _) = stream_body(&mut { ok }, 2, &mut out).await.unwrap();
+        assert_eq!((n, out.as_slice()), (3, &b"hel"[..]));
+        let portal: &[u8] = b"HTTP/1.1 302 Found\r\nLocation: http://portal/\r\n\r\n";
+        assert!(matches!(
+            stream_body(&mut { portal }, 10, &mut Vec::new()).await,
+            Err(FetchError::Status(302))
+        ));
+        let nolen: &[u8] = b"HTTP/1.1 200 OK\r\n\r\nhello";
+        assert!(stream_body(&mut { nolen }, 10, &mut Vec::new())
+            .await
+            .is_err());
     }
 
     #[tokio::test]

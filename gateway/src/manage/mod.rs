@@ -17,6 +17,11 @@
 //!    the policy watcher verifies and applies it as any bundle (pinned
 //!    policy key, version above the last applied, expiry; live calls of
 //!    revoked tokens end).
+//! 4. The commands target, when it changed (verified, at most once).
+//! 5. The firmware target, when it is not the one last handed over:
+//!    streamed to a file, checked against the snapshot, renamed to
+//!    `firmware.bundle` beside the policy bundle for PID 1's firmware
+//!    agent (which checks HQ's firmware signature before installing).
 //!
 //! The repository state is written (atomically) before anything is acted
 //! on. Time is the system clock, never below the trusted time the state
@@ -27,6 +32,7 @@
 
 pub mod http;
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,6 +138,8 @@ struct Poller {
     command_floor: Floor,
     commands: mpsc::Sender<Command>,
     commands_examined: Option<[u8; 32]>,
+    /// The digest of a firmware target refused (not fetched again).
+    firmware_refused: Option<[u8; 32]>,
 }
 
 /// Where the kit records the last command done: next to the policy state.
@@ -196,6 +204,7 @@ pub fn start(
         command_floor: load_command_floor(&command_state_path(policy))?,
         commands,
         commands_examined: None,
+        firmware_refused: None,
     };
     info!(
         repository = %format!("https://{}{}", m.addr, m.file_path("")),
@@ -315,7 +324,12 @@ impl Poller {
         }
 
         let policy = self.policy_step(&tls, addr, &headers).await?;
-        match self.commands_step(&tls, addr, &headers).await {
+        let commands = self.commands_step(&tls, addr, &headers).await;
+        let firmware = match commands {
+            Ok(()) => self.firmware_step(&tls, addr, &headers).await,
+            Err(e) => Err(e),
+        };
+        match firmware {
             Ok(()) => Ok(policy),
             Err(e) if policy == Polled::Current => Err(e),
             // The new policy is the news of this poll; the commands are
@@ -399,6 +413,80 @@ impl Poller {
                 warn!(target: "audit", decision = "command", reason = e.reason(), error = %e, "HQ command refused");
             }
         }
+        Ok(())
+    }
+}
+
+impl Poller {
+    /// The `firmware` target: streamed to `firmware.bundle.part` beside the
+    /// policy bundle (never held in memory), checked against the
+    /// snapshot's length and SHA-256, then renamed to `firmware.bundle`,
+    /// where PID 1's firmware agent verifies HQ's firmware signature, the
+    /// model and the floor and installs it (`board/src/update.rs`).
+    /// Fetched once per published bundle: `firmware.fetched` records the
+    /// SHA-256 of the last one handed over; one refused by its digest is
+    /// not fetched again until the snapshot names another.
+    async fn firmware_step(
+        &mut self,
+        tls: &Arc<ClientConfig>,
+        addr: std::net::SocketAddr,
+        headers: &[(&'static str, String)],
+    ) -> Result<(), PollError> {
+        let Some((file, meta)) = self.client.target(TargetName::Firmware) else {
+            return Ok(());
+        };
+        let digest = dialgate_signed::hex(&meta.sha256);
+        let record = self.bundle.with_file_name("firmware.fetched");
+        let handed_over = read_bounded(&record, 128).is_ok_and(|b| b == digest.as_bytes());
+        if handed_over || self.firmware_refused == Some(meta.sha256) {
+            return Ok(());
+        }
+        let dest = self.bundle.with_file_name("firmware.bundle");
+        let part = self.bundle.with_file_name("firmware.bundle.part");
+        let io_error = |what: &Path| {
+            let what = format!("writing {}", what.display());
+            move |source| PollError::Io { what, source }
+        };
+        let _ = std::fs::remove_file(&part);
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&part)
+            .map_err(io_error(&part))?;
+        let path = self.cfg.file_path(&file);
+        let started = std::time::Instant::now();
+        let fetched = http::get_to_file(tls, addr, &path, headers, meta.length, &mut out)
+            .await
+            .map_err(PollError::from)
+            .and_then(|(length, sha)| {
+                self.client
+                    .verify_target_digest(TargetName::Firmware, length, &sha)
+                    .map_err(PollError::from)
+                    .map(|_| length)
+            });
+        let length = match fetched {
+            Ok(length) => length,
+            Err(e) => {
+                drop(out);
+                let _ = std::fs::remove_file(&part);
+                if matches!(e, PollError::Refused(_)) {
+                    self.firmware_refused = Some(meta.sha256);
+                }
+                return Err(e);
+            }
+        };
+        out.sync_all().map_err(io_error(&part))?;
+        drop(out);
+        self.persist()?;
+        std::fs::rename(&part, &dest).map_err(io_error(&dest))?;
+        if let Some(dir) = dest.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_error(dir))?;
+        }
+        write_atomically(&record, digest.as_bytes()).map_err(io_error(&record))?;
+        info!(target: "audit", decision = "firmware", reason = "fetched", target_version = meta.version, bytes = length, sha256 = %digest, took_ms = started.elapsed().as_millis() as u64, path = %dest.display(), "firmware bundle from the repository written for the firmware agent");
         Ok(())
     }
 }
