@@ -34,6 +34,9 @@ use dialgate_signed::PublicKey;
 
 /// Where a bundle to install is placed.
 pub const BUNDLE: &str = "/data/kit/firmware.bundle";
+/// Where the agent leaves a report of each decision for the gateway to
+/// turn into an audit record (`gateway/src/daemon/reports.rs`).
+pub const REPORTS: &str = "/data/kit/firmware.events";
 /// The pinned firmware key, in the verified root.
 pub const PUBLIC_KEY: &str = "/etc/firmware.pub.pem";
 /// The kit's firmware settings, in the verified root.
@@ -166,6 +169,17 @@ impl Agent {
                     .env
                     .write(&mut dev, &stored, &abandoned(&env))
                     .map_err(|e| format!("boot environment: {e}"))?;
+                // The gateway records it once it runs; a report that
+                // cannot be written does not stop the boot.
+                let _ = report(
+                    Path::new(REPORTS),
+                    &[
+                        ("event", "fell-back".into()),
+                        ("version", version.to_string()),
+                        ("slot", booted.to_string()),
+                        ("failed_slot", failed.to_string()),
+                    ],
+                );
                 (
                     State::Idle,
                     format!(
@@ -209,6 +223,15 @@ impl Agent {
                 Ok(Ok(Progress::Armed { slot, version })) => {
                     self.state = State::Done;
                     let _ = std::fs::rename(BUNDLE, format!("{BUNDLE}.done"));
+                    report_or_say(
+                        &[
+                            ("event", "armed".into()),
+                            ("version", version.to_string()),
+                            ("slot", slot.to_string()),
+                            ("from_version", self.version.to_string()),
+                        ],
+                        say,
+                    );
                     Action::Reboot(format!(
                         "firmware: version {version} written to slot {slot}, read back and armed for one trial boot"
                     ))
@@ -222,6 +245,14 @@ impl Agent {
                     self.state = State::Done;
                     let _ = std::fs::rename(BUNDLE, format!("{BUNDLE}.refused"));
                     say(format!("firmware: bundle REFUSED: {why}"));
+                    report_or_say(
+                        &[
+                            ("event", "refused".into()),
+                            ("version", self.version.to_string()),
+                            ("reason", why.clone()),
+                        ],
+                        say,
+                    );
                     Action::Nothing
                 }
                 Err(TryRecvError::Disconnected) => {
@@ -252,9 +283,29 @@ impl Agent {
                             "firmware: slot {} version {} COMMITTED (floor {floor})",
                             self.booted, self.version
                         ));
+                        report_or_say(
+                            &[
+                                ("event", "committed".into()),
+                                ("version", self.version.to_string()),
+                                ("slot", self.booted.to_string()),
+                                ("floor", floor.to_string()),
+                            ],
+                            say,
+                        );
                         Action::Nothing
                     }
-                    Err(why) => Action::Reboot(format!("firmware: trial abandoned: {why}")),
+                    Err(why) => {
+                        report_or_say(
+                            &[
+                                ("event", "abandoned".into()),
+                                ("version", self.version.to_string()),
+                                ("slot", self.booted.to_string()),
+                                ("reason", why.clone()),
+                            ],
+                            say,
+                        );
+                        Action::Reboot(format!("firmware: trial abandoned: {why}"))
+                    }
                 }
             }
             State::Done => Action::Nothing,
@@ -293,9 +344,80 @@ impl Agent {
     }
 }
 
+/// Leaves one report in `dir`: `key=value` lines (`event=` first), in a
+/// file written whole and synced before it is renamed into place, so the
+/// gateway never reads half of one. Best effort: a report that cannot be
+/// written is said on the console and the decision stands.
+pub fn report(dir: &Path, fields: &[(&str, String)]) -> Result<PathBuf, String> {
+    use std::io::Write;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let event = fields.first().map(|(_, v)| v.as_str()).unwrap_or("event");
+    let name = format!("{stamp:032}-{event}.event");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let path = dir.join(&name);
+    let mut text = String::new();
+    for (k, v) in fields {
+        // One line each: the values are ours, but a reason may quote a
+        // file's content.
+        let v: String = v
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(300)
+            .collect();
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        File::open(dir)?.sync_all()
+    };
+    write()
+        .map(|()| path)
+        .map_err(|e| format!("firmware report in {}: {e}", dir.display()))
+}
+
+fn report_or_say(fields: &[(&str, String)], say: &mut dyn FnMut(String)) {
+    if let Err(e) = report(Path::new(REPORTS), fields) {
+        say(e);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reports_are_whole_one_line_per_field_and_ordered() {
+        let dir = std::env::temp_dir().join(format!("dialgate-reports-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let first = report(
+            &dir,
+            &[
+                ("event", "refused".into()),
+                ("reason", "bad\nline\u{7}".into()),
+            ],
+        )
+        .unwrap();
+        let second = report(&dir, &[("event", "committed".into())]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&first).unwrap(),
+            "event=refused\nreason=bad line \n"
+        );
+        assert!(first.file_name() < second.file_name(), "ordered by time");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
+        assert!(names.iter().all(|n| n.ends_with(".event")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_settings_are_strict() {

@@ -470,7 +470,54 @@ fn a_published_firmware_bundle_is_fetched_once_and_a_tampered_one_refused() {
         std::fs::read_to_string(kit.join("firmware.fetched")).unwrap(),
         hex(&sha256(&first))
     );
+
+    // PID 1's firmware agent reports its decisions as files beside the
+    // policy bundle; the gateway records each in the audit trail and
+    // removes it; one that does not parse is recorded as such.
+    let reports = kit.join("firmware.events");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(
+        reports.join("00000000000000000000000000000001-refused.event"),
+        "event=refused\nversion=1\nreason=signature: not HQ's firmware key\n",
+    )
+    .unwrap();
+    std::fs::write(
+        reports.join("00000000000000000000000000000002-committed.event"),
+        "event=committed\nversion=2\nslot=b\nfloor=2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        reports.join("00000000000000000000000000000003-x.event"),
+        "event=exploded\n",
+    )
+    .unwrap();
+    for needle in [
+        "decision=\"firmware\" reason=\"refused\" version=\"1\" detail=\"signature: not HQ's firmware key\"",
+        "decision=\"firmware\" reason=\"committed\" version=\"2\" slot=\"b\" floor=\"2\"",
+        "decision=\"firmware\" reason=\"malformed-report\"",
+    ] {
+        assert!(
+            wait_for(&log, needle, Duration::from_secs(5)),
+            "{needle}:\n{}",
+            log_text(&log)
+        );
+    }
+    assert!(
+        wait_for_empty(&reports, Duration::from_secs(3)),
+        "reports removed"
+    );
     drop(procs);
     drop(nginx);
     std::fs::remove_dir_all(&work).ok();
+}
+
+fn wait_for_empty(dir: &Path, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if std::fs::read_dir(dir).unwrap().next().is_none() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }

@@ -35,6 +35,7 @@ mod core;
 mod outbox;
 mod phones;
 mod policy;
+pub mod reports;
 mod trunks;
 mod watch;
 
@@ -340,6 +341,10 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
         if let Err(e) = crate::status::start(s) {
             tracing::error!(target: "audit", decision = "status", reason = "not-started", error = %e, "the kit's status is not pushed");
         }
+    }
+    // PID 1's firmware reports become audit records (`reports`).
+    if let Some(p) = &config.policy {
+        tokio::spawn(reports::watch(p.bundle.with_file_name("firmware.events")));
     }
     match (watch, &config.phone.registry) {
         (Some(w), _) => {
