@@ -248,7 +248,7 @@ impl Agent {
                     report_or_say(
                         &[
                             ("event", "refused".into()),
-                            ("version", self.version.to_string()),
+                            ("from_version", self.version.to_string()),
                             ("reason", why.clone()),
                         ],
                         say,

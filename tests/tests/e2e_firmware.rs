@@ -141,6 +141,10 @@ fn an_update_installs_trial_boots_and_commits_then_survives_resets() {
     handshake(&kit, "alice").expect("version 2 admits alice");
     assert!(handshake(&kit, "mallory").is_err(), "mallory admitted");
     must(&vm, "firmware: slot B version 2 COMMITTED (floor 2)", 60);
+    // PID 1's reports, in the gateway's audit trail: the arming (left
+    // before the reboot, recorded by version 2's gateway) and the commit.
+    must(&vm, "firmware installed, read back and armed", 15);
+    must(&vm, "firmware slot committed, floor raised", 15);
     eprintln!(
         "figures: boot through U-Boot to READY {:?}; install of {} bytes {:?}; armed to READY on the new slot {:?}",
         ready1 - start,
@@ -192,6 +196,11 @@ fn a_release_that_fails_its_trial_falls_back_by_itself() {
         "{console}"
     );
     assert!(!console.contains("COMMITTED"), "{console}");
+    must(
+        &vm,
+        "the bootloader fell back from a trial that never committed",
+        15,
+    );
     handshake(&kit, "alice").expect("version 1 serves after the fallback");
     drop(vm);
     std::fs::remove_dir_all(&work).ok();
@@ -243,6 +252,12 @@ fn bundles_that_must_not_install_are_refused() {
             .wait_line("firmware: bundle REFUSED", Duration::from_secs(120))
             .unwrap_or_else(|| panic!("{file:?} not refused:\n{}", vm.console()));
         assert!(line.contains(reason), "{file:?}: {line}");
+        // The gateway records PID 1's report in the audit trail.
+        vm.wait_line(
+            "firmware bundle refused by the kit",
+            Duration::from_secs(15),
+        )
+        .unwrap_or_else(|| panic!("{file:?}: no audit record:\n{}", vm.console()));
         assert!(!vm.console().contains("armed"), "{}", vm.console());
         handshake(&kit, "alice").expect("version 1 still serves");
         drop(vm);

@@ -478,7 +478,7 @@ fn a_published_firmware_bundle_is_fetched_once_and_a_tampered_one_refused() {
     std::fs::create_dir_all(&reports).unwrap();
     std::fs::write(
         reports.join("00000000000000000000000000000001-refused.event"),
-        "event=refused\nversion=1\nreason=signature: not HQ's firmware key\n",
+        "event=refused\nfrom_version=1\nreason=signature: not HQ's firmware key\n",
     )
     .unwrap();
     std::fs::write(
@@ -492,7 +492,7 @@ fn a_published_firmware_bundle_is_fetched_once_and_a_tampered_one_refused() {
     )
     .unwrap();
     for needle in [
-        "decision=\"firmware\" reason=\"refused\" version=\"1\" detail=\"signature: not HQ's firmware key\"",
+        "decision=\"firmware\" reason=\"refused\" running_version=\"1\" detail=\"signature: not HQ's firmware key\"",
         "decision=\"firmware\" reason=\"committed\" version=\"2\" slot=\"b\" floor=\"2\"",
         "decision=\"firmware\" reason=\"malformed-report\"",
     ] {

@@ -90,7 +90,7 @@ fn record(r: &Report, file: &str) {
     );
     match r.event {
         "refused" => {
-            warn!(target: "audit", decision = "firmware", reason = "refused", version, detail = reason, report = file, "firmware bundle refused by the kit: nothing installed")
+            warn!(target: "audit", decision = "firmware", reason = "refused", running_version = from, detail = reason, report = file, "firmware bundle refused by the kit: nothing installed")
         }
         "abandoned" => {
             error!(target: "audit", decision = "firmware", reason = "abandoned", version, slot, detail = reason, report = file, "firmware trial abandoned: back to the committed slot")
