@@ -67,24 +67,8 @@ pub async fn get(
     headers: &[(&str, String)],
     max_body: u64,
 ) -> Result<Fetched, FetchError> {
-    let tcp = timeout(TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| FetchError::Timeout("connecting"))??;
-    let name = ServerName::IpAddress(addr.ip().into());
-    let mut stream = timeout(
-        TIMEOUT,
-        tokio_rustls::TlsConnector::from(Arc::clone(tls)).connect(name, tcp),
-    )
-    .await
-    .map_err(|_| FetchError::Timeout("the TLS handshake"))??;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(tag) = etag {
-        req.push_str(&format!("If-None-Match: {tag}\r\n"));
-    }
-    for (name, value) in headers {
-        req.push_str(&format!("{name}: {value}\r\n"));
-    }
-    req.push_str("\r\n");
+    let mut stream = connect(tls, addr).await?;
+    let req = get_request(addr, path, etag, headers);
     timeout(TIMEOUT, async {
         stream.write_all(req.as_bytes()).await?;
         stream.flush().await?;
@@ -109,21 +93,8 @@ pub async fn get_to_file(
     max_body: u64,
     out: &mut (dyn std::io::Write + Send),
 ) -> Result<(u64, [u8; 32]), FetchError> {
-    let tcp = timeout(TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| FetchError::Timeout("connecting"))??;
-    let name = ServerName::IpAddress(addr.ip().into());
-    let mut stream = timeout(
-        TIMEOUT,
-        tokio_rustls::TlsConnector::from(Arc::clone(tls)).connect(name, tcp),
-    )
-    .await
-    .map_err(|_| FetchError::Timeout("the TLS handshake"))??;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        req.push_str(&format!("{name}: {value}\r\n"));
-    }
-    req.push_str("\r\n");
+    let mut stream = connect(tls, addr).await?;
+    let req = get_request(addr, path, None, headers);
     timeout(TIMEOUT, async {
         stream.write_all(req.as_bytes()).await?;
         stream.flush().await
@@ -140,20 +111,7 @@ pub async fn stream_body<R: AsyncRead + Unpin>(
     max_body: u64,
     out: &mut (dyn std::io::Write + Send),
 ) -> Result<(u64, [u8; 32]), FetchError> {
-    let mut buf = Vec::with_capacity(1024);
-    let end = loop {
-        if let Some(i) = head_end(&buf)? {
-            break i;
-        }
-        let mut chunk = [0u8; 2048];
-        let n = timeout(STALL, r.read(&mut chunk))
-            .await
-            .map_err(|_| FetchError::Timeout("the response head"))??;
-        if n == 0 {
-            return Err(FetchError::Protocol("closed before the end of the headers"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
+    let (mut buf, end) = read_head(r).await?;
     let head = parse_response_head(&buf[..end])?;
     if head.status != 200 {
         return Err(FetchError::Status(head.status));
@@ -203,16 +161,7 @@ pub async fn send(
     content_type: &str,
     body: &[u8],
 ) -> Result<u16, FetchError> {
-    let tcp = timeout(TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| FetchError::Timeout("connecting"))??;
-    let name = ServerName::IpAddress(addr.ip().into());
-    let mut stream = timeout(
-        TIMEOUT,
-        tokio_rustls::TlsConnector::from(Arc::clone(tls)).connect(name, tcp),
-    )
-    .await
-    .map_err(|_| FetchError::Timeout("the TLS handshake"))??;
+    let mut stream = connect(tls, addr).await?;
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -230,18 +179,7 @@ pub async fn send(
 /// Reads a response's head from `r` (bounded by
 /// [`dialgate_proto::http::MAX_HEAD`]) and returns its status.
 pub async fn read_status<R: AsyncRead + Unpin>(r: &mut R) -> Result<u16, FetchError> {
-    let mut buf = Vec::with_capacity(512);
-    let end = loop {
-        if let Some(i) = head_end(&buf)? {
-            break i;
-        }
-        let mut chunk = [0u8; 1024];
-        let n = r.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(FetchError::Protocol("closed before the end of the headers"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
+    let (buf, end) = read_head(r).await?;
     Ok(parse_response_head(&buf[..end])?.status)
 }
 
@@ -252,18 +190,7 @@ pub async fn read_response<R: AsyncRead + Unpin>(
     r: &mut R,
     max_body: u64,
 ) -> Result<Fetched, FetchError> {
-    let mut buf = Vec::with_capacity(1024);
-    let end = loop {
-        if let Some(i) = head_end(&buf)? {
-            break i;
-        }
-        let mut chunk = [0u8; 2048];
-        let n = r.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(FetchError::Protocol("closed before the end of the headers"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
+    let (mut buf, end) = read_head(r).await?;
     let head = parse_response_head(&buf[..end])?;
     match head.status {
         304 => return Ok(Fetched::NotModified),
@@ -292,6 +219,64 @@ pub async fn read_response<R: AsyncRead + Unpin>(
         body,
         etag: head.etag,
     })
+}
+
+/// Connects to `addr` and completes the TLS handshake (server name: its
+/// IP address), each within [`TIMEOUT`].
+async fn connect(
+    tls: &Arc<ClientConfig>,
+    addr: SocketAddr,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, FetchError> {
+    let tcp = timeout(TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| FetchError::Timeout("connecting"))??;
+    let name = ServerName::IpAddress(addr.ip().into());
+    timeout(
+        TIMEOUT,
+        tokio_rustls::TlsConnector::from(Arc::clone(tls)).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| FetchError::Timeout("the TLS handshake"))?
+    .map_err(FetchError::from)
+}
+
+/// A GET's head: one request per connection, `If-None-Match` when `etag`
+/// is set, then `headers`.
+fn get_request(
+    addr: SocketAddr,
+    path: &str,
+    etag: Option<&str>,
+    headers: &[(&str, String)],
+) -> String {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(tag) = etag {
+        req.push_str(&format!("If-None-Match: {tag}\r\n"));
+    }
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    req
+}
+
+/// Reads from `r` until the end of a response head (bounded by
+/// [`dialgate_proto::http::MAX_HEAD`]; each read within [`STALL`]):
+/// what was read and where the head ends.
+async fn read_head<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Vec<u8>, usize), FetchError> {
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        if let Some(i) = head_end(&buf)? {
+            return Ok((buf, i));
+        }
+        let mut chunk = [0u8; 2048];
+        let n = timeout(STALL, r.read(&mut chunk))
+            .await
+            .map_err(|_| FetchError::Timeout("the response head"))??;
+        if n == 0 {
+            return Err(FetchError::Protocol("closed before the end of the headers"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 #[cfg(test)]

@@ -140,6 +140,9 @@ struct Poller {
     commands_examined: Option<[u8; 32]>,
     /// The digest of a firmware target refused (not fetched again).
     firmware_refused: Option<[u8; 32]>,
+    /// `firmware.fetched` (hex SHA-256 of the last bundle handed over),
+    /// read on the first poll that names a firmware target.
+    firmware_fetched: Option<String>,
 }
 
 /// Where the kit records the last command done: next to the policy state.
@@ -205,6 +208,7 @@ pub fn start(
         commands,
         commands_examined: None,
         firmware_refused: None,
+        firmware_fetched: None,
     };
     info!(
         repository = %format!("https://{}{}", m.addr, m.file_path("")),
@@ -437,8 +441,18 @@ impl Poller {
         };
         let digest = dialgate_signed::hex(&meta.sha256);
         let record = self.bundle.with_file_name("firmware.fetched");
-        let handed_over = read_bounded(&record, 128).is_ok_and(|b| b == digest.as_bytes());
-        if handed_over || self.firmware_refused == Some(meta.sha256) {
+        if self.firmware_fetched.is_none() {
+            // Once per process: the record of the last one handed over.
+            self.firmware_fetched = Some(
+                read_bounded(&record, 128)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or_default(),
+            );
+        }
+        if self.firmware_fetched.as_deref() == Some(digest.as_str())
+            || self.firmware_refused == Some(meta.sha256)
+        {
             return Ok(());
         }
         let dest = self.bundle.with_file_name("firmware.bundle");
@@ -486,6 +500,7 @@ impl Poller {
                 .map_err(io_error(dir))?;
         }
         write_atomically(&record, digest.as_bytes()).map_err(io_error(&record))?;
+        self.firmware_fetched = Some(digest.clone());
         info!(target: "audit", decision = "firmware", reason = "fetched", target_version = meta.version, bytes = length, sha256 = %digest, took_ms = started.elapsed().as_millis() as u64, path = %dest.display(), "firmware bundle from the repository written for the firmware agent");
         Ok(())
     }
