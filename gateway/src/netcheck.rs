@@ -435,7 +435,9 @@ async fn run(
                     });
                 }
                 Event::Changed { from, to, probes } => {
-                    audit_change(from, to, probes.as_deref(), last_check_ms);
+                    // A change without results (the uplink changed) took no check.
+                    let ms = if probes.is_some() { last_check_ms } else { 0 };
+                    audit_change(from, to, probes.as_deref(), ms);
                     if verdicts.send(to.refusal()).await.is_err() {
                         return;
                     }

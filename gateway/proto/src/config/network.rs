@@ -61,23 +61,7 @@ pub fn parse_probe_url(url: &str) -> Result<(SocketAddr, String), String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{url:?}: expected http://IP[:PORT]/PATH"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let addr = match authority.parse::<SocketAddr>() {
-        Ok(a) => a,
-        Err(_) => {
-            let host = authority.trim_start_matches('[').trim_end_matches(']');
-            let ip = host
-                .parse()
-                .map_err(|_| format!("{url:?}: the host must be an IP address"))?;
-            SocketAddr::new(ip, 80)
-        }
-    };
-    if addr.port() == 0 || addr.ip().is_unspecified() {
-        return Err(format!("{url:?}: not an address a server listens on"));
-    }
+    let (addr, path) = super::management::split_ip_url(url, rest, 80)?;
     let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~/".contains(&b);
     if path.len() > 256 || !path.bytes().all(allowed) || path.contains("//") {
         return Err(format!(
