@@ -509,6 +509,28 @@ fn hq_interception_and_a_captive_portal_refuse_calls_and_a_clean_network_admits_
         t.as_millis()
     );
     w.assert_admitted();
+
+    // The uplink hook: SIGUSR1 voids the verdict and checks at once.
+    let (checking, clean) = (w.verdicts("checking"), w.verdicts("clean"));
+    let gateway = w.procs.0[1].id().to_string();
+    run("kill", &["-USR1", &gateway]);
+    let signalled = Instant::now();
+    w.wait_verdict("checking", checking, Duration::from_secs(5));
+    w.wait_verdict("clean", clean, Duration::from_secs(5));
+    println!(
+        "FIGURE uplink change (SIGUSR1) to clean again: {} ms",
+        signalled.elapsed().as_millis()
+    );
+    assert!(w.log_text().contains("uplink changed (SIGUSR1)"));
+    w.assert_admitted();
+    // The records, for the docs (`--no-capture`).
+    for l in w
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("decision=\"network\""))
+    {
+        println!("RECORD {l}");
+    }
 }
 
 #[test]
