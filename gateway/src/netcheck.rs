@@ -62,12 +62,25 @@ pub enum NetcheckError {
 /// The most octets of HQ's timestamp file read (its size bound).
 const HQ_BODY_MAX: u64 = dialgate_signed::repo::TIMESTAMP.max_bytes as u64;
 
+/// What the verifier saw of HQ's chain in the last handshake.
+#[derive(Debug, Default)]
+enum Seen {
+    /// No certificate yet (no TLS server answered).
+    #[default]
+    Nothing,
+    /// HQ's CA verified it: whatever fails after is HQ's answer, not an
+    /// interceptor's (HQ refusing the device certificate, an HTTP error).
+    Verified,
+    /// Refused: the chain, recorded.
+    Refused(Chain),
+}
+
 /// Verifies HQ's chain with the pinned CA's verifier, and records a chain
 /// it refuses (for the audit record) before refusing it.
 #[derive(Debug)]
 struct RecordingVerifier {
     inner: Arc<WebPkiServerVerifier>,
-    seen: Arc<Mutex<Option<Chain>>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -79,14 +92,21 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-            .inspect_err(|e| {
-                let chain = Chain::record(end_entity, 1 + intermediates.len(), &e.to_string());
-                if let Ok(mut slot) = self.seen.lock() {
-                    *slot = Some(chain);
-                }
-            })
+        let verdict =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        let seen = match &verdict {
+            Ok(_) => Seen::Verified,
+            Err(e) => Seen::Refused(Chain::record(
+                end_entity,
+                1 + intermediates.len(),
+                &e.to_string(),
+            )),
+        };
+        if let Ok(mut slot) = self.seen.lock() {
+            *slot = seen;
+        }
+        verdict
     }
 
     fn verify_tls12_signature(
@@ -119,7 +139,7 @@ struct Prober {
     hq_path: String,
     kit_id: String,
     tls: Arc<ClientConfig>,
-    seen: Arc<Mutex<Option<Chain>>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl Prober {
@@ -143,7 +163,7 @@ impl Prober {
         )
         .build()
         .map_err(|e| NetcheckError::Roots(e.to_string()))?;
-        let seen = Arc::new(Mutex::new(None));
+        let seen = Arc::new(Mutex::new(Seen::Nothing));
         config
             .dangerous()
             .set_certificate_verifier(Arc::new(RecordingVerifier {
@@ -184,7 +204,7 @@ impl Prober {
 
     async fn hq_probe(&self) -> HqProbe {
         if let Ok(mut slot) = self.seen.lock() {
-            *slot = None;
+            *slot = Seen::Nothing;
         }
         let headers = [("X-Dialgate-Kit", self.kit_id.clone())];
         let got = timeout(
@@ -199,19 +219,32 @@ impl Prober {
             ),
         )
         .await;
-        if let Some(chain) = self.seen.lock().ok().and_then(|mut s| s.take()) {
-            return HqProbe::Intercepted(chain);
+        let seen = self
+            .seen
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        hq_outcome(seen, got.map_err(|_| ()))
+    }
+}
+
+/// The HQ probe's result from what the verifier saw and how the GET ended
+/// (`Err(())`: the bound passed).
+fn hq_outcome(seen: Seen, got: Result<Result<http::Fetched, FetchError>, ()>) -> HqProbe {
+    match (seen, got) {
+        (Seen::Refused(chain), _) => HqProbe::Intercepted(chain),
+        // HQ's CA verified the chain: whatever followed (an HTTP error,
+        // HQ refusing the device certificate, a slow answer), HQ answered.
+        (Seen::Verified, _) => HqProbe::Verified,
+        (Seen::Nothing, Err(())) => HqProbe::Unreachable("timed out".into()),
+        // An answer without a chain verified cannot be HQ's.
+        (Seen::Nothing, Ok(Ok(_))) => HqProbe::NotTls("no certificate verified".into()),
+        (Seen::Nothing, Ok(Err(FetchError::Io(e))))
+            if e.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            HqProbe::NotTls(e.to_string())
         }
-        match got {
-            Err(_) => HqProbe::Unreachable("timed out".into()),
-            // TLS verified with HQ's CA: whatever HTTP followed, HQ answered.
-            Ok(Ok(_)) | Ok(Err(FetchError::Status(_) | FetchError::Head(_))) => HqProbe::Verified,
-            Ok(Err(FetchError::Protocol(_))) => HqProbe::Verified,
-            Ok(Err(FetchError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
-                HqProbe::NotTls(e.to_string())
-            }
-            Ok(Err(e)) => HqProbe::Unreachable(e.to_string()),
-        }
+        (Seen::Nothing, Ok(Err(e))) => HqProbe::Unreachable(e.to_string()),
     }
 }
 
@@ -227,6 +260,13 @@ async fn portal_probe(addr: SocketAddr, path: &str, bound: Duration) -> PortalPr
         loop {
             let mut chunk = [0u8; 2048];
             let n = tcp.read(&mut chunk).await?;
+            if n == 0 && buf.is_empty() {
+                // Closed without a word: as silent as refused.
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed without an answer",
+                ));
+            }
             buf.extend_from_slice(&chunk[..n]);
             if let Some(answer) = classify(&buf, n == 0) {
                 return Ok::<_, std::io::Error>(answer);
@@ -461,5 +501,93 @@ async fn run(
                 core.uplink_changed(Instant::now());
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "demo"))]
+mod tests {
+    use super::*;
+    use dialgate_hq::pki::{Ca, Validity};
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        let mut certs = dialgate_proto::pem::certificates(pem.as_bytes()).unwrap();
+        CertificateDer::from(certs.remove(0))
+    }
+
+    fn verifier(ca: &Ca) -> RecordingVerifier {
+        let mut roots = RootCertStore::empty();
+        roots.add(der(&ca.cert_pem())).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        RecordingVerifier {
+            inner: WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap(),
+            seen: Arc::new(Mutex::new(Seen::Nothing)),
+        }
+    }
+
+    #[test]
+    fn the_verifier_records_another_chain_and_passes_hqs() {
+        let v = Validity::days_from_now(2);
+        let hq = Ca::new("HQ CA", v).unwrap();
+        let hotel = Ca::new("Hotel Interceptor CA", v).unwrap();
+        let name = ServerName::IpAddress(std::net::IpAddr::from([10, 66, 1, 1]).into());
+        let check = |issuer: &Ca| {
+            let cert = issuer.issue_server("hq", &["10.66.1.1"], v).unwrap();
+            let verifier = verifier(&hq);
+            let r =
+                verifier.verify_server_cert(&der(&cert.cert_pem), &[], &name, &[], UnixTime::now());
+            let seen = std::mem::take(&mut *verifier.seen.lock().unwrap());
+            (r.is_ok(), seen)
+        };
+        let (ok, seen) = check(&hq);
+        assert!(ok);
+        assert!(matches!(seen, Seen::Verified));
+        let (ok, seen) = check(&hotel);
+        assert!(!ok, "another CA's chain is never trusted");
+        match seen {
+            Seen::Refused(c) => {
+                assert_eq!(c.subject, "hq");
+                assert_eq!(c.issuer, "Hotel Interceptor CA");
+                assert_eq!(c.certificates, 1);
+                assert!(c.error.contains("UnknownIssuer"), "{}", c.error);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn outcomes_blame_the_right_party() {
+        let chain = Chain::record(b"x", 1, "UnknownIssuer");
+        let io = |k| Ok(Err(FetchError::Io(std::io::Error::new(k, "e"))));
+        assert!(matches!(
+            hq_outcome(Seen::Refused(chain.clone()), Err(())),
+            HqProbe::Intercepted(_)
+        ));
+        // HQ verified, then refused the device certificate (an alert).
+        assert_eq!(
+            hq_outcome(Seen::Verified, io(std::io::ErrorKind::InvalidData)),
+            HqProbe::Verified
+        );
+        assert_eq!(
+            hq_outcome(Seen::Verified, Ok(Err(FetchError::Status(404)))),
+            HqProbe::Verified
+        );
+        assert!(matches!(
+            hq_outcome(Seen::Nothing, io(std::io::ErrorKind::InvalidData)),
+            HqProbe::NotTls(_)
+        ));
+        assert!(matches!(
+            hq_outcome(Seen::Nothing, io(std::io::ErrorKind::ConnectionRefused)),
+            HqProbe::Unreachable(_)
+        ));
+        assert!(matches!(
+            hq_outcome(Seen::Nothing, Err(())),
+            HqProbe::Unreachable(_)
+        ));
+        assert!(matches!(
+            hq_outcome(Seen::Nothing, Ok(Ok(http::Fetched::NotModified))),
+            HqProbe::NotTls(_)
+        ));
     }
 }

@@ -349,6 +349,15 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
     // its first verdict; a check that cannot start keeps them refused.
     if let (Some(n), Some(m)) = (&config.network, &config.management) {
         start_netcheck(n, m, input_tx.clone());
+    } else if let Ok(mut uplink) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+    {
+        // The uplink hook (SIGUSR1) must not end a kit without a check.
+        tokio::spawn(async move {
+            while uplink.recv().await.is_some() {
+                info!("uplink changed (SIGUSR1): no [network] check configured");
+            }
+        });
     }
     // PID 1's firmware reports become audit records (`reports`).
     if let Some(p) = &config.policy {
