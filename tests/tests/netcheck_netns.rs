@@ -444,6 +444,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 const INTERCEPTED: &str = "network not secure: TLS interception detected; call refused";
 const PORTAL: &str = "network not secure: captive portal detected; call refused";
 const UDP_BLOCKED: &str = "network blocks UDP: no secure media path; call refused";
+const OFFLINE: &str = "network unreachable: no uplink; call refused";
 
 #[test]
 fn hq_interception_and_a_captive_portal_refuse_calls_and_a_clean_network_admits_them() {
@@ -561,4 +562,22 @@ fn udp_blocked_by_nftables_refuses_calls_until_it_flows_again() {
         open.elapsed().as_millis()
     );
     w.assert_admitted();
+
+    // HQ (and the portal probe's server) gone, UDP still answered: HQ is
+    // merely unreachable, calls go on (the trunk verifies the bridge).
+    let before = w.verdicts("hq-unreachable");
+    w.nginx.take();
+    let gone = Instant::now();
+    w.wait_verdict("hq-unreachable", before, Duration::from_secs(15));
+    println!(
+        "FIGURE hq-unreachable {} ms after nginx stopped",
+        gone.elapsed().as_millis()
+    );
+    w.assert_admitted();
+    // And nothing answering at all: offline, refused.
+    let before = w.verdicts("offline");
+    let stun = w.procs.0.remove(0);
+    drop(Procs(vec![stun]));
+    w.wait_verdict("offline", before, Duration::from_secs(15));
+    w.assert_refused(OFFLINE);
 }
