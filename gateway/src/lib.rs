@@ -10,6 +10,9 @@
 //! - [`transport`]: the phone-side listener (handshake limits, per-address
 //!   slow-down).
 //! - [`relay`]: the relay core and its socket thread ([`relay::net`]).
+//! - [`netcheck`]: the network check before calls (interception,
+//!   captive portal, UDP blocked), the shell of
+//!   [`dialgate_proto::netcheck`].
 //! - [`status`]: the kit's status (counted from the audit events),
 //!   pushed to a Pushgateway at home.
 //! - [`echo`]: the local test bridge of the demo.
@@ -29,6 +32,7 @@ pub mod demo;
 pub mod echo;
 pub mod files;
 pub mod manage;
+pub mod netcheck;
 pub mod relay;
 pub mod status;
 pub mod tls;

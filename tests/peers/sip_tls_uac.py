@@ -3,7 +3,7 @@
 Sends INVITE with an SDES-SRTP offer, prints every response verbatim, ACKs a 2xx,
 receives (does not decrypt) the callee's SRTP for --hold seconds, prints packet
 sizes, then sends BYE.
-usage: sip_tls_uac.py --target 127.0.0.1:5061 [--user echo] [--cert c.pem --key c.key]
+usage: sip_tls_uac.py --target 127.0.0.1:5061 [--user echo] [--from-user uac] [--cert c.pem --key c.key]
         [--suites AEAD_AES_256_GCM,AES_CM_128_HMAC_SHA1_80] [--rtp-port 30000] [--hold 3]
 """
 import argparse, base64, os, random, re, select, socket, ssl, time, collections
@@ -15,6 +15,7 @@ KEYLEN = {"AES_CM_128_HMAC_SHA1_80": 30, "AES_CM_128_HMAC_SHA1_32": 30,
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", default="127.0.0.1:5061"); ap.add_argument("--user", default="echo")
+    ap.add_argument("--from-user", default="uac")
     ap.add_argument("--cert"); ap.add_argument("--key"); ap.add_argument("--ca")
     ap.add_argument("--suites", default="AEAD_AES_256_GCM,AES_CM_128_HMAC_SHA1_80")
     ap.add_argument("--proto", default="RTP/SAVP")
@@ -40,7 +41,7 @@ def main():
     def req(method, cseq, totag=None, body=""):
         br = "z9hG4bK%x" % random.getrandbits(40)
         m = (f"{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:{lport};branch={br};rport\r\n"
-             f"Max-Forwards: 70\r\nFrom: <sip:uac@127.0.0.1>;tag={ftag}\r\n"
+             f"Max-Forwards: 70\r\nFrom: <sip:{a.from_user}@127.0.0.1>;tag={ftag}\r\n"
              f"To: <sip:{a.user}@{host}>{';tag='+totag if totag else ''}\r\nCall-ID: {callid}\r\n"
              f"CSeq: {cseq} {method}\r\nContact: <sip:uac@127.0.0.1:{lport};transport=tls>\r\n")
         if body: m += f"Content-Type: application/sdp\r\n"

@@ -21,6 +21,8 @@
 //!   two call legs.
 //! - [`media`]: the gateway's own audio (secure tone, RFC 4733 PIN digits).
 //! - [`metrics`]: the kit's status as OpenMetrics / Prometheus text.
+//! - [`netcheck`]: the network check's verdict (interception, captive
+//!   portal, UDP blocked) and when to check; the STUN Binding codec.
 //! - [`config`] and [`policy`]: the one parser of the kit configuration
 //!   (used by the shell and by board's PID 1) and of signed policy bundles.
 
@@ -31,6 +33,7 @@ pub mod der;
 pub mod http;
 pub mod media;
 pub mod metrics;
+pub mod netcheck;
 pub mod pem;
 pub mod policy;
 pub mod relay;

@@ -120,6 +120,9 @@ enum Input {
     Relay(Event),
     /// HQ's signed command: every call ends.
     DropCalls,
+    /// The network check's verdict: new calls refused with this, or
+    /// admitted (`None`).
+    Network(Option<crate::b2bua::Refusal>),
 }
 
 /// Media ports from the relay thread.
@@ -342,6 +345,20 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
             tracing::error!(target: "audit", decision = "status", reason = "not-started", error = %e, "the kit's status is not pushed");
         }
     }
+    // The network check before calls (`[network]`): new calls wait for
+    // its first verdict; a check that cannot start keeps them refused.
+    if let (Some(n), Some(m)) = (&config.network, &config.management) {
+        start_netcheck(n, m, input_tx.clone());
+    } else if let Ok(mut uplink) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+    {
+        // The uplink hook (SIGUSR1) must not end a kit without a check.
+        tokio::spawn(async move {
+            while uplink.recv().await.is_some() {
+                info!("uplink changed (SIGUSR1): no [network] check configured");
+            }
+        });
+    }
     // PID 1's firmware reports become audit records (`reports`).
     if let Some(p) = &config.policy {
         tokio::spawn(reports::watch(p.bundle.with_file_name("firmware.events")));
@@ -380,6 +397,10 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
     if let Gate::Closed(reason) = gate {
         b2b.handle_input(now, b2bua::Input::Gate(Some(reason)));
     }
+    if config.network.is_some() {
+        let checking = dialgate_proto::netcheck::Verdict::Checking.refusal();
+        b2b.handle_input(now, b2bua::Input::Network(checking));
+    }
     let bridges: SharedBridges = Arc::new(RwLock::new(trunks::known_bridges(&b2b)));
     if let Some((listener, chain, key)) = bridge_listener {
         let tls12 = config
@@ -403,6 +424,29 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
         listener: stats,
         halt,
     })
+}
+
+/// Starts the network check; its verdicts go to the core task.
+fn start_netcheck(
+    n: &crate::config::NetworkConfig,
+    m: &crate::config::ManagementConfig,
+    input_tx: mpsc::Sender<Input>,
+) {
+    let (tx, mut rx) = mpsc::channel(4);
+    match crate::netcheck::start(n, m, tx) {
+        Ok(()) => {
+            tokio::spawn(async move {
+                while let Some(refusal) = rx.recv().await {
+                    if input_tx.send(Input::Network(refusal)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Err(e) => {
+            tracing::error!(target: "audit", decision = "network", reason = "not-started", error = %e, "the network check did not start: new calls stay refused");
+        }
+    }
 }
 
 /// What admission starts with.

@@ -213,6 +213,11 @@ pub enum Input {
     /// Refuse new calls with 503 and this reason (`Some`: the signed
     /// policy expired), or accept them again (`None`). Live calls go on.
     Gate(Option<&'static str>),
+    /// The network check's verdict (`crate::netcheck`): refuse new calls
+    /// with this refusal (`Some`), or accept them again (`None`). Separate
+    /// from [`Input::Gate`], so neither reopens what the other closed.
+    /// Live calls go on.
+    Network(Option<Refusal>),
     /// HQ's signed command "drop calls": every call ends now (pending
     /// INVITEs answered, bridges CANCELled or BYEd). Connections stay;
     /// new calls are admitted as before.
@@ -349,6 +354,8 @@ pub struct B2bua {
     directory: HashMap<String, DirectoryEntry>,
     /// Why new calls are refused with 503 (an expired policy), if they are.
     closed: Option<&'static str>,
+    /// Why the network check refuses new calls, if it does.
+    network: Option<Refusal>,
     trunks: TrunkTable,
     local: LocalAddrs,
     txs: Transactions,
@@ -397,6 +404,7 @@ impl B2bua {
             ),
             directory: config.directory.clone(),
             closed: None,
+            network: None,
             trunks: TrunkTable::new(&config.trunks)?,
             config,
             grants,
@@ -466,6 +474,7 @@ impl B2bua {
             Input::Directory(d) => self.directory = d,
             Input::Trunks(t) => self.set_trunks(now, &t),
             Input::Gate(reason) => self.closed = reason,
+            Input::Network(refusal) => self.network = refusal,
             Input::DropCalls => self.drop_calls(now),
         }
         self.drain_transactions(now);

@@ -100,6 +100,31 @@ impl Refusal {
     /// Calls come from phones only.
     pub const PHONES_ONLY: Refusal = Refusal::new(403, "calls are admitted from phones only");
 
+    // The network check (`crate::netcheck`): the uplink is not one a
+    // call may use. 503 (the gateway cannot serve this call now, RFC 3261
+    // §21.5.4), never a weaker call.
+    /// No check has finished since start or the last uplink change.
+    pub const NETWORK_CHECKING: Refusal =
+        Refusal::new(503, "network check in progress; try again shortly").retry_after(5);
+    /// HQ's TLS chain is not HQ's.
+    pub const NETWORK_INTERCEPTED: Refusal = Refusal::new(
+        503,
+        "network not secure: TLS interception detected; call refused",
+    );
+    /// A captive portal answers in HQ's place.
+    pub const NETWORK_PORTAL: Refusal = Refusal::new(
+        503,
+        "network not secure: captive portal detected; call refused",
+    );
+    /// UDP does not come back.
+    pub const NETWORK_UDP_BLOCKED: Refusal = Refusal::new(
+        503,
+        "network blocks UDP: no secure media path; call refused",
+    );
+    /// Nothing answered.
+    pub const NETWORK_OFFLINE: Refusal =
+        Refusal::new(503, "network unreachable: no uplink; call refused");
+
     // Resources.
     /// No transaction or call state left.
     pub const OVERLOADED: Refusal = Refusal::new(503, "overloaded");

@@ -201,7 +201,8 @@ impl B2bua {
         }
     }
 
-    /// The checks before a call exists: the gate, the connection's
+    /// The checks before a call exists: the gate, the network check's
+    /// verdict, the connection's
     /// certificate, the attempt rates, then [`authorize`].
     fn admit_call(
         &mut self,
@@ -212,6 +213,9 @@ impl B2bua {
     ) -> Result<Authorized, Refusal> {
         if let Some(reason) = self.closed {
             return Err(Refusal::new(503, reason));
+        }
+        if let Some(r) = &self.network {
+            return Err(r.clone());
         }
         if matches!(flow, Flow::Phone(f) if self.expired_flows.contains(&f)) {
             return Err(Refusal::CERTIFICATE_EXPIRED);

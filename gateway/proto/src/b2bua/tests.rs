@@ -451,6 +451,54 @@ fn a_certificate_that_expired_after_admission_gets_403_for_new_calls() {
 }
 
 #[test]
+fn the_network_verdict_refuses_new_calls_with_its_warning_and_reopens() {
+    use crate::netcheck::Verdict;
+    let mut h = harness();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    for (i, v) in [
+        Verdict::Checking,
+        Verdict::Intercepted,
+        Verdict::CaptivePortal,
+        Verdict::UdpBlocked,
+        Verdict::Offline,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = v.refusal().expect("refuses");
+        h.b2b.handle_input(h.now, Input::Network(Some(r.clone())));
+        h.phone_sends(h.invite(
+            "alice",
+            "echo",
+            &sdp,
+            &format!("z9hG4bK-n{i}"),
+            &format!("call-n{i}"),
+        ));
+        let to_phone = h.sent(Flow::Phone(PHONE_FLOW));
+        let last = to_phone.last().unwrap();
+        assert_eq!(last.status().unwrap().as_u16(), 503, "{v:?}");
+        assert_eq!(warning_of(last), r.warning(), "{v:?}");
+        assert!(warning_of(last).contains(r.reason()));
+        assert!(h.sent(Flow::Trunk(TrunkId(0))).is_empty(), "{v:?}");
+        assert_eq!(h.b2b.call_count(), 0);
+    }
+    // An open policy gate does not reopen what the network closed.
+    h.b2b.handle_input(h.now, Input::Gate(None));
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-g", "call-g"));
+    assert_eq!(h.statuses(Flow::Phone(PHONE_FLOW)).last(), Some(&503));
+    // Clean again: the call goes to the bridge.
+    h.b2b
+        .handle_input(h.now, Input::Network(Verdict::Clean.refusal()));
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-c", "call-c"));
+    assert_eq!(
+        h.sent(Flow::Trunk(TrunkId(0))).len(),
+        1,
+        "INVITE to the bridge"
+    );
+    assert_eq!(h.b2b.call_count(), 1);
+}
+
+#[test]
 fn refusals_carry_the_right_status_and_a_warning() {
     let cases = [
         (

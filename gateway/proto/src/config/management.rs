@@ -82,25 +82,7 @@ pub fn parse_management_url(url: &str) -> Result<(SocketAddr, String), String> {
     let rest = url
         .strip_prefix("https://")
         .ok_or_else(|| format!("{url:?}: expected https://IP:PORT/PATH/"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let addr = match authority.parse::<SocketAddr>() {
-        Ok(a) => a,
-        Err(_) => {
-            let host = authority.trim_start_matches('[').trim_end_matches(']');
-            let ip: IpAddr = host.parse().map_err(|_| {
-                format!(
-                    "{url:?}: the host must be an IP address (the kit resolves no names for HQ)"
-                )
-            })?;
-            SocketAddr::new(ip, 443)
-        }
-    };
-    if addr.port() == 0 || addr.ip().is_unspecified() {
-        return Err(format!("{url:?}: not an address a server listens on"));
-    }
+    let (addr, path) = split_ip_url(url, rest, 443)?;
     let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~/".contains(&b);
     if !path.ends_with('/') || !path.bytes().all(allowed) || path.contains("//") {
         return Err(format!(
@@ -111,6 +93,35 @@ pub fn parse_management_url(url: &str) -> Result<(SocketAddr, String), String> {
         return Err(format!("{url:?}: no '.' or '..' in the path"));
     }
     Ok((addr, path.to_string()))
+}
+
+/// `rest` (a URL after its scheme) as an IP literal (IPv6 in brackets)
+/// with an optional port (`default_port` else) and the path from the
+/// first `/` (`/` when absent); `url` names it in errors. Shared by the
+/// `https://` URLs here and `[network] portal_probe`'s `http://`.
+pub(super) fn split_ip_url<'a>(
+    url: &str,
+    rest: &'a str,
+    default_port: u16,
+) -> Result<(SocketAddr, &'a str), String> {
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = match authority.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            let host = authority.trim_start_matches('[').trim_end_matches(']');
+            let ip: IpAddr = host.parse().map_err(|_| {
+                format!("{url:?}: the host must be an IP address (the kit resolves no names)")
+            })?;
+            SocketAddr::new(ip, default_port)
+        }
+    };
+    if addr.port() == 0 || addr.ip().is_unspecified() {
+        return Err(format!("{url:?}: not an address a server listens on"));
+    }
+    Ok((addr, path))
 }
 
 fn pinned_key(

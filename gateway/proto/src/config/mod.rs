@@ -61,6 +61,9 @@
 //! # [management]              # polls HQ's signed repository over mTLS
 //! # url = "https://192.0.2.20/repo/" # (see config::ManagementConfig)
 //!
+//! # [network]                 # the network check (see config::NetworkConfig)
+//! # stun = "192.0.2.20:3478"  # needs [management]; absent: no check
+//!
 //! # [time]                      # the time floor (see config::TimeConfig)
 //! # floor = "state/time.floor"  # default: next to [policy] state
 //! # stale_after_s = 86400       # no signed time for longer: status, audit
@@ -95,6 +98,7 @@ use crate::srtp::Suite;
 mod audit;
 mod lists;
 mod management;
+mod network;
 mod parse;
 mod status;
 #[cfg(test)]
@@ -105,6 +109,9 @@ pub use audit::{parse_siem_url, AuditConfig, SiemConfig, SiemTransport, DEFAULT_
 pub use lists::{load_registry, parse_directory, parse_registry, AliasGrants, TOKEN_ORIGINS};
 pub use management::{
     parse_management_url, ManagementConfig, DEFAULT_POLL_INTERVAL, MIN_POLL_INTERVAL,
+};
+pub use network::{
+    parse_probe_url, NetworkConfig, DEFAULT_CHECK_INTERVAL, DEFAULT_PROBE_TIMEOUT, DEFAULT_RECHECK,
 };
 pub use status::{StatusConfig, DEFAULT_PUSH_INTERVAL, MIN_PUSH_INTERVAL};
 pub use time::{TimeConfig, DEFAULT_STALE_AFTER};
@@ -170,6 +177,7 @@ struct RawConfig {
     bridge_listener: Option<RawBridgeListener>,
     audit: Option<audit::RawAudit>,
     management: Option<management::RawManagement>,
+    network: Option<network::RawNetwork>,
     #[serde(default)]
     time: time::RawTime,
     status: Option<status::RawStatus>,
@@ -292,6 +300,9 @@ pub struct Config {
     /// The signed repository at home the kit polls (`[management]`);
     /// `None`: policies arrive only as files at `[policy] bundle`.
     pub management: Option<ManagementConfig>,
+    /// The network check before calls (`[network]`, needs
+    /// `[management]`); `None`: no check, calls admitted as before.
+    pub network: Option<NetworkConfig>,
     /// The time floor (`[time]`).
     pub time: TimeConfig,
     /// The Pushgateway the kit pushes its status to (`[status]`); `None`:

@@ -252,8 +252,13 @@ impl Config {
                 policy.as_ref().map(|p| p.trust.kit_id.as_str()),
             )?),
         };
+        let network = raw
+            .network
+            .map(|rn| network::network_config(rn, management.is_some()))
+            .transpose()?;
         Ok(Config {
             time,
+            network,
             management,
             status,
             phone,

@@ -15,10 +15,12 @@
 //! | `refused` with `bundle` | a refused policy bundle |
 //! | `media` | SRTP authentication failures and replays per leg, when a call's media stops |
 //! | `applied` | the policy version and expiry in force |
+//! | `network` with a known `verdict` | the network check's verdict in force, and changes into each verdict |
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::Family;
+use crate::netcheck::Verdict;
 
 /// The most distinct refusal reasons kept; later ones count as `other`,
 /// so a peer cannot grow the report.
@@ -58,6 +60,10 @@ pub mod names {
     pub const TIME_STALE_AFTER: &str = "dialgate_time_stale_after_seconds";
     /// Gauge: the sequence number of the last signed command done.
     pub const LAST_COMMAND: &str = "dialgate_last_command_sequence";
+    /// Gauge 1, label `verdict`: the network check's verdict in force.
+    pub const NETWORK_VERDICT: &str = "dialgate_network_verdict";
+    /// Counter, label `verdict`: changes of the verdict into each verdict.
+    pub const NETWORK_CHANGES: &str = "dialgate_network_verdict_changes";
 }
 
 /// The kit's status: counters since start and the values in force.
@@ -89,6 +95,10 @@ pub struct KitStatus {
     pub time_stale_after: Option<u64>,
     /// The last signed command done.
     pub last_command: Option<u64>,
+    /// The network check's verdict in force (absent: no check runs).
+    pub network: Option<Verdict>,
+    /// Changes into each verdict.
+    pub network_changes: BTreeMap<&'static str, u64>,
 }
 
 fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -167,6 +177,14 @@ impl KitStatus {
                     (number(fields, "version"), number(fields, "expires_at"))
                 {
                     self.policy = Some((v, e));
+                }
+            }
+            "network" => {
+                if let Some(v) = field(fields, "verdict").and_then(Verdict::from_name) {
+                    if self.network != Some(v) {
+                        *self.network_changes.entry(v.name()).or_insert(0) += 1;
+                    }
+                    self.network = Some(v);
                 }
             }
             _ => {}
@@ -258,6 +276,23 @@ impl KitStatus {
                 self.last_command,
             ),
         ];
+        if let Some(v) = self.network {
+            out.push(
+                Family::gauge(
+                    NETWORK_VERDICT,
+                    "The network check's verdict in force (1 for that verdict).",
+                )
+                .with(&[("verdict", v.name())], 1.0),
+            );
+            let mut changes = Family::counter(
+                NETWORK_CHANGES,
+                "Changes of the network check's verdict, by the verdict changed to.",
+            );
+            for (verdict, n) in &self.network_changes {
+                changes.push(&[("verdict", verdict)], *n as f64);
+            }
+            out.push(changes);
+        }
         for (name, help, v) in gauges {
             if let Some(v) = v {
                 out.push(Family::gauge(name, help).with(&[], v as f64));

@@ -206,3 +206,34 @@ fn refusal_reasons_are_bounded() {
     assert!(k.refused.keys().all(|r| r.len() <= 80 && !r.contains('\n')));
     render(&k.families(), Dialect::OpenMetrics).unwrap();
 }
+
+#[test]
+fn the_network_verdict_and_its_changes_are_reported() {
+    let mut s = KitStatus::new();
+    let text = |s: &KitStatus| render(&s.families(), Dialect::OpenMetrics).unwrap();
+    assert!(!text(&s).contains("network"), "no check: no metric");
+    for v in ["checking", "clean", "intercepted", "intercepted", "clean"] {
+        s.observe("network", &f(&[("verdict", v), ("from", "x")]));
+    }
+    // A verdict nobody defined is not a label value.
+    s.observe("network", &f(&[("verdict", "made-up")]));
+    s.observe("network", &f(&[]));
+    let t = text(&s);
+    assert!(
+        t.contains(&format!(
+            "{}{{verdict=\"clean\"}} 1\n",
+            names::NETWORK_VERDICT
+        )),
+        "{t}"
+    );
+    assert!(!t.contains("made-up"));
+    for (v, n) in [("checking", 1), ("clean", 2), ("intercepted", 1)] {
+        assert!(
+            t.contains(&format!(
+                "{}_total{{verdict=\"{v}\"}} {n}\n",
+                names::NETWORK_CHANGES
+            )),
+            "{v}: {t}"
+        );
+    }
+}
