@@ -12,7 +12,12 @@
 //!   Record-Route hop (`routes`) of every trunk in force, that is the
 //!   configuration's trunks with the policy's settings applied (a trunk the
 //!   policy moves is open at its new address only) and the trunks the
-//!   policy adds.
+//!   policy adds; and home: the repository (`[management]`), the status
+//!   push (`[status]`), the SIEM (`[audit.siem]`) and the network check's
+//!   portal probe (`[network] portal_probe`, plain HTTP);
+//! - outbound UDP on the uplink to the network check's STUN server
+//!   (`[network] stun`), from any port (the probe's socket is not a media
+//!   socket).
 //!
 //! The policy comes from the gateway's kept copy of the bundle it last
 //! applied, which PID 1 verifies itself ([`crate::copy`]).
@@ -95,6 +100,7 @@ fn from_trunks(
     let mut outbound: Vec<SocketAddr> = trunks
         .values()
         .flat_map(|t| std::iter::once(t.connect).chain(t.routes.iter().copied()))
+        .chain(home(config))
         .collect();
     // A stable order, so that equal inputs compare equal (and an unchanged
     // allow-list is not loaded again).
@@ -107,7 +113,30 @@ fn from_trunks(
         media: (config.media.port_min, config.media.port_max),
         bridge_listener: config.bridge_listener.as_ref().map(|b| b.listen.port()),
         outbound,
+        udp_outbound: config
+            .network
+            .as_ref()
+            .and_then(|n| n.stun)
+            .into_iter()
+            .collect(),
     }
+}
+
+/// The servers at home the kit opens TCP connections to.
+fn home(config: &Config) -> impl Iterator<Item = SocketAddr> + '_ {
+    let management = config.management.as_ref().map(|m| m.addr);
+    let status = config.status.as_ref().map(|s| s.addr);
+    let siem = config
+        .audit
+        .as_ref()
+        .and_then(|a| a.siem.as_ref())
+        .map(|s| s.addr);
+    let portal = config
+        .network
+        .as_ref()
+        .and_then(|n| n.portal_probe.as_ref())
+        .map(|(a, _)| *a);
+    [management, status, siem, portal].into_iter().flatten()
 }
 
 /// The allow-list PID 1 keeps loaded: the configuration, the interfaces,
@@ -218,6 +247,47 @@ mod tests {
         );
         let c = kit.config(&kit_config(None, false));
         assert_eq!(inputs(&c, None, "a", "b").unwrap().bridge_listener, None);
+    }
+
+    #[test]
+    fn home_servers_are_opened_on_the_uplink_and_stun_over_udp() {
+        let kit = Kit::new();
+        let mut text = kit_config(None, false);
+        text.push_str(
+            "[management]\nurl = \"https://10.199.0.20:8443/\"\nca = \"ca.pem\"\n\
+             certificate = \"c.pem\"\ndevice_key = \"k.pem\"\nstate = \"state/repo.state\"\n\
+             timestamp_key = \"policy-key.pub.pem\"\nsnapshot_key = \"policy-key.pub.pem\"\n\
+             [status]\nurl = \"https://10.199.0.21:9091/\"\nca = \"ca.pem\"\n\
+             certificate = \"c.pem\"\ndevice_key = \"k.pem\"\n\
+             [audit]\nspool = \"state/audit\"\nkey = \"audit.pk8\"\n\
+             siem = \"relp-tls://10.199.0.22:2514\"\nsiem_ca = \"ca.pem\"\n\
+             certificate = \"c.pem\"\ndevice_key = \"k.pem\"\n\
+             [network]\nportal_probe = \"http://10.199.0.23/generate_204\"\n\
+             stun = \"10.199.0.24:3478\"\n",
+        );
+        let c = kit.config(&text);
+        let i = inputs(&c, None, "eth0", "eth1").unwrap();
+        assert_eq!(
+            i.outbound,
+            [
+                addr("10.199.0.2:5061"),
+                addr("10.199.0.2:5062"),
+                addr("10.199.0.20:8443"),
+                addr("10.199.0.21:9091"),
+                addr("10.199.0.22:2514"),
+                addr("10.199.0.23:80"),
+            ]
+        );
+        assert_eq!(i.udp_outbound, [addr("10.199.0.24:3478")]);
+        let nft = crate::firewall::build(&i).to_nft();
+        assert!(
+            nft.contains("oifname \"eth1\" ip daddr 10.199.0.24 udp dport 3478 accept"),
+            "{nft}"
+        );
+        assert!(
+            nft.contains("oifname \"eth1\" ip daddr 10.199.0.20 tcp dport 8443 accept"),
+            "{nft}"
+        );
     }
 
     #[test]

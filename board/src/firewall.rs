@@ -26,6 +26,9 @@ pub struct Inputs {
     /// Bridges (trunks and their Record-Route hops) and home the gateway
     /// may connect to (TLS).
     pub outbound: Vec<SocketAddr>,
+    /// Servers the gateway may send UDP to from any port (the network
+    /// check's STUN server).
+    pub udp_outbound: Vec<SocketAddr>,
 }
 
 /// One accept rule; everything else is dropped.
@@ -53,6 +56,13 @@ pub enum Rule {
     },
     /// New TCP from us to `dest` leaving on `iface`.
     TcpOut {
+        /// Interface.
+        iface: String,
+        /// Destination.
+        dest: SocketAddr,
+    },
+    /// UDP from us to `dest` leaving on `iface`, from any port.
+    UdpOut {
         /// Interface.
         iface: String,
         /// Destination.
@@ -87,6 +97,12 @@ pub fn build(i: &Inputs) -> Ruleset {
     let mut output = vec![Rule::Loopback, Rule::Established];
     for d in &i.outbound {
         output.push(Rule::TcpOut {
+            iface: i.uplink.clone(),
+            dest: *d,
+        });
+    }
+    for d in &i.udp_outbound {
+        output.push(Rule::UdpOut {
             iface: i.uplink.clone(),
             dest: *d,
         });
@@ -140,6 +156,14 @@ fn rule(r: &Rule) -> String {
                 dest.port()
             )
         }
+        Rule::UdpOut { iface, dest } => {
+            let fam = if dest.is_ipv4() { "ip" } else { "ip6" };
+            format!(
+                "oifname {iface:?} {fam} daddr {} udp dport {} accept",
+                dest.ip(),
+                dest.port()
+            )
+        }
         Rule::UdpOutFromMedia { iface, lo, hi } => {
             format!("oifname {iface:?} udp sport {lo}-{hi} accept")
         }
@@ -184,6 +208,7 @@ mod tests {
             media: (30000, 30009),
             bridge_listener: None,
             outbound: vec!["192.0.2.10:5061".parse().unwrap()],
+            udp_outbound: vec![],
         }
     }
 

@@ -264,29 +264,8 @@ fn exprs(r: &Rule, output: bool) -> Vec<Expr> {
             e.extend(l4(UDP));
             e.extend(port_range(DPORT, *lo, *hi));
         }
-        Rule::TcpOut { iface, dest } => {
-            e.extend(ifname(META_OIFNAME, iface));
-            let (fam, offset, addr) = match dest.ip() {
-                std::net::IpAddr::V4(a) => (NFPROTO_IPV4, 16, a.octets().to_vec()),
-                std::net::IpAddr::V6(a) => (NFPROTO_IPV6, 24, a.octets().to_vec()),
-            };
-            e.push(Expr::Meta { key: META_NFPROTO });
-            e.push(Expr::Cmp {
-                op: CMP_EQ,
-                data: vec![fam],
-            });
-            e.push(Expr::Payload {
-                base: PAYLOAD_NETWORK,
-                offset,
-                len: addr.len() as u32,
-            });
-            e.push(Expr::Cmp {
-                op: CMP_EQ,
-                data: addr,
-            });
-            e.extend(l4(TCP));
-            e.extend(port_range(DPORT, dest.port(), dest.port()));
-        }
+        Rule::TcpOut { iface, dest } => out_to(&mut e, iface, *dest, TCP),
+        Rule::UdpOut { iface, dest } => out_to(&mut e, iface, *dest, UDP),
         Rule::UdpOutFromMedia { iface, lo, hi } => {
             e.extend(ifname(META_OIFNAME, iface));
             e.extend(l4(UDP));
@@ -295,6 +274,31 @@ fn exprs(r: &Rule, output: bool) -> Vec<Expr> {
     }
     e.push(Expr::Accept);
     e
+}
+
+/// Leaving `iface` for `dest` over `proto`.
+fn out_to(e: &mut Vec<Expr>, iface: &str, dest: std::net::SocketAddr, proto: u8) {
+    e.extend(ifname(META_OIFNAME, iface));
+    let (fam, offset, addr) = match dest.ip() {
+        std::net::IpAddr::V4(a) => (NFPROTO_IPV4, 16, a.octets().to_vec()),
+        std::net::IpAddr::V6(a) => (NFPROTO_IPV6, 24, a.octets().to_vec()),
+    };
+    e.push(Expr::Meta { key: META_NFPROTO });
+    e.push(Expr::Cmp {
+        op: CMP_EQ,
+        data: vec![fam],
+    });
+    e.push(Expr::Payload {
+        base: PAYLOAD_NETWORK,
+        offset,
+        len: addr.len() as u32,
+    });
+    e.push(Expr::Cmp {
+        op: CMP_EQ,
+        data: addr,
+    });
+    e.extend(l4(proto));
+    e.extend(port_range(DPORT, dest.port(), dest.port()));
 }
 
 /// The batch, one netlink message after the other; `seq` numbers from
@@ -442,6 +446,7 @@ mod tests {
             media: (30000, 30009),
             bridge_listener: None,
             outbound: vec!["192.0.2.10:5061".parse().unwrap()],
+            udp_outbound: vec!["192.0.2.30:3478".parse().unwrap()],
         })
     }
 

@@ -54,6 +54,9 @@ pub enum NetcheckError {
     /// HQ's CA holds no usable certificate.
     #[error("HQ's CA: {0}")]
     Roots(String),
+    /// `[management] server_name` is not a TLS server name.
+    #[error("management.server_name: {0}")]
+    ServerName(String),
     /// SIGUSR1 (the uplink hook) could not be installed.
     #[error("installing the SIGUSR1 handler: {0}")]
     Signal(std::io::Error),
@@ -135,7 +138,7 @@ impl ServerCertVerifier for RecordingVerifier {
 /// What the probes need.
 struct Prober {
     net: NetworkConfig,
-    hq: SocketAddr,
+    hq: http::Server,
     hq_path: String,
     kit_id: String,
     tls: Arc<ClientConfig>,
@@ -175,7 +178,8 @@ impl Prober {
         config.resumption = rustls::client::Resumption::disabled();
         Ok(Prober {
             net: n.clone(),
-            hq: m.addr,
+            hq: http::Server::named(m.addr, m.server_name.as_deref())
+                .map_err(NetcheckError::ServerName)?,
             hq_path: m.file_path(dialgate_signed::repo::TIMESTAMP_FILE),
             kit_id: m.kit_id.clone(),
             tls: Arc::new(config),
@@ -211,7 +215,7 @@ impl Prober {
             self.net.timeout,
             http::get(
                 &self.tls,
-                self.hq,
+                &self.hq,
                 &self.hq_path,
                 None,
                 &headers,

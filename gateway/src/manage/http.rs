@@ -41,6 +41,50 @@ pub enum FetchError {
     Status(u16),
 }
 
+/// Where a request goes: the address connected to (the kit resolves no
+/// names) and the name the server's certificate must carry.
+#[derive(Debug, Clone)]
+pub struct Server {
+    addr: SocketAddr,
+    name: ServerName<'static>,
+    host: String,
+}
+
+impl Server {
+    /// A server whose certificate names its IP address.
+    pub fn ip(addr: SocketAddr) -> Server {
+        Server {
+            addr,
+            name: ServerName::IpAddress(addr.ip().into()),
+            host: addr.to_string(),
+        }
+    }
+
+    /// A server at `addr` whose certificate names `name` (a DNS name or an
+    /// IP literal; `None`: `addr`'s IP).
+    pub fn named(addr: SocketAddr, name: Option<&str>) -> Result<Server, String> {
+        let Some(name) = name else {
+            return Ok(Server::ip(addr));
+        };
+        let server_name = ServerName::try_from(name.to_string())
+            .map_err(|e| format!("{name:?}: not a TLS server name: {e}"))?;
+        let host = match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, addr.port()).to_string(),
+            Err(_) => format!("{name}:{}", addr.port()),
+        };
+        Ok(Server {
+            addr,
+            name: server_name,
+            host,
+        })
+    }
+
+    /// The address connected to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
 /// The answer to a GET.
 #[derive(Debug)]
 pub enum Fetched {
@@ -56,19 +100,19 @@ pub enum Fetched {
     NotModified,
 }
 
-/// GETs `path` from `addr` (TLS server name: its IP address), sending
+/// GETs `path` from `server`, sending
 /// `headers` (and `If-None-Match` when `etag` is set); reads at most
 /// `max_body` + 1 octets of body.
 pub async fn get(
     tls: &Arc<ClientConfig>,
-    addr: SocketAddr,
+    server: &Server,
     path: &str,
     etag: Option<&str>,
     headers: &[(&str, String)],
     max_body: u64,
 ) -> Result<Fetched, FetchError> {
-    let mut stream = connect(tls, addr).await?;
-    let req = get_request(addr, path, etag, headers);
+    let mut stream = connect(tls, server).await?;
+    let req = get_request(server, path, etag, headers);
     timeout(TIMEOUT, async {
         stream.write_all(req.as_bytes()).await?;
         stream.flush().await?;
@@ -81,20 +125,20 @@ pub async fn get(
 /// How long a streamed download may go without an octet arriving.
 pub const STALL: Duration = Duration::from_secs(20);
 
-/// GETs `path` from `addr` as [`get`] does, but streams a 200's body into
+/// GETs `path` from `server` as [`get`] does, but streams a 200's body into
 /// `out` (at most `max_body` + 1 octets, each read within [`STALL`]),
 /// hashing it on the way; returns the octets written and their SHA-256.
 /// For a firmware bundle, too large to hold in memory.
 pub async fn get_to_file(
     tls: &Arc<ClientConfig>,
-    addr: SocketAddr,
+    server: &Server,
     path: &str,
     headers: &[(&str, String)],
     max_body: u64,
     out: &mut (dyn std::io::Write + Send),
 ) -> Result<(u64, [u8; 32]), FetchError> {
-    let mut stream = connect(tls, addr).await?;
-    let req = get_request(addr, path, None, headers);
+    let mut stream = connect(tls, server).await?;
+    let req = get_request(server, path, None, headers);
     timeout(TIMEOUT, async {
         stream.write_all(req.as_bytes()).await?;
         stream.flush().await
@@ -148,22 +192,23 @@ pub async fn stream_body<R: AsyncRead + Unpin>(
     Ok((got, sha))
 }
 
-/// Sends `method path` with `body` (of `content_type`) to `addr` (TLS
-/// server name: its IP address), one request per connection, and returns
+/// Sends `method path` with `body` (of `content_type`) to `server`, one
+/// request per connection, and returns
 /// the response's status once its head has arrived; its body is not
 /// read. For pushing status (`crate::status`): a 2xx is the only answer
 /// that means the server took it.
 pub async fn send(
     tls: &Arc<ClientConfig>,
-    addr: SocketAddr,
+    server: &Server,
     method: &str,
     path: &str,
     content_type: &str,
     body: &[u8],
 ) -> Result<u16, FetchError> {
-    let mut stream = connect(tls, addr).await?;
+    let mut stream = connect(tls, server).await?;
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        server.host,
         body.len()
     );
     timeout(TIMEOUT, async {
@@ -221,16 +266,16 @@ pub async fn read_response<R: AsyncRead + Unpin>(
     })
 }
 
-/// Connects to `addr` and completes the TLS handshake (server name: its
-/// IP address), each within [`TIMEOUT`].
+/// Connects to `server` and completes the TLS handshake, each within
+/// [`TIMEOUT`].
 async fn connect(
     tls: &Arc<ClientConfig>,
-    addr: SocketAddr,
+    server: &Server,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, FetchError> {
-    let tcp = timeout(TIMEOUT, TcpStream::connect(addr))
+    let tcp = timeout(TIMEOUT, TcpStream::connect(server.addr))
         .await
         .map_err(|_| FetchError::Timeout("connecting"))??;
-    let name = ServerName::IpAddress(addr.ip().into());
+    let name = server.name.clone();
     timeout(
         TIMEOUT,
         tokio_rustls::TlsConnector::from(Arc::clone(tls)).connect(name, tcp),
@@ -243,12 +288,15 @@ async fn connect(
 /// A GET's head: one request per connection, `If-None-Match` when `etag`
 /// is set, then `headers`.
 fn get_request(
-    addr: SocketAddr,
+    server: &Server,
     path: &str,
     etag: Option<&str>,
     headers: &[(&str, String)],
 ) -> String {
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        server.host
+    );
     if let Some(tag) = etag {
         req.push_str(&format!("If-None-Match: {tag}\r\n"));
     }

@@ -79,6 +79,9 @@ pub enum ManageError {
         /// What is wrong.
         source: dialgate_signed::SignedError,
     },
+    /// `[management] server_name` is not a TLS server name.
+    #[error("management.server_name: {0}")]
+    ServerName(String),
 }
 
 /// Why one poll ended early.
@@ -126,6 +129,7 @@ struct Poller {
     bundle: PathBuf,
     policy_state: PathBuf,
     tls: Arc<ClientConfig>,
+    server: http::Server,
     client: Client,
     /// The last verified timestamp and its ETag.
     last_timestamp: Option<(Vec<u8>, String)>,
@@ -200,6 +204,8 @@ pub fn start(
         bundle: policy.bundle.clone(),
         policy_state: policy.state.clone(),
         tls,
+        server: http::Server::named(m.addr, m.server_name.as_deref())
+            .map_err(ManageError::ServerName)?,
         client,
         last_timestamp: None,
         policy_key: policy.trust.pinned_key.clone(),
@@ -212,6 +218,7 @@ pub fn start(
     };
     info!(
         repository = %format!("https://{}{}", m.addr, m.file_path("")),
+        server_name = m.server_name.as_deref().unwrap_or("(its address)"),
         interval_ms = m.interval.as_millis() as u64,
         "polling the kit's repository"
     );
@@ -301,11 +308,11 @@ impl Poller {
 
     async fn poll(&mut self) -> Result<Polled, PollError> {
         let headers = self.identity();
-        let (addr, tls) = (self.cfg.addr, Arc::clone(&self.tls));
+        let (server, tls) = (self.server.clone(), Arc::clone(&self.tls));
         let etag = self.last_timestamp.as_ref().map(|(_, e)| e.as_str());
         let path = self.cfg.file_path(TIMESTAMP_FILE);
         let max = TIMESTAMP.max_bytes as u64;
-        let (bytes, etag) = match http::get(&tls, addr, &path, etag, &headers, max).await? {
+        let (bytes, etag) = match http::get(&tls, &server, &path, etag, &headers, max).await? {
             Fetched::Body { body, etag } => (body, etag),
             Fetched::NotModified => match self.last_timestamp.take() {
                 Some((b, e)) => (b, Some(e)),
@@ -321,16 +328,16 @@ impl Poller {
 
         if let Some((file, meta)) = self.client.snapshot_wanted() {
             let path = self.cfg.file_path(&file);
-            let body = fetch_body(&tls, addr, &path, &headers, meta.length).await?;
+            let body = fetch_body(&tls, &server, &path, &headers, meta.length).await?;
             let verified = self.client.verify_snapshot(&body).map(|_| ());
             self.persist()?;
             verified?;
         }
 
-        let policy = self.policy_step(&tls, addr, &headers).await?;
-        let commands = self.commands_step(&tls, addr, &headers).await;
+        let policy = self.policy_step(&tls, &server, &headers).await?;
+        let commands = self.commands_step(&tls, &server, &headers).await;
         let firmware = match commands {
-            Ok(()) => self.firmware_step(&tls, addr, &headers).await,
+            Ok(()) => self.firmware_step(&tls, &server, &headers).await,
             Err(e) => Err(e),
         };
         match firmware {
@@ -348,7 +355,7 @@ impl Poller {
     async fn policy_step(
         &mut self,
         tls: &Arc<ClientConfig>,
-        addr: std::net::SocketAddr,
+        server: &http::Server,
         headers: &[(&'static str, String)],
     ) -> Result<Polled, PollError> {
         let Some((file, meta)) = self.client.target(TargetName::Policy) else {
@@ -361,7 +368,7 @@ impl Poller {
             return Ok(Polled::Current);
         }
         let path = self.cfg.file_path(&file);
-        let body = fetch_body(tls, addr, &path, headers, meta.length).await?;
+        let body = fetch_body(tls, server, &path, headers, meta.length).await?;
         let target = self.client.verify_target(TargetName::Policy, &body)?;
         let version = target.meta().version;
         // The repository state first, then the bundle.
@@ -379,7 +386,7 @@ impl Poller {
     async fn commands_step(
         &mut self,
         tls: &Arc<ClientConfig>,
-        addr: std::net::SocketAddr,
+        server: &http::Server,
         headers: &[(&'static str, String)],
     ) -> Result<(), PollError> {
         let Some((file, meta)) = self.client.target(TargetName::Commands) else {
@@ -389,7 +396,7 @@ impl Poller {
             return Ok(());
         }
         let path = self.cfg.file_path(&file);
-        let body = fetch_body(tls, addr, &path, headers, meta.length).await?;
+        let body = fetch_body(tls, server, &path, headers, meta.length).await?;
         self.client.verify_target(TargetName::Commands, &body)?;
         self.persist()?;
         self.commands_examined = Some(meta.sha256);
@@ -433,7 +440,7 @@ impl Poller {
     async fn firmware_step(
         &mut self,
         tls: &Arc<ClientConfig>,
-        addr: std::net::SocketAddr,
+        server: &http::Server,
         headers: &[(&'static str, String)],
     ) -> Result<(), PollError> {
         let Some((file, meta)) = self.client.target(TargetName::Firmware) else {
@@ -470,7 +477,7 @@ impl Poller {
             .map_err(io_error(&part))?;
         let path = self.cfg.file_path(&file);
         let started = std::time::Instant::now();
-        let fetched = http::get_to_file(tls, addr, &path, headers, meta.length, &mut out)
+        let fetched = http::get_to_file(tls, server, &path, headers, meta.length, &mut out)
             .await
             .map_err(PollError::from)
             .and_then(|(length, sha)| {
@@ -508,12 +515,12 @@ impl Poller {
 
 async fn fetch_body(
     tls: &Arc<ClientConfig>,
-    addr: std::net::SocketAddr,
+    server: &http::Server,
     path: &str,
     headers: &[(&str, String)],
     max: u64,
 ) -> Result<Vec<u8>, PollError> {
-    match http::get(tls, addr, path, None, headers, max).await? {
+    match http::get(tls, server, path, None, headers, max).await? {
         Fetched::Body { body, .. } => Ok(body),
         Fetched::NotModified => Err(FetchError::Protocol("304 without a condition").into()),
     }

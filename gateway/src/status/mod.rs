@@ -143,7 +143,7 @@ async fn push(cfg: &StatusConfig, tls: &Arc<ClientConfig>) -> Result<(), PushErr
     let body = render(Dialect::Prometheus)?;
     let status = http::send(
         tls,
-        cfg.addr,
+        &http::Server::ip(cfg.addr),
         "PUT",
         &cfg.push_path(),
         Dialect::Prometheus.content_type(),

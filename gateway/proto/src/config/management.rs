@@ -11,6 +11,8 @@
 //! timestamp_key = "timestamp-key.pub.pem"  # pinned repository keys (PEM)
 //! snapshot_key = "snapshot-key.pub.pem"
 //! # interval_ms = 60000                  # between polls (at least 500), ±10 % jitter
+//! # server_name = "hq.example.org"       # the name HQ's certificate must carry
+//! #                                      # (default: the URL's IP address)
 //! ```
 //!
 //! The kit id is `[policy] kit_id`, and a verified policy is written to
@@ -42,6 +44,7 @@ pub(super) struct RawManagement {
     timestamp_key: PathBuf,
     snapshot_key: PathBuf,
     interval_ms: Option<u64>,
+    server_name: Option<String>,
 }
 
 /// The repository the kit polls.
@@ -66,6 +69,10 @@ pub struct ManagementConfig {
     pub keys: RoleKeys,
     /// The time between polls (before jitter).
     pub interval: Duration,
+    /// The name HQ's certificate must carry, when it is not the URL's IP
+    /// address (the kit resolves no names: the URL holds the address, this
+    /// the name verified): a DNS name or an IP literal.
+    pub server_name: Option<String>,
 }
 
 impl ManagementConfig {
@@ -73,6 +80,31 @@ impl ManagementConfig {
     pub fn file_path(&self, file: &str) -> String {
         format!("{}{}/{}", self.path, self.kit_id, file)
     }
+}
+
+/// Checks a TLS server name: an IP literal, or a DNS name of at most 253
+/// octets in labels of 1 to 63 letters, digits and inner `-`, the last not
+/// all digits.
+pub fn check_server_name(name: &str) -> Result<(), String> {
+    if name.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    let label_ok = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let last_numeric = labels
+        .last()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    if name.len() > 253 || !labels.iter().all(label_ok) || last_numeric {
+        return Err(format!(
+            "{name:?}: expected an IP address or a DNS name (labels of letters, digits and '-')"
+        ));
+    }
+    Ok(())
 }
 
 /// Parses `https://IP[:PORT]/PATH/`: an IP literal (IPv6 in brackets),
@@ -158,6 +190,9 @@ pub(super) fn management_config(
     if interval < MIN_POLL_INTERVAL {
         return Err(invalid("management.interval_ms", "at least 500"));
     }
+    if let Some(name) = &raw.server_name {
+        check_server_name(name).map_err(|e| invalid("management.server_name", e))?;
+    }
     let keys = RoleKeys {
         timestamp: pinned_key(base, raw.timestamp_key, "timestamp_key", files)?,
         snapshot: pinned_key(base, raw.snapshot_key, "snapshot_key", files)?,
@@ -172,6 +207,7 @@ pub(super) fn management_config(
         state: resolve(base, raw.state),
         keys,
         interval,
+        server_name: raw.server_name,
     })
 }
 
@@ -201,6 +237,34 @@ mod tests {
             "https://127.0.0.1/a?b/",
         ] {
             assert!(parse_management_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_names() {
+        for good in [
+            "hq.example.org",
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "a-b.c9.example",
+        ] {
+            assert!(check_server_name(good).is_ok(), "{good}");
+        }
+        let long = format!("{}.example", "a".repeat(64));
+        for bad in [
+            "",
+            "hq..example",
+            "-hq.example",
+            "hq-.example",
+            "hq.example.",
+            "hq_x.example",
+            "1.2.3",
+            "hq.example/x",
+            "h q.example",
+            long.as_str(),
+        ] {
+            assert!(check_server_name(bad).is_err(), "{bad:?}");
         }
     }
 }

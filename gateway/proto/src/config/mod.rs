@@ -108,7 +108,8 @@ mod time;
 pub use audit::{parse_siem_url, AuditConfig, SiemConfig, SiemTransport, DEFAULT_SPOOL_BYTES};
 pub use lists::{load_registry, parse_directory, parse_registry, AliasGrants, TOKEN_ORIGINS};
 pub use management::{
-    parse_management_url, ManagementConfig, DEFAULT_POLL_INTERVAL, MIN_POLL_INTERVAL,
+    check_server_name, parse_management_url, ManagementConfig, DEFAULT_POLL_INTERVAL,
+    MIN_POLL_INTERVAL,
 };
 pub use network::{
     parse_probe_url, NetworkConfig, DEFAULT_CHECK_INTERVAL, DEFAULT_PROBE_TIMEOUT, DEFAULT_RECHECK,
