@@ -9,9 +9,12 @@
 //!   1 MiB buffer and read back), renamed `firmware.bundle.done` once
 //!   armed (then PID 1 reboots into the trial) or `firmware.bundle.refused`
 //!   with the reason on the console.
-//! - Trial boot: healthy = READY within [`READY_WITHIN`] and the gateway
-//!   serving without a restart for [`HEALTHY_FOR`] after it; then one
-//!   environment save commits the slot and raises the floor. Otherwise the
+//! - Trial boot: healthy = READY within [`READY_WITHIN`], the gateway
+//!   serving without a restart for [`HEALTHY_FOR`] after it, and its
+//!   health word ([`HEALTH`]) saying the self-test call passed and the
+//!   management channel was reached (or is not configured), all within
+//!   [`HEALTHY_WITHIN`] ([`judge`]); then one environment save commits
+//!   the slot and raises the floor. Otherwise the
 //!   abandoned environment is saved and PID 1 reboots into the old slot;
 //!   a crash or reset during the trial does the same by itself (the try
 //!   was spent by the bootloader).
@@ -45,6 +48,126 @@ pub const CONF: &str = "/etc/firmware.conf";
 pub const READY_WITHIN: Duration = Duration::from_secs(90);
 /// ... and then serve without a gateway restart this long.
 pub const HEALTHY_FOR: Duration = Duration::from_secs(10);
+/// The gateway's health word (`gateway/src/health.rs`): its self-test
+/// call and the management channel. PID 1 removes it before it starts the
+/// gateway, so that only this boot's gateway speaks.
+pub const HEALTH: &str = "/data/kit/firmware.health";
+/// A trial must be healthy (READY, the self-test call passed, the
+/// management channel reached) this soon after PID 1's stage 2 starts.
+pub const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
+/// The most octets of the health word read.
+const HEALTH_MAX: u64 = 1024;
+
+/// The gateway's health word, as read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Word {
+    /// `unconfigured`, `waiting` or `reachable`.
+    pub management: String,
+    /// `running`, `passed` or `failed`.
+    pub self_test: String,
+    /// Why the self-test failed.
+    pub detail: String,
+}
+
+/// Parses the health word strictly: known keys once each, known values,
+/// both keys present.
+pub fn parse_word(text: &str) -> Result<Word, String> {
+    let mut w = Word::default();
+    for line in text.lines() {
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| format!("health word: line {line:?} is not key=value"))?;
+        let slot = match k {
+            "management" if ["unconfigured", "waiting", "reachable"].contains(&v) => {
+                &mut w.management
+            }
+            "self_test" if ["running", "passed", "failed"].contains(&v) => &mut w.self_test,
+            "self_test_detail" => &mut w.detail,
+            _ => return Err(format!("health word: unexpected line {line:?}")),
+        };
+        if !slot.is_empty() {
+            return Err(format!("health word: {k} twice"));
+        }
+        *slot = v.to_string();
+    }
+    if w.management.is_empty() || w.self_test.is_empty() {
+        return Err("health word: needs management= and self_test=".into());
+    }
+    Ok(w)
+}
+
+/// What a trial boot's state says now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// Not yet decided.
+    Wait,
+    /// Healthy: commit.
+    Commit(Health),
+    /// Failed: abandon, why.
+    Abandon(String),
+}
+
+/// The trial's decision at `now` (started `since`), from what PID 1 saw
+/// and the gateway's word (`Err`: absent or unreadable).
+pub fn judge(
+    now: Instant,
+    since: Instant,
+    seen: Observed,
+    word: &Result<Word, String>,
+) -> Judgement {
+    let elapsed = now.duration_since(since);
+    if seen.restarts > 0 {
+        return Judgement::Abandon(format!("the gateway restarted {} time(s)", seen.restarts));
+    }
+    let Some(ready) = seen.ready_since else {
+        return if elapsed >= READY_WITHIN {
+            Judgement::Abandon(format!("not READY within {} s", READY_WITHIN.as_secs()))
+        } else {
+            Judgement::Wait
+        };
+    };
+    if let Ok(w) = word {
+        if w.self_test == "failed" {
+            return Judgement::Abandon(format!("self-test call failed: {}", w.detail));
+        }
+    }
+    let served = now.duration_since(ready) >= HEALTHY_FOR;
+    let (self_test, management) = match word {
+        Ok(w) => (
+            w.self_test == "passed",
+            w.management == "reachable" || w.management == "unconfigured",
+        ),
+        Err(_) => (false, false),
+    };
+    if served && self_test && management {
+        return Judgement::Commit(Health {
+            ready: true,
+            self_test,
+            management_reachable: management,
+        });
+    }
+    if elapsed >= HEALTHY_WITHIN {
+        let why = match word {
+            Err(e) => format!("no word from the gateway ({e})"),
+            Ok(w) => format!("self-test {}, management {}", w.self_test, w.management),
+        };
+        return Judgement::Abandon(format!(
+            "not healthy within {} s: {why}",
+            HEALTHY_WITHIN.as_secs()
+        ));
+    }
+    Judgement::Wait
+}
+
+/// Reads the gateway's health word at `path`.
+pub fn read_word(path: &Path) -> Result<Word, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|f| f.take(HEALTH_MAX).read_to_string(&mut text))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_word(&text)
+}
 
 /// What PID 1 is to do after a tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,8 +274,9 @@ impl Agent {
             BootRole::Trial => (
                 State::Trial { since: now },
                 format!(
-                    "slot {booted} version {version} ON TRIAL: committed after READY and {} s of service, otherwise back to slot {}",
+                    "slot {booted} version {version} ON TRIAL: committed after READY, {} s of service, the self-test call and the management channel (within {} s), otherwise back to slot {}",
                     HEALTHY_FOR.as_secs(),
+                    HEALTHY_WITHIN.as_secs(),
                     env.committed
                 ),
             ),
@@ -263,22 +387,22 @@ impl Agent {
             },
             State::Trial { since } => {
                 let since = *since;
-                let healthy = seen
-                    .ready_since
-                    .is_some_and(|r| seen.restarts == 0 && now.duration_since(r) >= HEALTHY_FOR);
-                let failed = seen.restarts > 0
-                    || (seen.ready_since.is_none() && now.duration_since(since) >= READY_WITHIN);
-                if !healthy && !failed {
-                    return Action::Nothing;
-                }
-                self.state = State::Done;
-                let health = Health {
-                    ready: seen.ready_since.is_some(),
-                    self_test: seen.restarts == 0,
-                    management_reachable: true,
+                let (health, why) = match judge(now, since, seen, &read_word(Path::new(HEALTH))) {
+                    Judgement::Wait => return Action::Nothing,
+                    Judgement::Commit(h) => (h, None),
+                    // Unhealthy: `commit` saves the abandoned environment.
+                    Judgement::Abandon(why) => (
+                        Health {
+                            ready: seen.ready_since.is_some(),
+                            self_test: false,
+                            management_reachable: false,
+                        },
+                        Some(why),
+                    ),
                 };
-                match self.commit(health) {
-                    Ok(floor) => {
+                self.state = State::Done;
+                match (self.commit(health), why) {
+                    (Ok(floor), _) => {
                         say(format!(
                             "firmware: slot {} version {} COMMITTED (floor {floor})",
                             self.booted, self.version
@@ -294,7 +418,8 @@ impl Agent {
                         );
                         Action::Nothing
                     }
-                    Err(why) => {
+                    (Err(e), why) => {
+                        let why = why.unwrap_or(e);
                         report_or_say(
                             &[
                                 ("event", "abandoned".into()),
@@ -417,6 +542,90 @@ mod tests {
         assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
         assert!(names.iter().all(|n| n.ends_with(".event")));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_health_word_is_strict() {
+        let w = parse_word("management=reachable\nself_test=passed\n").unwrap();
+        assert_eq!(
+            (w.management.as_str(), w.self_test.as_str()),
+            ("reachable", "passed")
+        );
+        let w = parse_word("management=waiting\nself_test=failed\nself_test_detail=x y\n").unwrap();
+        assert_eq!(w.detail, "x y");
+        for bad in [
+            "",
+            "management=reachable\n",
+            "self_test=passed\n",
+            "management=reachable\nself_test=passed\nself_test=passed\n",
+            "management=yes\nself_test=passed\n",
+            "management=reachable\nself_test=ok\n",
+            "management=reachable\nself_test=passed\nextra=1\n",
+            "management=reachable\nself_test passed\n",
+        ] {
+            assert!(parse_word(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_trial_commits_only_when_ready_served_self_tested_and_reaching_home() {
+        let t0 = Instant::now();
+        let s = |secs: u64| t0 + Duration::from_secs(secs);
+        let word = |m: &str, t: &str| {
+            Ok(Word {
+                management: m.into(),
+                self_test: t.into(),
+                detail: "no packet".into(),
+            })
+        };
+        let ready = |at: u64, restarts: u32| Observed {
+            ready_since: Some(s(at)),
+            restarts,
+        };
+        let good = word("reachable", "passed");
+        // Everything passed, served long enough: commit.
+        assert!(matches!(
+            judge(s(20), t0, ready(5, 0), &good),
+            Judgement::Commit(h) if h.is_healthy()
+        ));
+        assert!(matches!(
+            judge(s(20), t0, ready(5, 0), &word("unconfigured", "passed")),
+            Judgement::Commit(_)
+        ));
+        // Not served long enough yet.
+        assert_eq!(judge(s(10), t0, ready(5, 0), &good), Judgement::Wait);
+        // Waiting for home or the self-test, or no word yet: wait...
+        for w in [
+            word("waiting", "passed"),
+            word("reachable", "running"),
+            Err("absent".to_string()),
+        ] {
+            assert_eq!(judge(s(60), t0, ready(5, 0), &w), Judgement::Wait, "{w:?}");
+            // ... but not past the bound.
+            let Judgement::Abandon(why) = judge(s(180), t0, ready(5, 0), &w) else {
+                panic!("{w:?} not abandoned at the bound");
+            };
+            assert!(why.contains("not healthy within 180 s"), "{why}");
+        }
+        // A failed self-test, a restart or no READY: abandon.
+        let Judgement::Abandon(why) = judge(s(20), t0, ready(5, 0), &word("reachable", "failed"))
+        else {
+            panic!()
+        };
+        assert!(why.contains("self-test call failed: no packet"), "{why}");
+        assert!(matches!(
+            judge(s(20), t0, ready(5, 1), &good),
+            Judgement::Abandon(_)
+        ));
+        let none = Observed {
+            ready_since: None,
+            restarts: 0,
+        };
+        assert_eq!(judge(s(89), t0, none, &good), Judgement::Wait);
+        assert!(matches!(
+            judge(s(90), t0, none, &good),
+            Judgement::Abandon(_)
+        ));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod daemon;
 pub mod demo;
 pub mod echo;
 pub mod files;
+pub mod health;
 pub mod manage;
 pub mod netcheck;
 pub mod relay;

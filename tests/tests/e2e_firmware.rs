@@ -18,8 +18,14 @@
 //!   kit that boots to READY on a verified slot, and the floor never goes
 //!   down.
 //!
+//! - a version 2 published at HQ (nginx with client certificates, the
+//!   kit made with `--hq-url`) is fetched by the appliance over its
+//!   uplink, installed and trial-booted, and committed only once the new
+//!   gateway's self-test call passed and it reached HQ again; fetched once
+//!   in all.
+//!
 //! Needs `image/build` to have run (tests/run does it). Ports: those of
-//! `common::appliance` (runs alone, like e2e_image).
+//! `common::appliance` (runs alone, like e2e_image), and HQ's 20561.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,7 +34,11 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::appliance::{handshake, workdir, Appliance, IMAGE};
+use common::hq::{init_managed_kit, publish_with, Nginx};
 use common::{bin, init_kit};
+
+/// HQ's HTTPS server (nginx) for the repository test.
+const HQ_PORT: u16 = 20561;
 
 fn out() -> PathBuf {
     Path::new(IMAGE).join("out")
@@ -171,6 +181,61 @@ fn an_update_installs_trial_boots_and_commits_then_survives_resets() {
         "{console}"
     );
     drop(vm);
+    std::fs::remove_dir_all(&work).ok();
+}
+
+#[test]
+fn a_release_published_at_hq_is_fetched_installed_and_committed_once_healthy() {
+    let work = workdir("fw-repo");
+    let kit = work.join("kit");
+    init_managed_kit(&kit, HQ_PORT);
+    let mut nginx = Nginx::new(&work, &kit, HQ_PORT);
+    nginx.start();
+    let b2 = work.join("v2.bundle");
+    bundle(&b2, 2, None, &root_hash(), &[]);
+    let published = publish_with(&kit, &["--firmware", b2.to_str().unwrap()]);
+    assert!(published.contains("firmware"), "{published}");
+    let disk = work.join("disk.img");
+    let vm = boot(&work, &kit, &disk);
+    must(&vm, "READY slot=a version=1", 60);
+    // The appliance reaches HQ from its uplink and fetches the bundle.
+    let fetched = must(
+        &vm,
+        "firmware bundle from the repository written for the firmware agent",
+        60,
+    );
+    let armed = must(&vm, "version 2 written to slot B, read back and armed", 120);
+    must(&vm, "dialgate: slot B on trial (try spent)", 60);
+    must(&vm, "READY slot=b version=2", 60);
+    // Version 2's own word: its self-test call, then HQ reached.
+    let self_test = must(&vm, "self-test call passed", 60);
+    let committed = must(&vm, "firmware: slot B version 2 COMMITTED (floor 2)", 120);
+    assert!(self_test < committed);
+    // ... and HQ reached by version 2 before it was committed.
+    let console = vm.console();
+    let trial = console
+        .find("slot B version 2 ON TRIAL")
+        .expect("trial line");
+    let reached = console[trial..]
+        .find("health word for PID 1 written: management reachable")
+        .unwrap_or_else(|| panic!("version 2 never reached HQ:\n{console}"));
+    let commit = console[trial..].find("COMMITTED (floor 2)").unwrap();
+    assert!(reached < commit, "{console}");
+    handshake(&kit, "alice").expect("version 2 admits alice");
+    // Fetched once: the second boot's gateway found it handed over.
+    let access = std::fs::read_to_string(work.join("nginx/access.log")).unwrap_or_default();
+    assert_eq!(
+        access.matches(".firmware.bundle HTTP/1.1\" 200").count(),
+        1,
+        "{access}"
+    );
+    eprintln!(
+        "figures: fetched to armed {:?}; armed to committed {:?}",
+        armed - fetched,
+        committed - armed
+    );
+    drop(vm);
+    nginx.stop();
     std::fs::remove_dir_all(&work).ok();
 }
 

@@ -324,3 +324,25 @@ fn a_leg_is_rekeyed_over_udp_while_the_call_runs() {
     let [a, b] = relay.stats(id).unwrap().unwrap();
     assert_eq!(a.dropped() + b.dropped(), 0);
 }
+
+/// The gateway's self-test call (`dialgate::daemon::selftest`) through a
+/// running relay passes for every suite, and fails with the reason when
+/// the relay cannot carry the call.
+#[test]
+fn the_self_test_call_passes_through_a_relay_and_fails_when_it_cannot() {
+    use dialgate::daemon::selftest;
+    let relay = start(Duration::from_secs(30), 41300);
+    let took = selftest::run(&relay, LO, LO, &Suite::ALL).expect("self-test passes");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // Its sockets are closed again: the whole range is free.
+    let legs: Vec<_> = (0..50).map(|_| relay.allocate(LO, true).unwrap()).collect();
+    assert_eq!(legs.len(), 50);
+    // No port left for its legs: a failure, named.
+    let e = selftest::run(&relay, LO, LO, &[Suite::AeadAes128Gcm]).unwrap_err();
+    assert!(e.to_string().contains("port range exhausted"), "{e}");
+    for l in legs {
+        relay.release(l).unwrap();
+    }
+    // Freed again, it passes again.
+    selftest::run(&relay, LO, LO, &[Suite::AesCm128HmacSha1_32]).expect("passes again");
+}

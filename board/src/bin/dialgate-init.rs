@@ -290,6 +290,8 @@ mod linux {
     }
 
     fn spawn(mode: Mode) -> Option<(libc::pid_t, Instant)> {
+        // Only what this gateway says of its health counts for a trial.
+        let _ = fs::remove_file(update::HEALTH);
         let mut c = Command::new("/bin/dialgate");
         match mode {
             Mode::Demo => c.args(["demo", "--dir", KIT]),

@@ -36,6 +36,7 @@ mod outbox;
 mod phones;
 mod policy;
 pub mod reports;
+pub mod selftest;
 mod trunks;
 mod watch;
 
@@ -320,6 +321,15 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
             source,
         },
     )?;
+    // The gateway's word to PID 1's firmware agent (`crate::health`).
+    if let Some(p) = &config.policy {
+        let management = if config.management.is_some() {
+            crate::health::Management::Waiting
+        } else {
+            crate::health::Management::Unconfigured
+        };
+        crate::health::init(crate::health::path_beside(&p.bundle), management);
+    }
     // The repository at home writes new bundles where the watcher below
     // reads them; a kit that cannot poll keeps serving under its policy.
     let (halt_tx, halt) = tokio::sync::mpsc::channel(1);
@@ -417,6 +427,7 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
         ));
     }
     b2b.start(Instant::now());
+    start_self_test(&config, Arc::clone(&relay));
     tokio::spawn(core::core(b2b, relay, bridges, input_rx, input_tx));
     info!(%phone_addr, "dialgate gateway listening for phones (SIP over TLS)");
     Ok(Gateway {
@@ -464,4 +475,29 @@ fn unreachable_config<T>() -> Result<T, DaemonError> {
         field: "policy".into(),
         reason: "no registry source".into(),
     }))
+}
+
+/// The self-test call ([`selftest`]) on a blocking thread, once; its
+/// outcome in the audit trail and in the health word for PID 1.
+fn start_self_test(config: &crate::config::Config, relay: Arc<RelayHandle>) {
+    let phone_ip = config.phone.media_address;
+    // The first trunk by name: the bridge side's media address.
+    let bridge_ip = config
+        .trunks
+        .iter()
+        .min_by_key(|(name, _)| name.as_str())
+        .map_or(phone_ip, |(_, t)| t.media_address);
+    let suites = config.phone.suites.clone();
+    tokio::task::spawn_blocking(move || {
+        match selftest::run(&relay, phone_ip, bridge_ip, &suites) {
+            Ok(took) => {
+                info!(target: "audit", decision = "self-test", reason = "passed", suites = suites.len(), took_ms = took.as_millis() as u64, phone = %phone_ip, bridge = %bridge_ip, "self-test call passed: media both ways through the relay, re-encrypted, every suite");
+                crate::health::self_test(crate::health::SelfTest::Passed);
+            }
+            Err(e) => {
+                tracing::error!(target: "audit", decision = "self-test", reason = "failed", error = %e, phone = %phone_ip, bridge = %bridge_ip, "self-test call FAILED: a trial of this release will not commit");
+                crate::health::self_test(crate::health::SelfTest::Failed(e.to_string()));
+            }
+        }
+    });
 }

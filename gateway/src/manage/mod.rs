@@ -239,6 +239,7 @@ impl Poller {
             match self.poll().await {
                 Ok(polled) => {
                     crate::status::set_last_poll(crate::clock::now());
+                    crate::health::management_reachable();
                     if reachable == Some(false) {
                         info!(target: "audit", decision = "repository", reason = "reachable", "HQ repository reachable again");
                     }
