@@ -22,7 +22,9 @@
 //!   kit made with `--hq-url`) is fetched by the appliance over its
 //!   uplink, installed and trial-booted, and committed only once the new
 //!   gateway's self-test call passed and it reached HQ again; fetched once
-//!   in all.
+//!   in all; a release whose trial cannot reach HQ (nginx stopped once it
+//!   is armed) is abandoned after the health bound and the kit is back on
+//!   version 1 by itself.
 //!
 //! Needs `image/build` to have run (tests/run does it). Ports: those of
 //! `common::appliance` (runs alone, like e2e_image), and HQ's 20561.
@@ -236,6 +238,50 @@ fn a_release_published_at_hq_is_fetched_installed_and_committed_once_healthy() {
     );
     drop(vm);
     nginx.stop();
+    std::fs::remove_dir_all(&work).ok();
+}
+
+#[test]
+fn a_release_whose_trial_cannot_reach_hq_is_abandoned_and_the_kit_falls_back() {
+    let work = workdir("fw-repo-gone");
+    let kit = work.join("kit");
+    init_managed_kit(&kit, HQ_PORT);
+    let mut nginx = Nginx::new(&work, &kit, HQ_PORT);
+    nginx.start();
+    let b2 = work.join("v2.bundle");
+    bundle(&b2, 2, None, &root_hash(), &[]);
+    publish_with(&kit, &["--firmware", b2.to_str().unwrap()]);
+    let disk = work.join("disk.img");
+    let vm = boot(&work, &kit, &disk);
+    must(&vm, "READY slot=a version=1", 60);
+    must(&vm, "version 2 written to slot B, read back and armed", 120);
+    // HQ goes away before version 2 can poll it.
+    nginx.stop();
+    let trial = must(&vm, "slot B version 2 ON TRIAL", 60);
+    must(&vm, "self-test call passed", 60);
+    let (abandoned, line) = vm
+        .wait_line("firmware: trial abandoned", Duration::from_secs(240))
+        .unwrap_or_else(|| panic!("not abandoned:\n{}", vm.console()));
+    assert!(
+        line.contains("not healthy within 180 s: self-test passed, management waiting"),
+        "{line}"
+    );
+    must_nth(&vm, "READY slot=a version=1", 2, 120);
+    let console = vm.console();
+    assert!(!console.contains("COMMITTED"), "{console}");
+    assert!(
+        console.contains("slot A version 1 committed (floor 1)"),
+        "{console}"
+    );
+    // Version 1's gateway records the agent's report.
+    must(
+        &vm,
+        "firmware trial abandoned: back to the committed slot",
+        15,
+    );
+    handshake(&kit, "alice").expect("version 1 serves after the fallback");
+    eprintln!("figures: trial start to abandoned {:?}", abandoned - trial);
+    drop(vm);
     std::fs::remove_dir_all(&work).ok();
 }
 
