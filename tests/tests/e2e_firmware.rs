@@ -35,9 +35,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::appliance::{handshake, workdir, Appliance, IMAGE};
+use common::appliance::{baresip, baresip_configs, handshake, workdir, Appliance, IMAGE};
 use common::hq::{init_managed_kit, publish_with, Nginx};
-use common::{bin, init_kit};
+use common::{alice_heard_her_tone, bin, init_kit};
 
 /// HQ's HTTPS server (nginx) for the repository test.
 const HQ_PORT: u16 = 20561;
@@ -191,6 +191,7 @@ fn a_release_published_at_hq_is_fetched_installed_and_committed_once_healthy() {
     let work = workdir("fw-repo");
     let kit = work.join("kit");
     init_managed_kit(&kit, HQ_PORT);
+    baresip_configs(&kit);
     let mut nginx = Nginx::new(&work, &kit, HQ_PORT);
     nginx.start();
     let b2 = work.join("v2.bundle");
@@ -223,7 +224,14 @@ fn a_release_published_at_hq_is_fetched_installed_and_committed_once_healthy() {
         .unwrap_or_else(|| panic!("version 2 never reached HQ:\n{console}"));
     let commit = console[trial..].find("COMMITTED (floor 2)").unwrap();
     assert!(reached < commit, "{console}");
-    handshake(&kit, "alice").expect("version 2 admits alice");
+    // A call on version 2: alice hears her tone back through it.
+    let text = baresip(&kit, "alice", 12);
+    assert!(
+        text.contains("Call established") && text.contains("SRTP is Enabled"),
+        "alice's call on version 2: {text}\n{}",
+        vm.console()
+    );
+    alice_heard_her_tone(&kit).unwrap_or_else(|e| panic!("alice heard: {e}\n{}", vm.console()));
     // Fetched once: the second boot's gateway found it handed over.
     let access = std::fs::read_to_string(work.join("nginx/access.log")).unwrap_or_default();
     assert_eq!(

@@ -24,54 +24,22 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::appliance::{handshake, workdir, Appliance, IMAGE, MEDIA, PROBE, SIP};
+use common::appliance::{
+    baresip, baresip_configs, handshake, workdir, Appliance, IMAGE, MEDIA, PROBE, SIP,
+};
 use common::{alice_heard_her_tone, init_kit, recordings};
 
 /// A host kit whose baresip for alice and mallory uses ports of its own.
 fn kit(work: &Path) -> PathBuf {
     let kit = work.join("kit");
     init_kit(&kit);
-    dialgate::demo::write_baresip_configs(&kit).expect("baresip configs");
-    for (who, sip, rtp) in [("alice", 5280, 43000), ("mallory", 5282, 43010)] {
-        let path = kit.join("baresip").join(who).join("config");
-        let c = std::fs::read_to_string(&path).unwrap();
-        let lo = dialgate::demo::baresip_port(who);
-        let c = c
-            .replace(&format!("127.0.0.1:{lo}"), &format!("127.0.0.1:{sip}"))
-            .lines()
-            .map(|l| {
-                if l.starts_with("rtp_ports") {
-                    format!("rtp_ports\t\t{rtp}-{}", rtp + 9)
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n";
-        std::fs::write(&path, c).unwrap();
-    }
+    baresip_configs(&kit);
     kit
-}
-
-fn baresip(kit: &Path, who: &str, seconds: u32) -> String {
-    let out = Command::new("baresip")
-        .args(["-f", &kit.join("baresip").join(who).display().to_string()])
-        .args([
-            "-e",
-            &format!("/dial sip:echo@127.0.0.1:{SIP}"),
-            "-t",
-            &seconds.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("baresip runs (apt-get install baresip)");
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
 
 /// From qemu's start to a served TLS handshake. The budget was 3 s; after

@@ -176,3 +176,45 @@ pub fn workdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&work).unwrap();
     work
 }
+
+/// Writes baresip configurations for alice and mallory into `kit` that use
+/// ports of their own (5280/5282, media 43000-43019), not the demo's.
+pub fn baresip_configs(kit: &Path) {
+    dialgate::demo::write_baresip_configs(kit).expect("baresip configs");
+    for (who, sip, rtp) in [("alice", 5280, 43000), ("mallory", 5282, 43010)] {
+        let path = kit.join("baresip").join(who).join("config");
+        let c = std::fs::read_to_string(&path).unwrap();
+        let lo = dialgate::demo::baresip_port(who);
+        let c = c
+            .replace(&format!("127.0.0.1:{lo}"), &format!("127.0.0.1:{sip}"))
+            .lines()
+            .map(|l| {
+                if l.starts_with("rtp_ports") {
+                    format!("rtp_ports\t\t{rtp}-{}", rtp + 9)
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+        std::fs::write(&path, c).unwrap();
+    }
+}
+
+/// `who` (see [`baresip_configs`]) calls the echo participant through the
+/// appliance for `seconds`; baresip's output.
+pub fn baresip(kit: &Path, who: &str, seconds: u32) -> String {
+    let out = Command::new("baresip")
+        .args(["-f", &kit.join("baresip").join(who).display().to_string()])
+        .args([
+            "-e",
+            &format!("/dial sip:echo@127.0.0.1:{SIP}"),
+            "-t",
+            &seconds.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("baresip runs (apt-get install baresip)");
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
