@@ -119,6 +119,8 @@ fn from_trunks(
             .and_then(|n| n.stun)
             .into_iter()
             .collect(),
+        // Set by the allow-list PID 1 keeps ([`AllowList::with_dhcp_client`]).
+        dhcp_client: false,
     }
 }
 
@@ -152,6 +154,7 @@ pub struct AllowList {
     config: Config,
     phones: String,
     uplink: String,
+    dhcp_client: bool,
     copy: Option<AppliedCopy>,
     loaded: Option<Inputs>,
 }
@@ -176,8 +179,16 @@ impl AllowList {
             config,
             phones: phones.to_string(),
             uplink: uplink.to_string(),
+            dhcp_client: false,
             loaded: None,
         }
+    }
+
+    /// The uplink takes its address by DHCP: open its client's exchange
+    /// ([`Inputs::dhcp_client`]).
+    pub fn with_dhcp_client(mut self) -> AllowList {
+        self.dhcp_client = true;
+        self
     }
 
     /// The configuration.
@@ -197,7 +208,7 @@ impl AllowList {
             next.config_only = Some(why);
         }
         let policy = self.copy.as_ref().and_then(AppliedCopy::current);
-        let inputs = match inputs(&self.config, policy, &self.phones, &self.uplink) {
+        let mut inputs = match inputs(&self.config, policy, &self.phones, &self.uplink) {
             Ok(i) => {
                 next.policy = policy.map(Verified::version);
                 i
@@ -205,6 +216,7 @@ impl AllowList {
             // Not reached: the copy is refused when it does not fit.
             Err(_) => config_only(&self.config, &self.phones, &self.uplink),
         };
+        inputs.dhcp_client = self.dhcp_client;
         if self.loaded.as_ref() != Some(&inputs) {
             next.load = Some(inputs);
         }

@@ -12,6 +12,7 @@
 //! dialgate.salt=<hex>  dialgate.data=/dev/vda3
 //! dialgate.net=eth0:10.0.2.15/24:10.0.2.2  dialgate.mode=demo|run
 //! dialgate.uplink=eth1:10.0.3.15/24  (optional: the uplink's own interface)
+//! dialgate.uplink=eth1:dhcp  (... its address by DHCP: PID 1 runs dialgate-dhcp)
 //! ```
 //!
 //! The root hashes are the trust anchor of the verified root: on a board
@@ -51,6 +52,16 @@ pub struct Net {
     pub gateway: Option<Ipv4Addr>,
 }
 
+impl BootParams {
+    /// The uplink's interface name, if it has its own.
+    pub fn uplink_interface(&self) -> Option<&str> {
+        self.uplink
+            .as_ref()
+            .map(|n| n.interface.as_str())
+            .or(self.uplink_dhcp.as_deref())
+    }
+}
+
 /// How the gateway runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -71,9 +82,12 @@ pub struct BootParams {
     pub data: String,
     /// The phone-side interface (`dialgate.net`).
     pub net: Option<Net>,
-    /// The uplink interface (`dialgate.uplink`), when it is not the
-    /// phone-side one.
+    /// The uplink interface (`dialgate.uplink`) with a fixed address, when
+    /// it is not the phone-side one.
     pub uplink: Option<Net>,
+    /// The uplink interface when it takes its address by DHCP
+    /// (`dialgate.uplink=IFACE:dhcp`).
+    pub uplink_dhcp: Option<String>,
     /// Gateway mode.
     pub mode: Mode,
     /// The firmware version the bootloader booted (`dialgate.version`).
@@ -185,6 +199,7 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
     let mut slots: Vec<Slot> = Vec::new();
     let (mut salt, mut data, mut netcfg, mut mode) = (None, None, None, Mode::Run);
     let (mut uplink, mut version, mut updates) = (None, None, false);
+    let mut uplink_dhcp = None;
     for word in cmdline.split_ascii_whitespace() {
         let Some(rest) = word.strip_prefix("dialgate.") else {
             continue;
@@ -210,7 +225,15 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
             "data" if value.starts_with("/dev/") => data = Some(value.to_string()),
             "data" => return Err(err("dialgate.data", "device must be under /dev")),
             "net" => netcfg = Some(net(value)?),
-            "uplink" => uplink = Some(net(value)?),
+            "uplink" if uplink.is_some() || uplink_dhcp.is_some() => {
+                return Err(err("dialgate.uplink", "given twice"))
+            }
+            "uplink" => match value.split_once(':') {
+                Some((iface, "dhcp")) if !iface.is_empty() && iface.len() <= 15 => {
+                    uplink_dhcp = Some(iface.to_string())
+                }
+                _ => uplink = Some(net(value)?),
+            },
             "updates" => {
                 updates = match value {
                     "on" => true,
@@ -246,6 +269,7 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
         data: data.ok_or(err("dialgate.data", "missing"))?,
         net: netcfg,
         uplink,
+        uplink_dhcp,
         mode,
         version,
         updates,
@@ -279,6 +303,14 @@ mod tests {
             (u.interface.as_str(), u.prefix, u.gateway),
             ("eth1", 24, None)
         );
+        // By DHCP: the interface only.
+        let d = parse(&c.replace("eth1:10.0.3.15/24", "eth1:dhcp")).unwrap();
+        assert_eq!((d.uplink, d.uplink_dhcp.as_deref()), (None, Some("eth1")));
+        for bad in [":dhcp", "eth1:dhcp:x", "eth1:DHCP"] {
+            assert!(parse(&c.replace("eth1:10.0.3.15/24", bad)).is_err(), "{bad}");
+        }
+        let twice = format!("{c} dialgate.uplink=eth2:dhcp");
+        assert!(parse(&twice).is_err());
         // Without dialgate.uplink, one interface plays both roles.
         let one = parse(&c.replace("dialgate.uplink=eth1:10.0.3.15/24", "")).unwrap();
         assert!(one.uplink.is_none());

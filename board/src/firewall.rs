@@ -29,6 +29,10 @@ pub struct Inputs {
     /// Servers the gateway may send UDP to from any port (the network
     /// check's STUN server).
     pub udp_outbound: Vec<SocketAddr>,
+    /// The uplink takes its address by DHCP: its client's exchange (UDP
+    /// 68 → 67 out, 67 → 68 in: the server's replies are broadcast, not
+    /// replies conntrack knows).
+    pub dhcp_client: bool,
 }
 
 /// One accept rule; everything else is dropped.
@@ -67,6 +71,24 @@ pub enum Rule {
         iface: String,
         /// Destination.
         dest: SocketAddr,
+    },
+    /// UDP from port `sport` to port `dport` arriving on `iface`.
+    UdpInPorts {
+        /// Interface.
+        iface: String,
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+    },
+    /// UDP from port `sport` to port `dport` leaving on `iface`.
+    UdpOutPorts {
+        /// Interface.
+        iface: String,
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
     },
     /// Media leaving `iface` from the media range.
     UdpOutFromMedia {
@@ -107,6 +129,13 @@ pub fn build(i: &Inputs) -> Ruleset {
             dest: *d,
         });
     }
+    if i.dhcp_client {
+        output.push(Rule::UdpOutPorts {
+            iface: i.uplink.clone(),
+            sport: 68,
+            dport: 67,
+        });
+    }
     for iface in [&i.phones, &i.uplink] {
         let r = Rule::UdpOutFromMedia {
             iface: iface.clone(),
@@ -130,6 +159,13 @@ pub fn build(i: &Inputs) -> Ruleset {
             hi,
         },
     ];
+    if i.dhcp_client {
+        input.push(Rule::UdpInPorts {
+            iface: i.uplink.clone(),
+            sport: 67,
+            dport: 68,
+        });
+    }
     if let Some(port) = i.bridge_listener {
         let r = Rule::TcpIn {
             iface: i.uplink.clone(),
@@ -163,6 +199,12 @@ fn rule(r: &Rule) -> String {
                 dest.ip(),
                 dest.port()
             )
+        }
+        Rule::UdpInPorts { iface, sport, dport } => {
+            format!("iifname {iface:?} udp sport {sport} udp dport {dport} accept")
+        }
+        Rule::UdpOutPorts { iface, sport, dport } => {
+            format!("oifname {iface:?} udp sport {sport} udp dport {dport} accept")
         }
         Rule::UdpOutFromMedia { iface, lo, hi } => {
             format!("oifname {iface:?} udp sport {lo}-{hi} accept")
@@ -209,7 +251,22 @@ mod tests {
             bridge_listener: None,
             outbound: vec!["192.0.2.10:5061".parse().unwrap()],
             udp_outbound: vec![],
+            dhcp_client: false,
         }
+    }
+
+    #[test]
+    fn a_dhcp_uplink_opens_its_client_exchange_and_nothing_more() {
+        let mut i = inputs();
+        let before = build(&i);
+        i.dhcp_client = true;
+        let r = build(&i);
+        let nft = r.to_nft();
+        assert!(nft.contains("iifname \"uplink\" udp sport 67 udp dport 68 accept"), "{nft}");
+        assert!(nft.contains("oifname \"uplink\" udp sport 68 udp dport 67 accept"), "{nft}");
+        assert_eq!(r.input.len(), before.input.len() + 1);
+        assert_eq!(r.output.len(), before.output.len() + 1);
+        assert!(!nft.contains("\"phones\" udp sport 67"), "{nft}");
     }
 
     #[test]

@@ -32,4 +32,5 @@ pub mod sys;
 #[cfg(test)]
 mod testkit;
 pub mod update;
+pub mod uplink;
 pub mod verity;

@@ -266,6 +266,18 @@ fn exprs(r: &Rule, output: bool) -> Vec<Expr> {
         }
         Rule::TcpOut { iface, dest } => out_to(&mut e, iface, *dest, TCP),
         Rule::UdpOut { iface, dest } => out_to(&mut e, iface, *dest, UDP),
+        Rule::UdpInPorts { iface, sport, dport } => {
+            e.extend(ifname(META_IIFNAME, iface));
+            e.extend(l4(UDP));
+            e.extend(port_range(SPORT, *sport, *sport));
+            e.extend(port_range(DPORT, *dport, *dport));
+        }
+        Rule::UdpOutPorts { iface, sport, dport } => {
+            e.extend(ifname(META_OIFNAME, iface));
+            e.extend(l4(UDP));
+            e.extend(port_range(SPORT, *sport, *sport));
+            e.extend(port_range(DPORT, *dport, *dport));
+        }
         Rule::UdpOutFromMedia { iface, lo, hi } => {
             e.extend(ifname(META_OIFNAME, iface));
             e.extend(l4(UDP));
@@ -447,6 +459,7 @@ mod tests {
             bridge_listener: None,
             outbound: vec!["192.0.2.10:5061".parse().unwrap()],
             udp_outbound: vec!["192.0.2.30:3478".parse().unwrap()],
+            dhcp_client: true,
         })
     }
 

@@ -122,6 +122,17 @@ fn baresip_call_through_the_demo_gateway_is_secure_end_to_end() {
         alice.contains("alice") && alice.contains("peer=127.0.0.1:"),
         "{alice}"
     );
+    // The self-test call (3 s after the start) passed, and the gateway's
+    // health word for PID 1 says so.
+    let st = audit("decision=\"self-test\"");
+    assert!(
+        st.contains("reason=\"passed\"") && st.contains("suites=3"),
+        "{st}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kit.join("firmware.health")).unwrap(),
+        "management=unconfigured\nself_test=passed\n"
+    );
     // Per-leg spans: the answer is handled on the bridge leg, alice's
     // hang-up on the phone leg.
     let up = gw.lines().find(|l| l.contains("call up")).expect("call up");

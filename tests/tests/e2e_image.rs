@@ -98,15 +98,25 @@ fn appliance_boots_verified_serves_a_call_and_powers_off() {
         "ready in {to_tls:?} (> {READY_LIMIT:?})"
     );
 
-    // Two interfaces from the boot parameters: the phone side (eth0, where
-    // the listener binds and the forwards reach) and the uplink (eth1, its
-    // own network), which the firewall gives nothing new inbound.
+    // Two interfaces: the phone side (eth0, from the boot parameters,
+    // where the listener binds and the forwards reach) and the uplink
+    // (eth1, its own network), which takes its address by DHCP from
+    // qemu's user network and to which the firewall opens nothing new
+    // inbound but the DHCP replies.
     let console = vm.console();
     assert!(console.contains("eth0: 10.0.2.15/24"), "{console}");
-    assert!(console.contains("eth1: 10.0.3.15/24"), "{console}");
+    let (_, bound) = vm
+        .wait_line("uplink: DHCP bound", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no DHCP lease on the uplink:\n{console}"));
+    assert!(
+        bound.contains("addr=10.0.3.15/24") && bound.contains("router=10.0.3.2"),
+        "{bound}"
+    );
+    vm.wait_line("uplink: DHCP applied iface=eth1", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("lease not applied:\n{}", vm.console()));
     assert!(
         console.contains("in on eth0: tcp/5261")
-            && console.contains("uplink eth1: nothing new inbound"),
+            && console.contains("uplink eth1: udp/68 from port 67 (DHCP replies)"),
         "{console}"
     );
 

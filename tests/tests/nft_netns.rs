@@ -45,6 +45,7 @@ fn the_ruleset_loads_into_a_real_kernel_in_a_network_namespace() {
             "[2001:db8::1]:443".parse().unwrap(),
         ],
         udp_outbound: vec!["192.0.2.30:3478".parse().unwrap()],
+        dhcp_client: true,
     });
     let (batch, acked) = nft::batch(&r, 1);
     sys::nft_apply(&batch, 1, acked).expect("kernel accepts the batch");
@@ -61,6 +62,10 @@ fn the_ruleset_loads_into_a_real_kernel_in_a_network_namespace() {
         assert!(listed.contains("udp dport 30000-30009 accept"), "{listed}");
         assert!(
             listed.contains("ip daddr 192.0.2.30 udp dport 3478 accept"),
+            "{listed}"
+        );
+        assert!(
+            listed.contains("iifname \"eth1\" udp sport 67 udp dport 68 accept"),
             "{listed}"
         );
         assert!(

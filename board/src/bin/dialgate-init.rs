@@ -38,6 +38,7 @@ mod linux {
     use dialgate_board::supervise::{self, Backoff, Health};
     use dialgate_board::sys::{self, dm};
     use dialgate_board::update;
+    use dialgate_board::uplink::DhcpUplink;
     use dialgate_board::verity::{self, SlotOutcome};
     use dialgate_proto::config::Config;
 
@@ -319,9 +320,14 @@ mod linux {
         fn new(p: &BootParams, config: Config) -> Firewall {
             let phones = p.net.as_ref().map_or("eth0", |n| n.interface.as_str());
             // The uplink: its own interface when given, else the phone side's.
-            let uplink = p.uplink.as_ref().map_or(phones, |n| n.interface.as_str());
+            let uplink = p.uplink_interface().unwrap_or(phones);
+            let list = AllowList::new(config, phones, uplink);
             Firewall {
-                list: AllowList::new(config, phones, uplink),
+                list: if p.uplink_dhcp.is_some() {
+                    list.with_dhcp_client()
+                } else {
+                    list
+                },
                 last_poll: Instant::now(),
             }
         }
@@ -346,7 +352,7 @@ mod linux {
                     inputs.media.0,
                     inputs.media.1,
                     inputs.uplink,
-                    inputs.bridge_listener.map_or("nothing new inbound".to_string(), |p| format!("tcp/{p} (bridge listener)")),
+                    uplink_inbound(&inputs),
                     inputs.outbound.len(),
                     next.policy.map_or("the configuration".to_string(), |v| format!("policy v{v}")),
                 ),
@@ -367,6 +373,22 @@ mod linux {
             if self.last_poll.elapsed() >= Duration::from_secs(1) {
                 self.update();
             }
+        }
+    }
+
+    /// What the uplink accepts inbound, for the console.
+    fn uplink_inbound(i: &firewall::Inputs) -> String {
+        let mut open: Vec<String> = Vec::new();
+        if let Some(p) = i.bridge_listener {
+            open.push(format!("tcp/{p} (bridge listener)"));
+        }
+        if i.dhcp_client {
+            open.push("udp/68 from port 67 (DHCP replies)".into());
+        }
+        if open.is_empty() {
+            "nothing new inbound".into()
+        } else {
+            open.join(", ")
         }
     }
 
@@ -433,8 +455,16 @@ mod linux {
         let mut last_feed = Instant::now() - Duration::from_secs(10);
         let mut restarts = 0u32;
         let mut agent = firmware_agent(&p, &slot);
+        // The uplink by DHCP: its client runs beside the gateway.
+        let mut dhcp = p
+            .uplink_dhcp
+            .as_deref()
+            .map(|iface| DhcpUplink::start("/bin/dialgate-dhcp", iface));
         loop {
             while let Some((pid, status)) = sys::reap() {
+                if let Some(d) = dhcp.as_mut().filter(|d| d.is_pid(pid)) {
+                    d.exited(status);
+                }
                 if let Some((gpid, started)) = gateway {
                     if pid == gpid {
                         // HQ's signed commands, verified by the gateway.
@@ -469,6 +499,15 @@ mod linux {
             // A new policy applied by the gateway opens (and closes) its
             // trunks.
             firewall.tick();
+            // An uplink change: the serving gateway checks the network and
+            // polls home at once (before it serves, it does both anyway, and
+            // its SIGUSR1 handler may not be installed yet).
+            if dhcp.as_mut().is_some_and(|d| d.tick(Instant::now())) {
+                if let (Some((gpid, _)), true) = (gateway, ready_said) {
+                    say!("uplink changed: SIGUSR1 to the gateway");
+                    sys::kill(gpid, libc::SIGUSR1);
+                }
+            }
             let l = listening();
             let serving = l
                 .iter()

@@ -235,6 +235,8 @@ impl Poller {
         let mut delay = interval;
         // None until the first poll: the first failure is an outage too.
         let mut reachable: Option<bool> = None;
+        let mut uplink =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok();
         loop {
             match self.poll().await {
                 Ok(polled) => {
@@ -270,7 +272,21 @@ impl Poller {
                     delay = backed_off(delay, interval);
                 }
             }
-            tokio::time::sleep(jittered(delay)).await;
+            // An uplink change (SIGUSR1 from PID 1's DHCP client: a lease
+            // applied, an address changed) polls at once, without backoff.
+            let wait = tokio::time::sleep(jittered(delay));
+            match uplink.as_mut() {
+                Some(u) => {
+                    tokio::select! {
+                        () = wait => {}
+                        Some(()) = u.recv() => {
+                            info!("uplink changed: polling the repository now");
+                            delay = interval;
+                        }
+                    }
+                }
+                None => wait.await,
+            }
         }
     }
 

@@ -1,0 +1,182 @@
+//! PID 1's DHCP uplink (`dialgate.uplink=IFACE:dhcp`): it runs
+//! `dialgate-dhcp --iface IFACE` as a child, copies the client's lines to
+//! the console, and tells PID 1 when the uplink changed (a lease applied,
+//! the address changed, the lease lost), so that PID 1 can tell the
+//! gateway (SIGUSR1: its network check and its repository poll run at
+//! once). A client that exits is started again after [`RESTART_AFTER`].
+//!
+//! PID 1 reaps every child itself (`waitpid(-1)`), so it hands the client's
+//! exit to [`DhcpUplink::exited`].
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long after the client exited it is started again.
+pub const RESTART_AFTER: Duration = Duration::from_secs(2);
+
+/// Whether a line of `dialgate-dhcp` says the uplink changed.
+pub fn is_change(line: &str) -> bool {
+    ["DHCP applied", "DHCP address-changed", "DHCP lost"]
+        .iter()
+        .any(|p| line.starts_with(p))
+}
+
+/// The client, supervised.
+#[derive(Debug)]
+pub struct DhcpUplink {
+    program: String,
+    iface: String,
+    pid: Option<i32>,
+    restart_at: Option<Instant>,
+    changed: Arc<AtomicBool>,
+}
+
+impl DhcpUplink {
+    /// Starts `program --iface iface`.
+    pub fn start(program: &str, iface: &str) -> DhcpUplink {
+        let mut u = DhcpUplink {
+            program: program.to_string(),
+            iface: iface.to_string(),
+            pid: None,
+            restart_at: None,
+            changed: Arc::new(AtomicBool::new(false)),
+        };
+        u.spawn();
+        u
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(&self.program)
+            .args(["--iface", &self.iface])
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn();
+        match child {
+            Ok(mut c) => {
+                self.pid = i32::try_from(c.id()).ok();
+                if let Some(out) = c.stdout.take() {
+                    let changed = Arc::clone(&self.changed);
+                    let _ = std::thread::Builder::new()
+                        .name("dhcp-lines".into())
+                        .spawn(move || {
+                            for line in BufReader::new(out).lines() {
+                                let Ok(line) = line else { break };
+                                if is_change(&line) {
+                                    changed.store(true, Ordering::SeqCst);
+                                }
+                                let mut o = std::io::stdout().lock();
+                                let _ = writeln!(o, "dialgate-init: uplink: {line}");
+                            }
+                        });
+                }
+                // PID 1 reaps it: the Child handle is not waited on.
+                drop(c);
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "dialgate-init: uplink: starting {}: {e}",
+                    self.program
+                );
+                self.restart_at = Some(Instant::now() + RESTART_AFTER);
+            }
+        }
+    }
+
+    /// Whether `pid` is the client's.
+    pub fn is_pid(&self, pid: i32) -> bool {
+        self.pid == Some(pid)
+    }
+
+    /// The client exited (PID 1 reaped it): start it again later.
+    pub fn exited(&mut self, status: i32) {
+        let _ = writeln!(
+            std::io::stdout(),
+            "dialgate-init: uplink: dialgate-dhcp exited (status {status}); again in {} s",
+            RESTART_AFTER.as_secs()
+        );
+        self.pid = None;
+        self.restart_at = Some(Instant::now() + RESTART_AFTER);
+    }
+
+    /// Restarts the client when due; whether the uplink changed since the
+    /// last call.
+    pub fn tick(&mut self, now: Instant) -> bool {
+        if self.pid.is_none() && self.restart_at.is_some_and(|t| now >= t) {
+            self.restart_at = None;
+            self.spawn();
+        }
+        self.changed.swap(false, Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_the_lease_applied_moved_or_lost() {
+        for yes in [
+            "DHCP applied iface=eth1",
+            "DHCP address-changed old=10.0.3.15 addr=10.0.3.16/24",
+            "DHCP lost addr=10.0.3.15 reason=Nak elapsed_ms=1",
+        ] {
+            assert!(is_change(yes), "{yes}");
+        }
+        for no in [
+            "DHCP bound addr=10.0.3.15/24",
+            "DHCP renewed addr=10.0.3.15",
+            "DHCP sent kind=Discover to=255.255.255.255",
+            "DHCP dropped from=10.0.3.2:67 reason=wrong-xid",
+            " DHCP applied",
+        ] {
+            assert!(!is_change(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn the_client_is_run_its_lines_read_and_its_exit_restarts_it() {
+        // A stand-in for dialgate-dhcp: prints one change and exits.
+        let dir = std::env::temp_dir().join(format!("dialgate-uplink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("fake-dhcp");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\n[ \"$1\" = --iface ] && [ \"$2\" = eth9 ] || exit 3\necho 'DHCP applied iface=eth9'\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut u = DhcpUplink::start(script.to_str().unwrap(), "eth9");
+        let pid = u.pid.expect("started");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = false;
+        while Instant::now() < deadline && !seen {
+            seen = u.tick(Instant::now());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(seen, "the change was not seen");
+        assert!(!u.tick(Instant::now()), "a change is reported once");
+        // Reap it as PID 1 would, then it is started again when due.
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with a valid out-pointer.
+        let reaped = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(reaped, pid);
+        assert!(u.is_pid(pid));
+        u.exited(status);
+        assert!(!u.is_pid(pid));
+        u.tick(Instant::now());
+        assert!(u.pid.is_none(), "not before RESTART_AFTER");
+        u.tick(Instant::now() + RESTART_AFTER);
+        let again = u.pid.expect("started again");
+        assert_ne!(again, pid);
+        let mut status = 0;
+        // SAFETY: as above.
+        unsafe { libc::waitpid(again, &mut status, 0) };
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
