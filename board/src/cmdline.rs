@@ -307,7 +307,10 @@ mod tests {
         let d = parse(&c.replace("eth1:10.0.3.15/24", "eth1:dhcp")).unwrap();
         assert_eq!((d.uplink, d.uplink_dhcp.as_deref()), (None, Some("eth1")));
         for bad in [":dhcp", "eth1:dhcp:x", "eth1:DHCP"] {
-            assert!(parse(&c.replace("eth1:10.0.3.15/24", bad)).is_err(), "{bad}");
+            assert!(
+                parse(&c.replace("eth1:10.0.3.15/24", bad)).is_err(),
+                "{bad}"
+            );
         }
         let twice = format!("{c} dialgate.uplink=eth2:dhcp");
         assert!(parse(&twice).is_err());

@@ -200,10 +200,18 @@ fn rule(r: &Rule) -> String {
                 dest.port()
             )
         }
-        Rule::UdpInPorts { iface, sport, dport } => {
+        Rule::UdpInPorts {
+            iface,
+            sport,
+            dport,
+        } => {
             format!("iifname {iface:?} udp sport {sport} udp dport {dport} accept")
         }
-        Rule::UdpOutPorts { iface, sport, dport } => {
+        Rule::UdpOutPorts {
+            iface,
+            sport,
+            dport,
+        } => {
             format!("oifname {iface:?} udp sport {sport} udp dport {dport} accept")
         }
         Rule::UdpOutFromMedia { iface, lo, hi } => {
@@ -262,8 +270,14 @@ mod tests {
         i.dhcp_client = true;
         let r = build(&i);
         let nft = r.to_nft();
-        assert!(nft.contains("iifname \"uplink\" udp sport 67 udp dport 68 accept"), "{nft}");
-        assert!(nft.contains("oifname \"uplink\" udp sport 68 udp dport 67 accept"), "{nft}");
+        assert!(
+            nft.contains("iifname \"uplink\" udp sport 67 udp dport 68 accept"),
+            "{nft}"
+        );
+        assert!(
+            nft.contains("oifname \"uplink\" udp sport 68 udp dport 67 accept"),
+            "{nft}"
+        );
         assert_eq!(r.input.len(), before.input.len() + 1);
         assert_eq!(r.output.len(), before.output.len() + 1);
         assert!(!nft.contains("\"phones\" udp sport 67"), "{nft}");

@@ -266,13 +266,21 @@ fn exprs(r: &Rule, output: bool) -> Vec<Expr> {
         }
         Rule::TcpOut { iface, dest } => out_to(&mut e, iface, *dest, TCP),
         Rule::UdpOut { iface, dest } => out_to(&mut e, iface, *dest, UDP),
-        Rule::UdpInPorts { iface, sport, dport } => {
+        Rule::UdpInPorts {
+            iface,
+            sport,
+            dport,
+        } => {
             e.extend(ifname(META_IIFNAME, iface));
             e.extend(l4(UDP));
             e.extend(port_range(SPORT, *sport, *sport));
             e.extend(port_range(DPORT, *dport, *dport));
         }
-        Rule::UdpOutPorts { iface, sport, dport } => {
+        Rule::UdpOutPorts {
+            iface,
+            sport,
+            dport,
+        } => {
             e.extend(ifname(META_OIFNAME, iface));
             e.extend(l4(UDP));
             e.extend(port_range(SPORT, *sport, *sport));

@@ -60,18 +60,19 @@ impl DhcpUplink {
                 self.pid = i32::try_from(c.id()).ok();
                 if let Some(out) = c.stdout.take() {
                     let changed = Arc::clone(&self.changed);
-                    let _ = std::thread::Builder::new()
-                        .name("dhcp-lines".into())
-                        .spawn(move || {
-                            for line in BufReader::new(out).lines() {
-                                let Ok(line) = line else { break };
-                                if is_change(&line) {
-                                    changed.store(true, Ordering::SeqCst);
+                    let _ =
+                        std::thread::Builder::new()
+                            .name("dhcp-lines".into())
+                            .spawn(move || {
+                                for line in BufReader::new(out).lines() {
+                                    let Ok(line) = line else { break };
+                                    if is_change(&line) {
+                                        changed.store(true, Ordering::SeqCst);
+                                    }
+                                    let mut o = std::io::stdout().lock();
+                                    let _ = writeln!(o, "dialgate-init: uplink: {line}");
                                 }
-                                let mut o = std::io::stdout().lock();
-                                let _ = writeln!(o, "dialgate-init: uplink: {line}");
-                            }
-                        });
+                            });
                 }
                 // PID 1 reaps it: the Child handle is not waited on.
                 drop(c);
