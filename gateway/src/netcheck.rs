@@ -428,13 +428,54 @@ fn audit_change(from: Verdict, to: Verdict, probes: Option<&Probes>, check_ms: u
     }
 }
 
+/// What the network check tells the call core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// A verdict's effect on new calls (`None`: admitted).
+    Verdict(Option<Refusal>),
+    /// The uplink's public address as the STUN server saw it (`None`:
+    /// unknown, after an uplink change or a check without an answer).
+    Public(Option<IpAddr>),
+}
+
+/// The public address a STUN answer reports, if it is one a bridge could
+/// send to: a unicast address, not loopback, link-local, unspecified or
+/// broadcast. The STUN server is not authenticated: a forged answer can
+/// cost a call its media from a bridge that does not latch (SRTP keeps it
+/// secret either way), so nothing else is taken from it.
+pub fn usable_public(p: &Probes) -> Option<IpAddr> {
+    let Some(UdpProbe::Answered {
+        mapped: Some(m), ..
+    }) = &p.udp
+    else {
+        return None;
+    };
+    let ip = m.ip().to_canonical();
+    let bad = match ip {
+        IpAddr::V4(v) => {
+            v.is_loopback()
+                || v.is_link_local()
+                || v.is_unspecified()
+                || v.is_broadcast()
+                || v.is_multicast()
+        }
+        IpAddr::V6(v) => {
+            v.is_loopback()
+                || v.is_unspecified()
+                || v.is_multicast()
+                || (v.segments()[0] & 0xffc0) == 0xfe80
+        }
+    };
+    (!bad).then_some(ip)
+}
+
 /// Starts the network check of `n` (HQ from `m`); each verdict's effect
-/// on new calls goes to `verdicts` (`None`: admitted). Errors only at
-/// start; the task runs until the runtime stops.
+/// on new calls, and the public address learnt, goes to `reports`.
+/// Errors only at start; the task runs until the runtime stops.
 pub fn start(
     n: &NetworkConfig,
     m: &ManagementConfig,
-    verdicts: mpsc::Sender<Option<Refusal>>,
+    verdicts: mpsc::Sender<Report>,
 ) -> Result<(), NetcheckError> {
     let prober = Arc::new(Prober::new(n, m)?);
     let uplink = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
@@ -460,11 +501,12 @@ async fn run(
     prober: Arc<Prober>,
     schedule: Schedule,
     mut uplink: tokio::signal::unix::Signal,
-    verdicts: mpsc::Sender<Option<Refusal>>,
+    verdicts: mpsc::Sender<Report>,
 ) {
     let mut core = NetCheck::new(Instant::now(), schedule);
     let (results_tx, mut results) = mpsc::channel::<(Probes, u64)>(1);
     let mut last_check_ms = 0;
+    let mut public: Option<IpAddr> = None;
     loop {
         while let Some(ev) = core.poll_event() {
             match ev {
@@ -482,7 +524,7 @@ async fn run(
                     // A change without results (the uplink changed) took no check.
                     let ms = if probes.is_some() { last_check_ms } else { 0 };
                     audit_change(from, to, probes.as_deref(), ms);
-                    if verdicts.send(to.refusal()).await.is_err() {
+                    if verdicts.send(Report::Verdict(to.refusal())).await.is_err() {
                         return;
                     }
                 }
@@ -498,11 +540,22 @@ async fn run(
             () = sleep => core.handle_timeout(Instant::now()),
             Some((probes, ms)) = results.recv() => {
                 last_check_ms = ms;
+                let seen = usable_public(&probes);
+                if seen != public {
+                    public = seen;
+                    info!(target: "audit", decision = "network", reason = "public-address", public = ?public, "the uplink's public address (STUN) for new bridge legs");
+                    if verdicts.send(Report::Public(public)).await.is_err() {
+                        return;
+                    }
+                }
                 core.handle_result(Instant::now(), probes);
             }
             Some(()) = uplink.recv() => {
                 info!("network check: uplink changed (SIGUSR1), checking again");
                 core.uplink_changed(Instant::now());
+                if public.take().is_some() && verdicts.send(Report::Public(None)).await.is_err() {
+                    return;
+                }
             }
         }
     }
@@ -593,5 +646,40 @@ mod tests {
             hq_outcome(Seen::Nothing, Ok(Ok(http::Fetched::NotModified))),
             HqProbe::NotTls(_)
         ));
+    }
+
+    #[test]
+    fn only_a_unicast_mapping_is_a_public_address() {
+        let probes = |mapped: Option<&str>| Probes {
+            hq: HqProbe::Verified,
+            portal: None,
+            udp: Some(UdpProbe::Answered {
+                rtt: std::time::Duration::from_millis(1),
+                mapped: mapped.map(|m| m.parse().unwrap()),
+            }),
+        };
+        assert_eq!(
+            usable_public(&probes(Some("203.0.113.7:40000"))),
+            Some("203.0.113.7".parse().unwrap())
+        );
+        assert_eq!(
+            usable_public(&probes(Some("[::ffff:198.51.100.2]:1"))),
+            Some("198.51.100.2".parse().unwrap())
+        );
+        for bad in [
+            "127.0.0.1:1",
+            "0.0.0.0:1",
+            "169.254.1.1:1",
+            "255.255.255.255:1",
+            "224.0.0.1:1",
+            "[::1]:1",
+            "[fe80::1]:1",
+        ] {
+            assert_eq!(usable_public(&probes(Some(bad))), None, "{bad}");
+        }
+        assert_eq!(usable_public(&probes(None)), None);
+        let mut silent = probes(None);
+        silent.udp = Some(UdpProbe::NoAnswer);
+        assert_eq!(usable_public(&silent), None);
     }
 }

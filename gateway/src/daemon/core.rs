@@ -96,6 +96,7 @@ pub(super) async fn core(
                 b2b.handle_input(now, In::Gate(reason));
             }
             Some(Input::Network(refusal)) => b2b.handle_input(now, In::Network(refusal)),
+            Some(Input::PublicAddress(ip)) => b2b.handle_input(now, In::PublicAddress(ip)),
             Some(Input::CertificateExpired(flow)) => {
                 if phones.contains_key(&flow) {
                     info!(target: "audit", flow, "token certificate expired: new calls on this connection refused");

@@ -124,6 +124,8 @@ enum Input {
     /// The network check's verdict: new calls refused with this, or
     /// admitted (`None`).
     Network(Option<crate::b2bua::Refusal>),
+    /// The uplink's public address learnt by the network check.
+    PublicAddress(Option<std::net::IpAddr>),
 }
 
 /// Media ports from the relay thread.
@@ -452,8 +454,12 @@ fn start_netcheck(
     match crate::netcheck::start(n, m, tx) {
         Ok(()) => {
             tokio::spawn(async move {
-                while let Some(refusal) = rx.recv().await {
-                    if input_tx.send(Input::Network(refusal)).await.is_err() {
+                while let Some(report) = rx.recv().await {
+                    let input = match report {
+                        crate::netcheck::Report::Verdict(refusal) => Input::Network(refusal),
+                        crate::netcheck::Report::Public(ip) => Input::PublicAddress(ip),
+                    };
+                    if input_tx.send(input).await.is_err() {
                         break;
                     }
                 }

@@ -13,7 +13,7 @@ use crate::transaction::TxId;
 
 use super::build::{self, Reply};
 use super::call::{CallKey, Phase, SessionTimer};
-use super::frames::{advertised, requested_timer};
+use super::frames::{advertised, bridge_advertised, requested_timer};
 use super::refusal::Refusal;
 use super::setup::offer_of;
 use super::teardown::Party;
@@ -134,11 +134,12 @@ impl B2bua {
             self.reply(now, tx, reply);
             return;
         }
+        let public = self.public;
         let place = |a| {
             if phone_leg {
                 advertised(&self.config, a)
             } else {
-                a
+                bridge_advertised(public, a)
             }
         };
         let media = LocalMedia {

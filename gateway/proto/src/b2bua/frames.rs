@@ -14,6 +14,20 @@ use crate::sip::Message;
 use super::call::MIN_SE;
 use super::Random;
 
+/// A bridge-side media address as the bridge reaches it: behind a NAT
+/// (`public`, from the network check's STUN server) the public address
+/// with the bound port (a port-preserving NAT, as Linux's masquerade is
+/// when the port is free), unless the leg is bound on loopback or already
+/// on the public address.
+pub(super) fn bridge_advertised(public: Option<IpAddr>, bound: SocketAddr) -> SocketAddr {
+    match public {
+        Some(ip) if !bound.ip().is_loopback() && ip != bound.ip() => {
+            SocketAddr::new(ip, bound.port())
+        }
+        _ => bound,
+    }
+}
+
 /// A phone-side media address as phones reach it: the configured
 /// `phone.advertise_address` (a NAT in between) with the bound port.
 pub(super) fn advertised(config: &Config, bound: SocketAddr) -> SocketAddr {
@@ -156,6 +170,21 @@ pub(super) fn media_destination_allowed(addr: IpAddr, peer: IpAddr, own: &[IpAdd
 mod tests {
     use super::media_destination_allowed as ok;
     use std::net::IpAddr;
+
+    #[test]
+    fn a_bridge_leg_behind_a_nat_advertises_the_public_address_with_its_port() {
+        let public = Some(ip("203.0.113.7"));
+        let bound: std::net::SocketAddr = "192.168.77.50:30002".parse().unwrap();
+        let adv = super::bridge_advertised(public, bound);
+        assert_eq!(adv.to_string(), "203.0.113.7:30002");
+        // No NAT seen: as bound.
+        assert_eq!(super::bridge_advertised(None, bound), bound);
+        // On loopback (the demo's bridge), or already public: as bound.
+        let lo: std::net::SocketAddr = "127.0.0.1:30004".parse().unwrap();
+        assert_eq!(super::bridge_advertised(public, lo), lo);
+        let on_public: std::net::SocketAddr = "203.0.113.7:30006".parse().unwrap();
+        assert_eq!(super::bridge_advertised(public, on_public), on_public);
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -218,6 +218,13 @@ pub enum Input {
     /// from [`Input::Gate`], so neither reopens what the other closed.
     /// Live calls go on.
     Network(Option<Refusal>),
+    /// The uplink's public address as the network check's STUN server
+    /// sees it (`Some`: behind a NAT; `None`: no NAT seen, or unknown).
+    /// New bridge legs bound elsewhere (not on loopback) advertise it in
+    /// their SDP with their own port, so that a bridge that does not latch
+    /// sends its media where the NAT maps it back; a bridge's re-INVITE is
+    /// answered with the one in force.
+    PublicAddress(Option<IpAddr>),
     /// HQ's signed command "drop calls": every call ends now (pending
     /// INVITEs answered, bridges CANCELled or BYEd). Connections stay;
     /// new calls are admitted as before.
@@ -356,6 +363,8 @@ pub struct B2bua {
     closed: Option<&'static str>,
     /// Why the network check refuses new calls, if it does.
     network: Option<Refusal>,
+    /// The uplink's public address behind a NAT ([`Input::PublicAddress`]).
+    public: Option<IpAddr>,
     trunks: TrunkTable,
     local: LocalAddrs,
     txs: Transactions,
@@ -405,6 +414,7 @@ impl B2bua {
             directory: config.directory.clone(),
             closed: None,
             network: None,
+            public: None,
             trunks: TrunkTable::new(&config.trunks)?,
             config,
             grants,
@@ -475,6 +485,12 @@ impl B2bua {
             Input::Trunks(t) => self.set_trunks(now, &t),
             Input::Gate(reason) => self.closed = reason,
             Input::Network(refusal) => self.network = refusal,
+            Input::PublicAddress(ip) => {
+                if self.public != ip {
+                    tracing::info!(public = ?ip, "the uplink's public address for new bridge legs");
+                }
+                self.public = ip;
+            }
             Input::DropCalls => self.drop_calls(now),
         }
         self.drain_transactions(now);

@@ -14,7 +14,9 @@ use crate::transaction::{ResponseAction, TxId};
 use super::admit::{authorize, Authorized, Checks};
 use super::build::{self, Leg as BuildLeg, Reply};
 use super::call::{BridgeLeg, Call, CallKey, Media, Phase, PhoneLeg, SessionTimer, MIN_SE};
-use super::frames::{advertised, leg_config, pin_frames, requested_timer, tone_frames};
+use super::frames::{
+    advertised, bridge_advertised, leg_config, pin_frames, requested_timer, tone_frames,
+};
 use super::refusal::Refusal;
 use super::teardown::{Party, SETUP_TIMEOUT};
 use super::{B2bua, Flow, Output, StartMedia};
@@ -109,8 +111,10 @@ impl B2bua {
             }
         };
         let bridge_media = LocalMedia {
-            rtp: bridge_local.rtp_addr,
-            rtcp: bridge_local.rtcp.map(|r| r.1),
+            rtp: bridge_advertised(self.public, bridge_local.rtp_addr),
+            rtcp: bridge_local
+                .rtcp
+                .map(|r| bridge_advertised(self.public, r.1)),
             rtcp_mux: true,
             direction: sdp::Direction::SendRecv,
         };
