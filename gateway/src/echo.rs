@@ -25,12 +25,27 @@ use crate::srtp::{is_rtcp, Protector, Suite, Unprotector};
 /// The SSRC the echo sends with (not the caller's, to avoid a collision).
 const ECHO_SSRC: u32 = 0xec40_0001;
 
-/// Starts the echo bridge on `listen`; returns the bound address.
+/// Starts the echo bridge on `listen`; returns the bound address. It
+/// sends its media back to where the caller's came from (it latches).
 pub async fn start(
     listen: SocketAddr,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     media_ip: IpAddr,
+) -> Result<SocketAddr, String> {
+    start_with(listen, chain, key, media_ip, true).await
+}
+
+/// [`start`], choosing whether the echo latches (`true`: back to the
+/// source of the caller's packets) or sends to the address the caller's
+/// SDP offered, as a bridge that does not latch does (a test of the
+/// caller's advertised address behind a NAT).
+pub async fn start_with(
+    listen: SocketAddr,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    media_ip: IpAddr,
+    latch: bool,
 ) -> Result<SocketAddr, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = ServerConfig::builder_with_provider(provider)
@@ -52,7 +67,7 @@ pub async fn start(
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(tcp).await {
-                    serve(tls, media_ip).await;
+                    serve(tls, media_ip, latch).await;
                 }
             });
         }
@@ -64,6 +79,7 @@ pub async fn start(
 async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     mut s: S,
     media_ip: IpAddr,
+    latch: bool,
 ) {
     let mut framer = Framer::server(Limits::default());
     let mut buf = vec![0u8; 16 * 1024];
@@ -83,7 +99,7 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
                 }
                 _ => continue,
             };
-            let replies = handle(&msg, media_ip, &mut calls);
+            let replies = handle(&msg, media_ip, latch, &mut calls);
             for r in replies {
                 if s.write_all(&r).await.is_err() {
                     return;
@@ -99,6 +115,7 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
 fn handle(
     msg: &Message,
     media_ip: IpAddr,
+    latch: bool,
     calls: &mut Vec<(String, Arc<AtomicBool>)>,
 ) -> Vec<Vec<u8>> {
     let Some(method) = msg.method() else {
@@ -118,7 +135,7 @@ fn handle(
                     let suite = negotiated.suite;
                     if std::thread::Builder::new()
                         .name("echo-media".into())
-                        .spawn(move || echo(socket, negotiated, stop))
+                        .spawn(move || echo(socket, negotiated, stop, latch))
                         .is_err()
                     {
                         return out;
@@ -204,8 +221,9 @@ fn answer(msg: &Message, media_ip: IpAddr) -> Result<Answered, (u16, String)> {
 }
 
 /// Echoes SRTP: decrypt with the caller's key, re-encrypt with ours under
-/// our SSRC, send back to where it came from.
-fn echo(socket: UdpSocket, n: Negotiated, stop: Arc<AtomicBool>) {
+/// our SSRC, send back to where it came from (`latch`) or to the address
+/// the caller's SDP offered.
+fn echo(socket: UdpSocket, n: Negotiated, stop: Arc<AtomicBool>, latch: bool) {
     let (Ok(mut rx), Ok(mut tx)) = (Unprotector::new(&n.inbound), Protector::new(&n.outbound))
     else {
         return;
@@ -238,7 +256,11 @@ fn echo(socket: UdpSocket, n: Negotiated, stop: Arc<AtomicBool>) {
             }
         };
         if let Some(p) = out {
-            let _ = socket.send_to(&p, from);
+            let to = match (latch, n.remote_rtp) {
+                (false, Some(signalled)) => signalled,
+                _ => from,
+            };
+            let _ = socket.send_to(&p, to);
         }
     }
 }
