@@ -270,7 +270,7 @@ pub fn run(o: &Options, out: &mut dyn Write) -> Result<(), String> {
         window: start,
         in_window: 0,
         suppressed: 0,
-        last_stats: None,
+        last_stats: Some((Stats::default(), 0)),
         stats_at: start,
     };
     let c = &o.config;
