@@ -98,7 +98,10 @@ fuzz_target!(|data: &[u8]| {
         }
         drain(&mut s);
         if op % 4 < 2 {
-            assert!(s.next_timeout().is_none_or(|t| t > now), "a timer still due");
+            assert!(
+                s.next_timeout().is_none_or(|t| t > now),
+                "a timer still due"
+            );
         }
     }
 });
