@@ -1,4 +1,5 @@
-//! The uplink's DHCPv4 client (RFC 2131), sans-IO.
+//! The uplink's DHCPv4 client (RFC 2131), sans-IO, and the phone side's
+//! DHCPv4 server ([`server`], [`Server`]; its shell is `crate::dhcpd`).
 //!
 //! [`Client`] is the protocol: it is fed received datagrams and the
 //! current time, and hands back datagrams to send, [`Event`]s and the

@@ -29,7 +29,8 @@
 //! At most [`ServerConfig::max_leases`] entries (at most [`MAX_TABLE`]),
 //! each one client (its client identifier, option 61, or else its
 //! hardware address) and one address. An OFFER is tentative: its entry
-//! lives [`ServerConfig::offer_hold`] unless the client requests it. A
+//! lives [`ServerConfig::offer_hold`] unless the client requests it (an
+//! entry that was idle before goes back to idle). A
 //! lease that expires or is released stays as an *idle* entry so that
 //! the client gets the same address back; idle entries are the only ones
 //! ever reused for another client (oldest first). With the table full of
@@ -298,8 +299,11 @@ pub struct Stats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
+    /// `idle_since`: the entry was idle before (the client's old
+    /// address), and is again when the offer's hold passes.
     Offered {
         until: Instant,
+        idle_since: Option<Instant>,
     },
     Bound {
         until: Instant,
@@ -390,7 +394,7 @@ impl Server {
         self.table
             .iter()
             .filter_map(|e| match e.slot {
-                Slot::Offered { until } | Slot::Bound { until } | Slot::Declined { until } => {
+                Slot::Offered { until, .. } | Slot::Bound { until } | Slot::Declined { until } => {
                     Some(until)
                 }
                 Slot::Idle { .. } => None,
@@ -406,11 +410,16 @@ impl Server {
             let e = &mut self.table[i];
             let (mac, addr) = (e.mac, e.addr);
             match e.slot {
-                Slot::Offered { until } if until <= now => {
-                    self.table.swap_remove(i);
+                Slot::Offered { until, idle_since } if until <= now => {
                     self.events
                         .push_back(ServerEvent::OfferExpired { mac, addr });
-                    continue;
+                    match idle_since {
+                        Some(since) => e.slot = Slot::Idle { since },
+                        None => {
+                            self.table.swap_remove(i);
+                            continue;
+                        }
+                    }
                 }
                 Slot::Declined { until } if until <= now => {
                     self.table.swap_remove(i);
@@ -550,14 +559,23 @@ impl Server {
     /// A REQUEST for another server: our offer, if any, is withdrawn.
     fn withdraw(&mut self, m: &ClientMessage, other: Ipv4Addr) -> Result<(), Refused> {
         match self.find(m) {
-            Some(i) if matches!(self.table[i].slot, Slot::Offered { .. }) => {
-                let e = self.table.swap_remove(i);
-                self.events.push_back(ServerEvent::OfferWithdrawn {
-                    mac: m.chaddr,
-                    addr: e.addr,
-                });
-                Ok(())
-            }
+            Some(i) => match self.table[i].slot {
+                Slot::Offered { idle_since, .. } => {
+                    let addr = self.table[i].addr;
+                    match idle_since {
+                        Some(since) => self.table[i].slot = Slot::Idle { since },
+                        None => {
+                            self.table.swap_remove(i);
+                        }
+                    }
+                    self.events.push_back(ServerEvent::OfferWithdrawn {
+                        mac: m.chaddr,
+                        addr,
+                    });
+                    Ok(())
+                }
+                _ => Err(Refused::OtherServer(other)),
+            },
             _ => Err(Refused::OtherServer(other)),
         }
     }
@@ -566,10 +584,10 @@ impl Server {
     /// else the requested address if free, else the first free one.
     fn discover(&mut self, now: Instant, m: &ClientMessage) {
         let hold = after(now, self.config.offer_hold);
-        let i = match self.find(m) {
-            Some(i) => i,
+        let (i, fresh) = match self.find(m) {
+            Some(i) => (i, false),
             None => match self.allocate(now, m) {
-                Ok(i) => i,
+                Ok(i) => (i, true),
                 Err(reason) => {
                     match reason {
                         NoOffer::TableFull => self.stats.no_offer_table_full += 1,
@@ -585,10 +603,22 @@ impl Server {
         };
         let e = &mut self.table[i];
         e.mac = m.chaddr;
-        // A lease in force stays in force: the phone may be rebooting.
-        if !matches!(e.slot, Slot::Bound { .. }) {
-            e.slot = Slot::Offered { until: hold };
-        }
+        e.slot = match (fresh, e.slot) {
+            (true, _) | (false, Slot::Declined { .. }) => Slot::Offered {
+                until: hold,
+                idle_since: None,
+            },
+            // A lease in force stays in force: the phone may be rebooting.
+            (false, Slot::Bound { until }) => Slot::Bound { until },
+            (false, Slot::Idle { since }) => Slot::Offered {
+                until: hold,
+                idle_since: Some(since),
+            },
+            (false, Slot::Offered { idle_since, .. }) => Slot::Offered {
+                until: hold,
+                idle_since,
+            },
+        };
         let addr = e.addr;
         self.answer(m, MessageType::Offer, Ipv4Addr::UNSPECIFIED, addr, true);
         self.stats.offers += 1;

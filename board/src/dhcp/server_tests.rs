@@ -197,6 +197,14 @@ fn a_unicast_renewal_is_acked_to_ciaddr_and_extends_the_lease() {
     let (_, e) = drain(&mut s);
     assert_eq!(e, [ServerEvent::LeaseExpired { mac: MAC, addr: a }]);
     assert_eq!(s.bound(), 0);
+    // An offer of it not taken up: the entry goes back to idle, not away.
+    s.handle_datagram(end, &discover(MAC)).unwrap();
+    drain(&mut s);
+    let end = end + server::DEFAULT_OFFER_HOLD;
+    s.handle_timeout(end);
+    let (_, e) = drain(&mut s);
+    assert_eq!(e, [ServerEvent::OfferExpired { mac: MAC, addr: a }]);
+    assert_eq!((s.table_len(), s.next_timeout()), (1, None));
     let other = lease(&mut s, end, mac_n(1));
     assert_ne!(other, a);
     assert_eq!(lease(&mut s, end, MAC), a);
