@@ -43,6 +43,8 @@ use crate::sys;
 
 /// At most this many `no-offer` and `refused` lines a second.
 pub const LINES_PER_SECOND: u32 = 100;
+/// The socket's receive buffer asked for.
+const RECV_BUFFER: usize = 1 << 20;
 
 /// What [`run`] serves: the interface and the server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +129,10 @@ fn socket(iface: &str) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.set_broadcast(true)?;
+    // Room for a burst (a flood's datagrams are refused quickly, but a
+    // busy board may not read for a few milliseconds); the kernel caps
+    // it at net.core.rmem_max.
+    s.set_recv_buffer_size(RECV_BUFFER)?;
     s.bind_device(Some(iface.as_bytes()))?;
     s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 67)).into())?;
     Ok(s.into())

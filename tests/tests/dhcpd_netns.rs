@@ -330,6 +330,22 @@ impl Lines {
     fn wait(&mut self, needle: &str, within: Duration) -> String {
         self.wait_all(&[needle], within)
     }
+
+    /// Like [`Lines::wait`], `None` when no such line came in time.
+    fn try_wait(&mut self, needle: &str, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let l = self.rx.recv_timeout(left).ok()?;
+            if !l.starts_with("DHCPD no-offer") {
+                println!("{l}");
+            }
+            self.seen.push(l.clone());
+            if l.contains(needle) {
+                return Some(l);
+            }
+        }
+    }
 }
 
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
@@ -480,15 +496,20 @@ fn a_flood_keeps_the_table_at_its_bound_refuses_malformed_datagrams_and_spares_t
     let done = flood.wait("FLOOD-DONE", Duration::from_secs(20));
     assert_eq!(num(&done, "sent"), FLOOD);
 
-    // The counters once the flood has been read: every DISCOVER got an
-    // offer (the 15 free entries) or a table-full refusal.
-    let stats = server.wait_all(
+    // The counters once the flood has been read (a stats line comes at
+    // most once a second, when a counter moved): every DISCOVER received
+    // got an offer (the 15 free entries) or a table-full refusal. A
+    // loaded machine may drop a few datagrams before the server reads
+    // them, so at least 95 % must arrive, not all.
+    let mut stats = server.wait_all(
         &["DHCPD stats", &format!("table={TABLE} bound=1")],
         Duration::from_secs(5),
     );
-    let mut stats = stats;
     while num(&stats, "offers") + num(&stats, "no_offer_table_full") < FLOOD + 1 {
-        stats = server.wait("DHCPD stats", Duration::from_secs(3));
+        match server.try_wait("DHCPD stats", Duration::from_millis(2500)) {
+            Some(s) => stats = s,
+            None => break,
+        }
     }
     println!("FIGURE after {FLOOD} DISCOVERs from random MACs: {stats}");
     assert_eq!(
@@ -496,7 +517,11 @@ fn a_flood_keeps_the_table_at_its_bound_refuses_malformed_datagrams_and_spares_t
         TABLE,
         "1 for the phone, 15 for the flood"
     );
-    assert_eq!(num(&stats, "no_offer_table_full"), FLOOD - (TABLE - 1));
+    let full = num(&stats, "no_offer_table_full");
+    assert!(
+        (FLOOD * 95 / 100 - TABLE..=FLOOD - (TABLE - 1)).contains(&full),
+        "{stats}"
+    );
     assert_eq!(num(&stats, "refused"), reasons.len() as u64);
     assert!(
         num(&stats, "suppressed") > 0,
