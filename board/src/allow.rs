@@ -121,6 +121,8 @@ fn from_trunks(
             .collect(),
         // Set by the allow-list PID 1 keeps ([`AllowList::with_dhcp_client`]).
         dhcp_client: false,
+        // Set by the allow-list PID 1 keeps ([`AllowList::with_dhcp_server`]).
+        dhcp_server: false,
     }
 }
 
@@ -155,6 +157,7 @@ pub struct AllowList {
     phones: String,
     uplink: String,
     dhcp_client: bool,
+    dhcp_server: bool,
     copy: Option<AppliedCopy>,
     loaded: Option<Inputs>,
 }
@@ -180,6 +183,7 @@ impl AllowList {
             phones: phones.to_string(),
             uplink: uplink.to_string(),
             dhcp_client: false,
+            dhcp_server: false,
             loaded: None,
         }
     }
@@ -188,6 +192,13 @@ impl AllowList {
     /// ([`Inputs::dhcp_client`]).
     pub fn with_dhcp_client(mut self) -> AllowList {
         self.dhcp_client = true;
+        self
+    }
+
+    /// The phone side's DHCP server runs: open its exchange on the phone
+    /// interface ([`Inputs::dhcp_server`]).
+    pub fn with_dhcp_server(mut self) -> AllowList {
+        self.dhcp_server = true;
         self
     }
 
@@ -217,6 +228,7 @@ impl AllowList {
             Err(_) => config_only(&self.config, &self.phones, &self.uplink),
         };
         inputs.dhcp_client = self.dhcp_client;
+        inputs.dhcp_server = self.dhcp_server;
         if self.loaded.as_ref() != Some(&inputs) {
             next.load = Some(inputs);
         }
@@ -406,5 +418,30 @@ mod tests {
         let n = a.poll(now);
         assert_eq!(n.load, Some(first));
         assert!(matches!(n.config_only, Some(Refused::Policy { .. })));
+    }
+
+    #[test]
+    fn the_phone_dhcp_server_is_opened_when_pid_1_runs_it() {
+        let kit = Kit::new();
+        let c = kit.config(&kit_config(None, false));
+        let now = crate::copy::now_unix();
+        let plain = AllowList::new(c.clone(), "eth0", "eth1")
+            .poll(now)
+            .load
+            .unwrap();
+        assert!(!plain.dhcp_server);
+        let with = AllowList::new(c, "eth0", "eth1")
+            .with_dhcp_server()
+            .poll(now)
+            .load
+            .unwrap();
+        assert!(with.dhcp_server && !with.dhcp_client);
+        assert_eq!(
+            Inputs {
+                dhcp_server: false,
+                ..with
+            },
+            plain
+        );
     }
 }

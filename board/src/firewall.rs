@@ -33,6 +33,12 @@ pub struct Inputs {
     /// 68 → 67 out, 67 → 68 in: the server's replies are broadcast, not
     /// replies conntrack knows).
     pub dhcp_client: bool,
+    /// The phone side's DHCP server runs (`dialgate-dhcp --serve`): its
+    /// exchange on the phone interface (UDP 68 → 67 in, 67 → 68 out: its
+    /// answers to phones without an address are broadcast, not replies
+    /// conntrack knows). Ignored when the phone and the uplink are one
+    /// interface: no DHCP server is run on the uplink.
+    pub dhcp_server: bool,
 }
 
 /// One accept rule; everything else is dropped.
@@ -166,6 +172,18 @@ pub fn build(i: &Inputs) -> Ruleset {
             dport: 68,
         });
     }
+    if i.dhcp_server && i.phones != i.uplink {
+        input.push(Rule::UdpInPorts {
+            iface: i.phones.clone(),
+            sport: 68,
+            dport: 67,
+        });
+        output.push(Rule::UdpOutPorts {
+            iface: i.phones.clone(),
+            sport: 67,
+            dport: 68,
+        });
+    }
     if let Some(port) = i.bridge_listener {
         let r = Rule::TcpIn {
             iface: i.uplink.clone(),
@@ -260,7 +278,49 @@ mod tests {
             outbound: vec!["192.0.2.10:5061".parse().unwrap()],
             udp_outbound: vec![],
             dhcp_client: false,
+            dhcp_server: false,
         }
+    }
+
+    #[test]
+    fn the_dhcp_server_opens_its_exchange_on_the_phone_side_only() {
+        let mut i = inputs();
+        let closed = build(&i);
+        i.dhcp_server = true;
+        let r = build(&i);
+        let nft = r.to_nft();
+        assert!(
+            nft.contains("iifname \"phones\" udp sport 68 udp dport 67 accept"),
+            "{nft}"
+        );
+        assert!(
+            nft.contains("oifname \"phones\" udp sport 67 udp dport 68 accept"),
+            "{nft}"
+        );
+        // Exactly two rules more, both on the phone interface.
+        let added: Vec<&Rule> = r
+            .input
+            .iter()
+            .chain(&r.output)
+            .filter(|x| !closed.input.contains(x) && !closed.output.contains(x))
+            .collect();
+        assert_eq!(added.len(), 2, "{added:?}");
+        assert!(added
+            .iter()
+            .all(|x| format!("{x:?}").contains("\"phones\"")));
+        assert!(!nft.contains("\"uplink\" udp sport 6"), "{nft}");
+        // With the uplink's client too, each keeps to its interface.
+        i.dhcp_client = true;
+        let nft = build(&i).to_nft();
+        assert!(
+            nft.contains("iifname \"uplink\" udp sport 67 udp dport 68 accept"),
+            "{nft}"
+        );
+        assert!(!nft.contains("iifname \"uplink\" udp sport 68"), "{nft}");
+        // No server on an interface that is also the uplink.
+        i.uplink = "phones".into();
+        i.dhcp_client = false;
+        assert!(!build(&i).to_nft().contains("dport 67"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Board support for the dialgate appliance: PID 1 of the image
 //! (`dialgate-init`), the hardware watchdog, the power key, the hardware
-//! RNG, network interfaces (the uplink's DHCP client, [`dhcp`]) and the
+//! RNG, network interfaces (the uplink's DHCP client and the phone side's
+//! DHCP server, [`dhcp`], with the server's shell in `dhcpd`) and the
 //! firewall ruleset.
 //!
 //! Every decision is a pure function or struct, unit-tested on the host:
@@ -20,6 +21,8 @@ pub mod allow;
 pub mod cmdline;
 pub mod copy;
 pub mod dhcp;
+#[cfg(target_os = "linux")]
+pub mod dhcpd;
 pub mod firewall;
 #[cfg(target_os = "linux")]
 pub mod mmsg;

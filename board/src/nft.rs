@@ -468,6 +468,7 @@ mod tests {
             outbound: vec!["192.0.2.10:5061".parse().unwrap()],
             udp_outbound: vec!["192.0.2.30:3478".parse().unwrap()],
             dhcp_client: true,
+            dhcp_server: false,
         })
     }
 

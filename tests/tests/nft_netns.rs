@@ -46,6 +46,7 @@ fn the_ruleset_loads_into_a_real_kernel_in_a_network_namespace() {
         ],
         udp_outbound: vec!["192.0.2.30:3478".parse().unwrap()],
         dhcp_client: true,
+        dhcp_server: true,
     });
     let (batch, acked) = nft::batch(&r, 1);
     sys::nft_apply(&batch, 1, acked).expect("kernel accepts the batch");
@@ -66,6 +67,15 @@ fn the_ruleset_loads_into_a_real_kernel_in_a_network_namespace() {
         );
         assert!(
             listed.contains("iifname \"eth1\" udp sport 67 udp dport 68 accept"),
+            "{listed}"
+        );
+        // The phone side's DHCP server: its exchange on the phone side.
+        assert!(
+            listed.contains("iifname \"eth0\" udp sport 68 udp dport 67 accept"),
+            "{listed}"
+        );
+        assert!(
+            listed.contains("oifname \"eth0\" udp sport 67 udp dport 68 accept"),
             "{listed}"
         );
         assert!(

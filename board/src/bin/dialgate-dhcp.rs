@@ -1,8 +1,11 @@
 //! `dialgate-dhcp`: the uplink's DHCPv4 client, the thin shell around
-//! [`dialgate_board::dhcp::Client`].
+//! [`dialgate_board::dhcp::Client`]; with `--serve`, the phone side's
+//! DHCPv4 server instead (`dialgate_board::dhcpd`, where its flags and
+//! log lines are described).
 //!
 //! ```text
 //! dialgate-dhcp --iface IF [--once] [--for SECONDS]
+//! dialgate-dhcp --serve --iface IF --addr KIT/PREFIX --pool FIRST-LAST [...]
 //! ```
 //!
 //! Brings IF up, waits (at most 10 s) for carrier, opens a UDP socket on 0.0.0.0:68 bound to IF
@@ -203,7 +206,24 @@ mod linux {
         )
     }
 
+    /// `--serve`: the phone side's server.
+    fn serve() -> i32 {
+        match dialgate_board::dhcpd::parse_args(std::env::args().skip(1)) {
+            Err(e) => {
+                eprintln!("dialgate-dhcp: {e}");
+                2
+            }
+            Ok(o) => match dialgate_board::dhcpd::run(&o, &mut std::io::stdout()) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            },
+        }
+    }
+
     pub fn main() -> i32 {
+        if std::env::args().any(|a| a == "--serve") {
+            return serve();
+        }
         let start = Instant::now();
         let a = match args() {
             Ok(a) => a,

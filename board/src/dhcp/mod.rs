@@ -1,4 +1,5 @@
-//! The uplink's DHCPv4 client (RFC 2131), sans-IO.
+//! The uplink's DHCPv4 client (RFC 2131), sans-IO, and the phone side's
+//! DHCPv4 server ([`server`], [`Server`]; its shell is `crate::dhcpd`).
 //!
 //! [`Client`] is the protocol: it is fed received datagrams and the
 //! current time, and hands back datagrams to send, [`Event`]s and the
@@ -62,6 +63,9 @@
 #![forbid(unsafe_code)]
 
 mod client;
+pub mod server;
+#[cfg(test)]
+mod server_tests;
 #[cfg(test)]
 mod tests;
 pub mod wire;
@@ -70,6 +74,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 pub use client::{Client, State};
+pub use server::{Server, ServerConfig, ServerEvent, ServerTransmit};
 pub use wire::MessageType;
 
 /// Randomness for transaction ids and retransmission jitter.
@@ -153,7 +158,7 @@ pub enum Event {
 }
 
 /// Why a received datagram was dropped. Every one is the peer's doing;
-/// none changes the client's state.
+/// none changes the client's (or the [`Server`]'s) state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refused {
@@ -211,6 +216,23 @@ pub enum Refused {
     NoLeaseTime,
     #[error("lease of {0} s is shorter than the minimum")]
     LeaseTooShort(u32),
+    // The server's refusals of clients' datagrams.
+    #[error("not a BOOTREQUEST")]
+    NotBootRequest,
+    #[error("relayed through {0}: the phone side serves its own link only")]
+    Relayed(Ipv4Addr),
+    #[error("{0:?} is a server's message")]
+    NotClientMessage(MessageType),
+    #[error("client hardware address is zero, multicast or broadcast")]
+    BadChaddr,
+    #[error("for server {0}, not this one")]
+    OtherServer(Ipv4Addr),
+    #[error("no requested address")]
+    NoRequestedAddress,
+    #[error("client address {0} does not fit the message")]
+    BadCiaddr(Ipv4Addr),
+    #[error("address {0} is not held by this client")]
+    NotHeld(Ipv4Addr),
 }
 
 impl Refused {
@@ -244,6 +266,14 @@ impl Refused {
             Refused::BadDnsServer(_) => "bad-dns-server",
             Refused::NoLeaseTime => "no-lease-time",
             Refused::LeaseTooShort(_) => "lease-too-short",
+            Refused::NotBootRequest => "not-bootrequest",
+            Refused::Relayed(_) => "relayed",
+            Refused::NotClientMessage(_) => "not-client-message",
+            Refused::BadChaddr => "bad-chaddr",
+            Refused::OtherServer(_) => "other-server",
+            Refused::NoRequestedAddress => "no-requested-address",
+            Refused::BadCiaddr(_) => "bad-ciaddr",
+            Refused::NotHeld(_) => "not-held",
         }
     }
 }

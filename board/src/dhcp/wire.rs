@@ -1,6 +1,8 @@
-//! The DHCPv4 wire format (RFC 2131 §2, RFC 2132), as far as a client
-//! needs it: a strict, bounded reader of BOOTREPLY messages into typed
-//! values, and a writer of the client's BOOTREQUESTs.
+//! The DHCPv4 wire format (RFC 2131 §2, RFC 2132), as far as the uplink's
+//! client and the phone side's server need it: strict, bounded readers of
+//! BOOTREPLY messages ([`parse_reply`]) and of clients' BOOTREQUESTs
+//! ([`parse_client`]) into typed values, and writers of the client's
+//! requests ([`Request`]) and of the server's answers ([`Answer`]).
 //!
 //! Written here rather than taken from crates.io: `dhcproto`, the
 //! maintained crate, pulls a DNS library with a Unicode stack and a second
@@ -72,6 +74,9 @@ const PARAMETER_LIST: u8 = 55;
 const MAX_MESSAGE_SIZE: u8 = 57;
 const RENEWAL_T1: u8 = 58;
 const REBINDING_T2: u8 = 59;
+const CLIENT_ID: u8 = 61;
+/// SIP servers (RFC 3361): encoding byte 1, then IPv4 addresses.
+const SIP_SERVERS: u8 = 120;
 const END: u8 = 255;
 
 /// A server's reply, parsed: only what the client uses, every field
@@ -110,6 +115,103 @@ fn addresses(code: u8, v: &[u8]) -> Result<Vec<Ipv4Addr>, Refused> {
     Ok(v.chunks_exact(4).map(ip).collect())
 }
 
+/// Option data by code, concatenated per RFC 3396. The whole area is at
+/// most `MAX_DATAGRAM - 240` bytes, so this is bounded too.
+struct Options(Vec<(u8, Vec<u8>)>);
+
+impl Options {
+    /// Walks the options after the magic cookie: refuses an option
+    /// running past the end, no END option, bytes other than padding
+    /// after it, and option overload (RFC 2132 §9.3, which would move
+    /// options into `sname`/`file`).
+    fn read(b: &[u8]) -> Result<Options, Refused> {
+        let mut opts: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut at = HEADER + 4;
+        let mut ended = false;
+        while at < b.len() {
+            let code = b[at];
+            at += 1;
+            match code {
+                PAD => continue,
+                END => {
+                    ended = true;
+                    break;
+                }
+                _ => {}
+            }
+            let Some(&len) = b.get(at) else {
+                return Err(Refused::OptionPastEnd(code));
+            };
+            at += 1;
+            let Some(v) = b.get(at..at + usize::from(len)) else {
+                return Err(Refused::OptionPastEnd(code));
+            };
+            at += usize::from(len);
+            match opts.iter_mut().find(|(c, _)| *c == code) {
+                Some((_, data)) => data.extend_from_slice(v),
+                None => opts.push((code, v.to_vec())),
+            }
+        }
+        if !ended {
+            return Err(Refused::NoEndOption);
+        }
+        if b[at..].iter().any(|&x| x != 0) {
+            return Err(Refused::TrailingData);
+        }
+        let o = Options(opts);
+        if o.get(OVERLOAD).is_some() {
+            return Err(Refused::OptionOverload);
+        }
+        Ok(o)
+    }
+
+    fn get(&self, code: u8) -> Option<&[u8]> {
+        self.0.iter().find(|(c, _)| *c == code).map(|(_, v)| &v[..])
+    }
+
+    fn kind(&self) -> Result<MessageType, Refused> {
+        match self.get(MESSAGE_TYPE) {
+            None => Err(Refused::NoMessageType),
+            Some(v) => {
+                let [t] = exact::<1>(MESSAGE_TYPE, v)?;
+                MessageType::from_u8(t).ok_or(Refused::UnknownMessageType(t))
+            }
+        }
+    }
+
+    fn addr(&self, code: u8) -> Result<Option<Ipv4Addr>, Refused> {
+        self.get(code)
+            .map(|v| exact::<4>(code, v).map(Ipv4Addr::from))
+            .transpose()
+    }
+
+    fn secs(&self, code: u8) -> Result<Option<u32>, Refused> {
+        self.get(code)
+            .map(|v| exact::<4>(code, v).map(u32::from_be_bytes))
+            .transpose()
+    }
+}
+
+/// The fixed checks of any DHCP datagram: size, `op`, Ethernet, cookie.
+fn header(b: &[u8], op: u8, wrong_op: Refused) -> Result<(), Refused> {
+    if b.len() > MAX_DATAGRAM {
+        return Err(Refused::Oversize(b.len()));
+    }
+    if b.len() < HEADER + COOKIE.len() {
+        return Err(Refused::Truncated);
+    }
+    if b[0] != op {
+        return Err(wrong_op);
+    }
+    if b[1] != 1 || b[2] != 6 {
+        return Err(Refused::NotEthernet);
+    }
+    if b[HEADER..HEADER + 4] != COOKIE {
+        return Err(Refused::NoMagicCookie);
+    }
+    Ok(())
+}
+
 /// Reads a server's datagram. Refuses anything that is not a well-formed
 /// DHCP BOOTREPLY for Ethernet: too short or too long, wrong `op`,
 /// hardware type or length, no magic cookie, an option running past the
@@ -120,100 +222,33 @@ fn addresses(code: u8, v: &[u8]) -> Result<Vec<Ipv4Addr>, Refused> {
 /// Options that occur more than once are concatenated (RFC 3396) before
 /// their length is judged.
 pub fn parse_reply(b: &[u8]) -> Result<Reply, Refused> {
-    if b.len() > MAX_DATAGRAM {
-        return Err(Refused::Oversize(b.len()));
-    }
-    if b.len() < HEADER + COOKIE.len() {
-        return Err(Refused::Truncated);
-    }
-    if b[0] != 2 {
-        return Err(Refused::NotBootReply);
-    }
-    if b[1] != 1 || b[2] != 6 {
-        return Err(Refused::NotEthernet);
-    }
-    if b[HEADER..HEADER + 4] != COOKIE {
-        return Err(Refused::NoMagicCookie);
-    }
+    header(b, 2, Refused::NotBootReply)?;
     let xid = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
     let yiaddr = ip(&b[16..20]);
     let mut chaddr = [0u8; 6];
     chaddr.copy_from_slice(&b[28..34]);
-
-    // Option data by code, concatenated per RFC 3396. The whole area is
-    // at most MAX_DATAGRAM - 240 bytes, so this is bounded too.
-    let mut opts: Vec<(u8, Vec<u8>)> = Vec::new();
-    let mut at = HEADER + 4;
-    let mut ended = false;
-    while at < b.len() {
-        let code = b[at];
-        at += 1;
-        match code {
-            PAD => continue,
-            END => {
-                ended = true;
-                break;
-            }
-            _ => {}
-        }
-        let Some(&len) = b.get(at) else {
-            return Err(Refused::OptionPastEnd(code));
-        };
-        at += 1;
-        let Some(v) = b.get(at..at + usize::from(len)) else {
-            return Err(Refused::OptionPastEnd(code));
-        };
-        at += usize::from(len);
-        match opts.iter_mut().find(|(c, _)| *c == code) {
-            Some((_, data)) => data.extend_from_slice(v),
-            None => opts.push((code, v.to_vec())),
-        }
-    }
-    if !ended {
-        return Err(Refused::NoEndOption);
-    }
-    if b[at..].iter().any(|&x| x != 0) {
-        return Err(Refused::TrailingData);
-    }
-    let get = |code: u8| opts.iter().find(|(c, _)| *c == code).map(|(_, v)| &v[..]);
-    if get(OVERLOAD).is_some() {
-        return Err(Refused::OptionOverload);
-    }
-    let kind = match get(MESSAGE_TYPE) {
-        None => return Err(Refused::NoMessageType),
-        Some(v) => {
-            let [t] = exact::<1>(MESSAGE_TYPE, v)?;
-            MessageType::from_u8(t).ok_or(Refused::UnknownMessageType(t))?
-        }
-    };
-    let addr = |code: u8| -> Result<Option<Ipv4Addr>, Refused> {
-        get(code)
-            .map(|v| exact::<4>(code, v).map(Ipv4Addr::from))
-            .transpose()
-    };
-    let secs = |code: u8| -> Result<Option<u32>, Refused> {
-        get(code)
-            .map(|v| exact::<4>(code, v).map(u32::from_be_bytes))
-            .transpose()
-    };
+    let o = Options::read(b)?;
+    let kind = o.kind()?;
     Ok(Reply {
         kind,
         xid,
         yiaddr,
         chaddr,
-        server_id: addr(SERVER_ID)?,
-        subnet_mask: addr(SUBNET_MASK)?,
-        routers: get(ROUTER)
+        server_id: o.addr(SERVER_ID)?,
+        subnet_mask: o.addr(SUBNET_MASK)?,
+        routers: o
+            .get(ROUTER)
             .map(|v| addresses(ROUTER, v))
             .transpose()?
             .unwrap_or_default(),
-        dns: get(DNS)
+        dns: o
+            .get(DNS)
             .map(|v| addresses(DNS, v))
             .transpose()?
             .unwrap_or_default(),
-        lease_secs: secs(LEASE_TIME)?,
-        t1_secs: secs(RENEWAL_T1)?,
-        t2_secs: secs(REBINDING_T2)?,
+        lease_secs: o.secs(LEASE_TIME)?,
+        t1_secs: o.secs(RENEWAL_T1)?,
+        t2_secs: o.secs(REBINDING_T2)?,
     })
 }
 
@@ -390,4 +425,157 @@ pub fn parse_request(b: &[u8]) -> Option<Request> {
     }
     r.kind = kind?;
     Some(r)
+}
+
+/// A client's message as the server reads it ([`parse_client`]): every
+/// field checked for its length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientMessage {
+    /// DISCOVER, REQUEST, DECLINE, RELEASE or INFORM.
+    pub kind: MessageType,
+    pub xid: u32,
+    /// Echoed in the answer (RFC 2131 table 3).
+    pub flags: u16,
+    pub ciaddr: Ipv4Addr,
+    pub chaddr: [u8; 6],
+    /// Option 50.
+    pub requested_ip: Option<Ipv4Addr>,
+    /// Option 54.
+    pub server_id: Option<Ipv4Addr>,
+    /// Option 61, 2..=[`MAX_CLIENT_ID`] bytes.
+    pub client_id: Option<Vec<u8>>,
+}
+
+/// The longest client identifier (option 61) accepted: one option's worth.
+pub const MAX_CLIENT_ID: usize = 255;
+
+/// Reads a client's datagram arriving on port 67. Refuses what
+/// [`parse_reply`] refuses (with `op` 1, BOOTREQUEST, instead of 2), and
+/// a relayed message (`giaddr` set: the phone side is one link, no relay
+/// agent belongs on it), a message type only servers send, a requested
+/// address or server id that is not 4 bytes, a client identifier under 2
+/// or over [`MAX_CLIENT_ID`] bytes (RFC 2132 §9.14).
+pub fn parse_client(b: &[u8]) -> Result<ClientMessage, Refused> {
+    header(b, 1, Refused::NotBootRequest)?;
+    let giaddr = ip(&b[24..28]);
+    if !giaddr.is_unspecified() {
+        return Err(Refused::Relayed(giaddr));
+    }
+    let o = Options::read(b)?;
+    let kind = o.kind()?;
+    if matches!(
+        kind,
+        MessageType::Offer | MessageType::Ack | MessageType::Nak
+    ) {
+        return Err(Refused::NotClientMessage(kind));
+    }
+    let client_id = match o.get(CLIENT_ID) {
+        None => None,
+        Some(v) if (2..=MAX_CLIENT_ID).contains(&v.len()) => Some(v.to_vec()),
+        Some(_) => return Err(Refused::BadOptionLength(CLIENT_ID)),
+    };
+    let mut chaddr = [0u8; 6];
+    chaddr.copy_from_slice(&b[28..34]);
+    Ok(ClientMessage {
+        kind,
+        xid: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        flags: u16::from_be_bytes([b[10], b[11]]),
+        ciaddr: ip(&b[12..16]),
+        chaddr,
+        requested_ip: o.addr(REQUESTED_IP)?,
+        server_id: o.addr(SERVER_ID)?,
+        client_id,
+    })
+}
+
+/// The server's answer to a [`ClientMessage`] (RFC 2131 table 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer<'a> {
+    /// OFFER, ACK or NAK.
+    pub kind: MessageType,
+    /// The client's message: xid, flags and chaddr are echoed, and its
+    /// client identifier (RFC 6842).
+    pub to: &'a ClientMessage,
+    /// The client's `ciaddr` in an ACK to a renewal or an INFORM, else 0.
+    pub ciaddr: Ipv4Addr,
+    /// The address leased (0 in a NAK and in the ACK to an INFORM).
+    pub yiaddr: Ipv4Addr,
+    /// Option 54, the server's own address.
+    pub server_id: Ipv4Addr,
+    /// Option 1.
+    pub subnet_mask: Option<Ipv4Addr>,
+    /// Options 51, 58, 59: lease, T1, T2 in seconds.
+    pub times: Option<(u32, u32, u32)>,
+    /// Option 120 with encoding 1 (RFC 3361 §3.2): the SIP server's IPv4
+    /// address.
+    pub sip_server: Option<Ipv4Addr>,
+}
+
+impl Answer<'_> {
+    /// The datagram, padded to BOOTP's 300-byte minimum; at most about
+    /// 600 bytes (a 255-byte client identifier is the largest part).
+    pub fn encode(&self) -> Vec<u8> {
+        let m = self.to;
+        let mut b = vec![0u8; HEADER];
+        b[0] = 2; // BOOTREPLY
+        b[1] = 1;
+        b[2] = 6;
+        b[4..8].copy_from_slice(&m.xid.to_be_bytes());
+        b[10..12].copy_from_slice(&m.flags.to_be_bytes());
+        b[12..16].copy_from_slice(&self.ciaddr.octets());
+        b[16..20].copy_from_slice(&self.yiaddr.octets());
+        b[28..34].copy_from_slice(&m.chaddr);
+        b.extend_from_slice(&COOKIE);
+        b.extend_from_slice(&[MESSAGE_TYPE, 1, self.kind as u8]);
+        b.extend_from_slice(&[SERVER_ID, 4]);
+        b.extend_from_slice(&self.server_id.octets());
+        if let Some((lease, t1, t2)) = self.times {
+            for (code, v) in [(LEASE_TIME, lease), (RENEWAL_T1, t1), (REBINDING_T2, t2)] {
+                b.extend_from_slice(&[code, 4]);
+                b.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        if let Some(mask) = self.subnet_mask {
+            b.extend_from_slice(&[SUBNET_MASK, 4]);
+            b.extend_from_slice(&mask.octets());
+        }
+        if let Some(sip) = self.sip_server {
+            b.extend_from_slice(&[SIP_SERVERS, 5, 1]);
+            b.extend_from_slice(&sip.octets());
+        }
+        if let Some(id) = m
+            .client_id
+            .as_deref()
+            .filter(|id| id.len() <= MAX_CLIENT_ID)
+        {
+            b.extend_from_slice(&[CLIENT_ID, id.len() as u8]);
+            b.extend_from_slice(id);
+        }
+        b.push(END);
+        if b.len() < MIN_REQUEST {
+            b.resize(MIN_REQUEST, PAD);
+        }
+        b
+    }
+}
+
+/// Test helper: the raw value of option `code` in a well-formed datagram
+/// (the first occurrence), for options [`Reply`] does not keep.
+pub fn raw_option(b: &[u8], code: u8) -> Option<Vec<u8>> {
+    let mut at = HEADER + 4;
+    while at < b.len() {
+        match b[at] {
+            END => return None,
+            PAD => at += 1,
+            c => {
+                let len = usize::from(*b.get(at + 1)?);
+                let v = b.get(at + 2..at + 2 + len)?;
+                if c == code {
+                    return Some(v.to_vec());
+                }
+                at += 2 + len;
+            }
+        }
+    }
+    None
 }
