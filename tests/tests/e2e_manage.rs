@@ -521,3 +521,63 @@ fn wait_for_empty(dir: &Path, within: Duration) -> bool {
     }
     false
 }
+
+/// The uplink hook: a kit polling only every minute polls at once on
+/// SIGUSR1 (PID 1 sends it when the uplink's DHCP lease is applied, moves
+/// or is lost), so a publication made meanwhile is applied in seconds.
+#[test]
+fn an_uplink_change_polls_the_repository_at_once() {
+    const PORT: u16 = 20448;
+    let (work, kit, log) = common::work_dir("e2e-manage-uplink");
+    init_managed_kit(&kit, PORT);
+    common::edit_config(&kit, |t| {
+        t.replace("interval_ms = 1000", "interval_ms = 60000")
+    });
+    let mut nginx = Nginx::new(&work, &kit, PORT);
+    nginx.start();
+    let mut procs = Procs(Vec::new());
+    common::start_demo(&mut procs, &kit, &log);
+    assert!(
+        wait_for(
+            &log,
+            "policy applied decision=\"applied\" version=2",
+            Duration::from_secs(10)
+        ),
+        "the first poll at start: {}",
+        log_text(&log)
+    );
+    // A new policy at HQ (alice revoked: version 3), published.
+    let hq = kit.join("hq");
+    ctl(&["token", "revoke", "--dir", hq.to_str().unwrap(), "alice"]);
+    let published = publish(&kit);
+    assert!(published.contains("policy version 3"), "{published}");
+    // Not applied by itself within 5 s: the next poll is a minute away.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(count(&log, "version=3"), 0, "{}", log_text(&log));
+    let pid = procs.0[0].id().to_string();
+    let sent = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-USR1", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        wait_for(
+            &log,
+            "policy applied decision=\"applied\" version=3",
+            Duration::from_secs(5)
+        ),
+        "SIGUSR1 polled at once: {}",
+        log_text(&log)
+    );
+    assert!(log_text(&log).contains("uplink changed: polling the repository now"));
+    println!(
+        "uplink change (SIGUSR1) to the new policy applied: {} ms",
+        sent.elapsed().as_millis()
+    );
+    // The gateway is still up: SIGUSR1 is handled, not fatal.
+    assert!(procs.0[0].try_wait().unwrap().is_none(), "gateway alive");
+    drop(procs);
+    drop(nginx);
+    std::fs::remove_dir_all(&work).ok();
+}
