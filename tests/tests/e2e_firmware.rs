@@ -433,9 +433,11 @@ fn kill_9_during_install_and_commit_always_leaves_a_verified_slot() {
         if i == cuts {
             break;
         }
-        // Cut anywhere in the next 16 s: install (about 4 s), the reboot,
-        // the trial and its commit (READY + 10 s).
-        let wait = Duration::from_millis(next(&mut seed) % 16_000);
+        // Cut anywhere in the next 30 s: install (about 2-4 s), the
+        // reboot (about 5 s), the trial and its commit (READY, the
+        // self-test call at 3 s, 10 s of service: about 17 s after the
+        // arming), and a little of the committed boot after it.
+        let wait = Duration::from_millis(next(&mut seed) % 30_000);
         std::thread::sleep(wait);
         let c = vm.console();
         let installing = c.contains("firmware: installing") && !c.contains("armed for one trial");
