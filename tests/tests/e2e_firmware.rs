@@ -406,7 +406,7 @@ fn kill_9_during_install_and_commit_always_leaves_a_verified_slot() {
     let work = workdir("fw-cuts");
     let disk = work.join("disk.img");
     let mut floor = 1u64;
-    let (mut in_install, mut in_trial, mut elsewhere) = (0, 0, 0);
+    let (mut in_install, mut in_trial, mut after_commit, mut elsewhere) = (0, 0, 0, 0);
     for i in 0..=cuts {
         // Always offer the release just above the floor.
         let b = work.join("next.bundle");
@@ -442,9 +442,10 @@ fn kill_9_during_install_and_commit_always_leaves_a_verified_slot() {
         let c = vm.console();
         let installing = c.contains("firmware: installing") && !c.contains("armed for one trial");
         let trial = c.contains("ON TRIAL") && !c.contains("COMMITTED");
-        match (installing, trial) {
-            (true, _) => in_install += 1,
-            (_, true) => in_trial += 1,
+        match (installing, trial, c.contains("COMMITTED")) {
+            (true, _, _) => in_install += 1,
+            (_, true, _) => in_trial += 1,
+            (_, _, true) => after_commit += 1,
             _ => elsewhere += 1,
         }
         for l in c.lines().filter(|l| l.contains("(floor ")) {
@@ -460,7 +461,7 @@ fn kill_9_during_install_and_commit_always_leaves_a_verified_slot() {
         drop(vm); // kill -9 of image/run's process group, qemu included
     }
     eprintln!(
-        "campaign: {cuts} cuts: {in_install} during an install, {in_trial} during a trial before its commit, {elsewhere} elsewhere; final floor {floor}"
+        "campaign: {cuts} cuts: {in_install} during an install, {in_trial} during a trial before its commit, {after_commit} after a commit, {elsewhere} elsewhere; final floor {floor}"
     );
     assert!(in_install + in_trial > 0, "no cut hit an update");
     std::fs::remove_dir_all(&work).ok();
