@@ -103,7 +103,10 @@ pub async fn query(
                 break 'rounds;
             }
             let until = deadline.min(now + wait);
-            match attempt(name, kind, server, until, &mut random).await? {
+            let mut id = [0u8; 2];
+            random.fill(&mut id);
+            let q = Query::new(u16::from_be_bytes(id), name, kind);
+            match attempt(&q, server, until).await? {
                 Some(Ok(a)) => return Ok(a),
                 Some(Err(e)) if !e.try_next_server() => {
                     return Err(ResolveError::Dns {
@@ -132,14 +135,12 @@ pub async fn query(
     })
 }
 
-/// One query to one server on a fresh socket: `None` if nothing usable
+/// One query (a fresh id) to one server on a fresh socket: `None` if nothing usable
 /// came from it before `until`.
 async fn attempt(
-    name: &Name,
-    kind: Kind,
+    q: &Query,
     server: SocketAddr,
     until: Instant,
-    random: &mut dyn Random,
 ) -> Result<Option<Result<Answer, DnsError>>, ResolveError> {
     let any: IpAddr = if server.is_ipv4() {
         Ipv4Addr::UNSPECIFIED.into()
@@ -149,9 +150,6 @@ async fn attempt(
     let sock = UdpSocket::bind((any, 0))
         .await
         .map_err(|e| ResolveError::Socket(e.kind()))?;
-    let mut id = [0u8; 2];
-    random.fill(&mut id);
-    let q = Query::new(u16::from_be_bytes(id), name, kind);
     if sock.send_to(q.bytes(), server).await.is_err() {
         // Unreachable network, no route: as good as no answer.
         tokio::time::sleep_until(until).await;
