@@ -9,15 +9,19 @@
 //! - inbound on the uplink: the bridge listener's port
 //!   (`[bridge_listener] listen`), if there is one, and nothing else;
 //! - outbound TLS on the uplink: the `connect` address and every
-//!   Record-Route hop (`routes`) of every trunk in force, that is the
+//!   Record-Route hop (`routes`) of every trunk in force (a trunk by name,
+//!   `connect = "NAME:PORT"` or `srv = true`, is **not** opened: PID 1
+//!   resolves no names, and handing it the gateway's answers is not built;
+//!   on the appliance such a trunk's connect is dropped by the firewall,
+//!   `docs/network.md`, "DNS"), that is the
 //!   configuration's trunks with the policy's settings applied (a trunk the
 //!   policy moves is open at its new address only) and the trunks the
 //!   policy adds; and home: the repository (`[management]`), the status
 //!   push (`[status]`), the SIEM (`[audit.siem]`) and the network check's
 //!   portal probe (`[network] portal_probe`, plain HTTP);
 //! - outbound UDP on the uplink to the network check's STUN server
-//!   (`[network] stun`), from any port (the probe's socket is not a media
-//!   socket).
+//!   (`[network] stun`) and to the resolvers (`[dns] servers`), from any
+//!   port (neither socket is a media socket).
 //!
 //! The policy comes from the gateway's kept copy of the bundle it last
 //! applied, which PID 1 verifies itself ([`crate::copy`]).
@@ -99,7 +103,7 @@ fn from_trunks(
 ) -> Inputs {
     let mut outbound: Vec<SocketAddr> = trunks
         .values()
-        .flat_map(|t| std::iter::once(t.connect).chain(t.routes.iter().copied()))
+        .flat_map(|t| t.connect.addr().into_iter().chain(t.routes.iter().copied()))
         .chain(home(config))
         .collect();
     // A stable order, so that equal inputs compare equal (and an unchanged
@@ -118,6 +122,7 @@ fn from_trunks(
             .as_ref()
             .and_then(|n| n.stun)
             .into_iter()
+            .chain(config.dns.iter().flat_map(|d| d.servers.iter().copied()))
             .collect(),
         // Set by the allow-list PID 1 keeps ([`AllowList::with_dhcp_client`]).
         dhcp_client: false,
@@ -271,6 +276,24 @@ mod tests {
         );
         let c = kit.config(&kit_config(None, false));
         assert_eq!(inputs(&c, None, "a", "b").unwrap().bridge_listener, None);
+    }
+
+    #[test]
+    fn a_trunk_by_name_is_not_opened_its_resolvers_are() {
+        let kit = Kit::new();
+        let mut text = kit_config(None, false).replace(
+            "connect = \"10.199.0.2:5061\"",
+            "connect = \"bridge.hotel.test:5061\"",
+        );
+        text.push_str("[dns]\nservers = [\"10.199.0.53\"]\n");
+        let c = kit.config(&text);
+        let i = inputs(&c, None, "eth0", "eth1").unwrap();
+        assert_eq!(
+            i.outbound,
+            [addr("10.199.0.2:5062")],
+            "only its listed route"
+        );
+        assert_eq!(i.udp_outbound, [addr("10.199.0.53:53")]);
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   [`dialgate_proto::netcheck`].
 //! - [`status`]: the kit's status (counted from the audit events),
 //!   pushed to a Pushgateway at home.
+//! - [`dns`]: the stub resolver over UDP (trunks by name), the shell of
+//!   [`dialgate_proto::dns`].
 //! - [`echo`]: the local test bridge of the demo.
 //! - `demo` (feature `demo`, on by default, off in the appliance image):
 //!   `dialgate demo`, which needs the home side's PKI to make a dev kit.
@@ -29,6 +31,7 @@ pub mod clock;
 pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod dns;
 pub mod echo;
 pub mod files;
 pub mod health;

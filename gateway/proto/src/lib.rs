@@ -23,6 +23,8 @@
 //! - [`metrics`]: the kit's status as OpenMetrics / Prometheus text.
 //! - [`netcheck`]: the network check's verdict (interception, captive
 //!   portal, UDP blocked) and when to check; the STUN Binding codec.
+//! - [`dns`]: the stub resolver's A/AAAA/SRV queries and a strict,
+//!   bounded reader of their answers (nothing in them trusted).
 //! - [`config`] and [`policy`]: the one parser of the kit configuration
 //!   (used by the shell and by board's PID 1) and of signed policy bundles.
 
@@ -30,6 +32,7 @@ pub mod admission;
 pub mod b2bua;
 pub mod config;
 pub mod der;
+pub mod dns;
 pub mod http;
 pub mod media;
 pub mod metrics;

@@ -32,6 +32,7 @@ pub(super) async fn core(
     mut b2b: B2bua,
     relay: Arc<RelayHandle>,
     bridges: SharedBridges,
+    dns: Option<crate::config::DnsConfig>,
     mut input: mpsc::Receiver<Input>,
     input_tx: mpsc::Sender<Input>,
 ) {
@@ -229,6 +230,7 @@ pub(super) async fn core(
                                         generation: next_generation,
                                     },
                                     target,
+                                    dns.clone(),
                                     close_rx,
                                     input_tx.clone(),
                                 ));

@@ -435,7 +435,8 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
     }
     b2b.start(Instant::now());
     start_self_test(&config, Arc::clone(&relay));
-    tokio::spawn(core::core(b2b, relay, bridges, input_rx, input_tx));
+    let dns = config.dns.clone();
+    tokio::spawn(core::core(b2b, relay, bridges, dns, input_rx, input_tx));
     info!(%phone_addr, "dialgate gateway listening for phones (SIP over TLS)");
     Ok(Gateway {
         phone_addr,

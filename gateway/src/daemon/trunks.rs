@@ -31,11 +31,15 @@ pub(super) struct TrunkFlow {
 
 /// Connects to a trunk's address, or to `target` (a route hop) with the
 /// trunk's TLS trust and server name, and reads it until it closes or
-/// `close` fires.
+/// `close` fires. A trunk by name is resolved through `dns` first, at
+/// every connect (`docs/network.md`, "DNS"): the addresses are tried in
+/// turn, each with the same TLS check, so a resolver's answer can only
+/// cost the connection.
 pub(super) async fn connect_trunk(
     trunk: crate::config::TrunkConfig,
     tf: TrunkFlow,
     target: Option<SocketAddr>,
+    dns: Option<crate::config::DnsConfig>,
     close: tokio::sync::oneshot::Receiver<()>,
     input: mpsc::Sender<Input>,
 ) {
@@ -55,23 +59,20 @@ pub(super) async fn connect_trunk(
         };
         let tls =
             trunk_client_config(&trunk.trust, trunk.tls, identity).map_err(|e| e.to_string())?;
-        let tcp = tokio::time::timeout(
-            Duration::from_secs(5),
-            TcpStream::connect(target.unwrap_or(trunk.connect)),
-        )
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-        let _ = tcp.set_nodelay(true);
+        let addrs = match target {
+            Some(t) => vec![t],
+            None => resolve(&trunk, dns.as_ref()).await?,
+        };
         let sni = ServerName::try_from(trunk.host.clone()).map_err(|e| e.to_string())?;
-        let stream = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio_rustls::TlsConnector::from(tls).connect(sni, tcp),
-        )
-        .await
-        .map_err(|_| "TLS handshake timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-        Ok::<_, String>(stream)
+        let connector = tokio_rustls::TlsConnector::from(tls);
+        let mut last = String::new();
+        for addr in addrs {
+            match connect_tls(&connector, &sni, addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        Err::<_, String>(last)
     }
     .await;
     let stream = match result {
@@ -114,6 +115,55 @@ pub(super) async fn connect_trunk(
         _ = close => {}
     }
     let _ = input.send(Input::TrunkClosed(flow, generation)).await;
+}
+
+/// Where a trunk is, now: its literal address, or its name resolved.
+async fn resolve(
+    trunk: &crate::config::TrunkConfig,
+    dns: Option<&crate::config::DnsConfig>,
+) -> Result<Vec<SocketAddr>, String> {
+    use crate::config::Connect;
+    let servers = dns.map_or(&[][..], |d| &d.servers[..]);
+    let bound = crate::dns::Bound {
+        total: dns.map_or(crate::config::DEFAULT_DNS_TIMEOUT, |d| d.timeout),
+        ..crate::dns::Bound::default()
+    };
+    let started = std::time::Instant::now();
+    let resolved = match &trunk.connect {
+        Connect::Addr(a) => return Ok(vec![*a]),
+        Connect::Name { host, port } => crate::dns::resolve_name(host, *port, servers, bound).await,
+        Connect::Srv { name } => crate::dns::resolve_srv(name, servers, bound).await,
+    };
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match resolved {
+        Ok(addrs) => {
+            let list = addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            info!(target: "audit", decision = "dns", trunk = %trunk.name, name = %trunk.connect, addresses = %list, resolve_ms = format_args!("{ms:.1}"), "trunk name resolved");
+            Ok(addrs)
+        }
+        Err(e) => Err(format!("DNS: {e}")),
+    }
+}
+
+/// TCP then TLS to one address, each bounded.
+async fn connect_tls(
+    connector: &tokio_rustls::TlsConnector,
+    sni: &ServerName<'static>,
+    addr: SocketAddr,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    tokio::time::timeout(Duration::from_secs(5), connector.connect(sni.clone(), tcp))
+        .await
+        .map_err(|_| "TLS handshake timed out".to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// The bridges the bridge-side listener recognises: each trunk with its

@@ -413,7 +413,15 @@ impl B2bua {
         // Where the relay may send before it latches: judged against the
         // phone's address for the phone, the trunk's for the bridge.
         let (source, trunk) = (call.source, call.bridge.trunk);
-        let trunk_ip = self.trunks.config(trunk).map_or(source, |t| t.connect.ip());
+        // A trunk by name has no address here (the shell resolved it): it
+        // is judged as a peer that is neither loopback nor link-local, so
+        // the bridge's SDP cannot aim the kit's media at loopback, a
+        // link-local or the kit's own address before it latches.
+        let trunk_ip = self.trunks.config(trunk).map_or(source, |t| {
+            t.connect
+                .addr()
+                .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip())
+        });
         self.guard_media_addresses(key, &mut phone, source);
         self.guard_media_addresses(key, &mut bridge, trunk_ip);
         Ok(MediaAnswer {

@@ -1363,7 +1363,7 @@ fn a_trunk_a_policy_adds_gets_an_id_and_carries_calls_until_it_is_dropped() {
     let mut trunks = h.b2b.config.trunks.clone();
     let mut added = trunks["echo"].clone();
     added.name = "added".into();
-    added.connect = "127.0.0.1:5090".parse().unwrap();
+    added.connect = crate::config::Connect::Addr("127.0.0.1:5090".parse().unwrap());
     trunks.insert("added".into(), added);
     h.b2b.handle_input(h.now, Input::Trunks(trunks.clone()));
     let mut directory = h.b2b.directory.clone();
@@ -1384,7 +1384,7 @@ fn a_trunk_a_policy_adds_gets_an_id_and_carries_calls_until_it_is_dropped() {
     assert_eq!(h.b2b.trunk_ids(), vec![TrunkId(0), TrunkId(1), id]);
     assert_eq!(
         h.b2b.trunk_config(id).unwrap().connect,
-        "127.0.0.1:5090".parse().unwrap()
+        crate::config::Connect::Addr("127.0.0.1:5090".parse().unwrap())
     );
     let sdp = h.phone_sdp("RTP/SAVP");
     h.phone_sends(h.invite("alice", "new", &sdp, "z9hG4bK-n", "call-n"));

@@ -251,7 +251,9 @@ impl TrunkTable {
     /// where its configuration does not say).
     pub(super) fn hop(&mut self, trunk: TrunkId, addr: SocketAddr) -> Option<Flow> {
         let t = self.get(trunk)?;
-        if t.config.connect == addr {
+        // A trunk by name has no literal address to match: its bridge's
+        // Record-Route hops must be listed in `routes`.
+        if t.config.connect.addr() == Some(addr) {
             return Some(Flow::Trunk(trunk));
         }
         if !t.config.routes.contains(&addr) {

@@ -22,7 +22,10 @@
 //!
 //! [[trunk]]
 //! name = "echo"
-//! connect = "127.0.0.1:5071"    # where the bridge (or its proxy) listens
+//! connect = "127.0.0.1:5071"    # where the bridge (or its proxy) listens;
+//! #                             # or "NAME:PORT" resolved through [dns], or
+//! # srv = true                  # a bare NAME: _sips._tcp.NAME SRV (see
+//! #                             # config::Connect)
 //! host = "bridge.dialgate.test" # TLS server name and SIP host
 //! ca = "bridge-ca.pem"          # or: pin_sha256 = "<64 hex digits>"
 //! media_address = "127.0.0.1"
@@ -64,6 +67,9 @@
 //! # [network]                 # the network check (see config::NetworkConfig)
 //! # stun = "192.0.2.20:3478"  # needs [management]; absent: no check
 //!
+//! # [dns]                     # resolvers for trunks by name (config::DnsConfig)
+//! # servers = ["192.168.77.1"] # IP or IP:PORT; timeout_ms = 2000
+//!
 //! # [time]                      # the time floor (see config::TimeConfig)
 //! # floor = "state/time.floor"  # default: next to [policy] state
 //! # stale_after_s = 86400       # no signed time for longer: status, audit
@@ -96,6 +102,7 @@ use crate::admission::{KeyHash, PqPolicy, TrunkTls, TrunkTrust};
 use crate::srtp::Suite;
 
 mod audit;
+mod dns;
 mod lists;
 mod management;
 mod network;
@@ -106,6 +113,7 @@ mod tests;
 mod time;
 
 pub use audit::{parse_siem_url, AuditConfig, SiemConfig, SiemTransport, DEFAULT_SPOOL_BYTES};
+pub use dns::{Connect, DnsConfig, DEFAULT_DNS_TIMEOUT, MAX_DNS_SERVERS};
 pub use lists::{load_registry, parse_directory, parse_registry, AliasGrants, TOKEN_ORIGINS};
 pub use management::{
     check_server_name, parse_management_url, ManagementConfig, DEFAULT_POLL_INTERVAL,
@@ -179,6 +187,7 @@ struct RawConfig {
     audit: Option<audit::RawAudit>,
     management: Option<management::RawManagement>,
     network: Option<network::RawNetwork>,
+    dns: Option<dns::RawDns>,
     #[serde(default)]
     time: time::RawTime,
     status: Option<status::RawStatus>,
@@ -231,7 +240,9 @@ struct RawMedia {
 #[serde(deny_unknown_fields)]
 struct RawTrunk {
     name: String,
-    connect: SocketAddr,
+    connect: String,
+    #[serde(default)]
+    srv: bool,
     host: String,
     ca: Option<PathBuf>,
     pin_sha256: Option<String>,
@@ -304,6 +315,9 @@ pub struct Config {
     /// The network check before calls (`[network]`, needs
     /// `[management]`); `None`: no check, calls admitted as before.
     pub network: Option<NetworkConfig>,
+    /// The resolvers for trunks by name (`[dns]`); `None`: every trunk
+    /// must be an IP literal.
+    pub dns: Option<DnsConfig>,
     /// The time floor (`[time]`).
     pub time: TimeConfig,
     /// The Pushgateway the kit pushes its status to (`[status]`); `None`:
@@ -396,8 +410,11 @@ pub struct MediaConfig {
 pub struct TrunkConfig {
     /// Its name, referenced by directory entries.
     pub name: String,
-    /// Where to connect.
-    pub connect: SocketAddr,
+    /// Where to connect: an IP literal, or a name resolved through
+    /// `[dns]` at each connect (never in a signed policy's trunks, which
+    /// stay IP literals). A name is only where to try: the TLS check below
+    /// is the same.
+    pub connect: Connect,
     /// TLS server name and SIP host of the bridge.
     pub host: String,
     /// How the bridge's certificate is trusted.

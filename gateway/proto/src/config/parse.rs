@@ -118,10 +118,18 @@ impl Config {
                 return Err(invalid(format!("{field}.host"), "a host name or address"));
             }
             check_routes(&t.routes).map_err(|reason| invalid(format!("{field}.routes"), reason))?;
+            let connect = Connect::parse(&t.connect, t.srv)
+                .map_err(|reason| invalid(format!("{field}.connect"), reason))?;
+            if connect.needs_dns() && raw.dns.is_none() {
+                return Err(invalid(
+                    format!("{field}.connect"),
+                    "a name needs [dns] servers to resolve it",
+                ));
+            }
             let trunk = TrunkConfig {
                 suites: suites(&format!("{field}.suites"), t.suites, &DEFAULT_TRUNK_SUITES)?,
                 name: t.name.clone(),
-                connect: t.connect,
+                connect,
                 host: t.host,
                 trust,
                 media_address: t.media_address,
@@ -256,9 +264,11 @@ impl Config {
             .network
             .map(|rn| network::network_config(rn, management.is_some()))
             .transpose()?;
+        let dns = raw.dns.map(super::dns::dns_config).transpose()?;
         Ok(Config {
             time,
             network,
+            dns,
             management,
             status,
             phone,

@@ -428,3 +428,44 @@ fn status_needs_policy_an_https_ip_url_and_bounds_the_interval() {
         .to_string();
     assert!(e.contains("status"), "{e}");
 }
+
+#[test]
+fn trunks_by_name_need_dns_servers() {
+    let named = MINIMAL.replace(
+        "connect = \"127.0.0.1:5071\"",
+        "connect = \"bridge.hotel.test:5071\"",
+    );
+    let e = Config::parse(&named, Path::new("/kit"), &NoFiles).unwrap_err();
+    assert!(e.to_string().contains("trunk.echo.connect"), "{e}");
+    let with_dns = format!("{named}\n[dns]\nservers = [\"10.0.0.53\"]\n");
+    let c = Config::parse(&with_dns, Path::new("/kit"), &NoFiles).unwrap();
+    assert_eq!(
+        c.trunks["echo"].connect,
+        Connect::Name {
+            host: crate::dns::Name::parse("bridge.hotel.test").unwrap(),
+            port: 5071
+        }
+    );
+    assert_eq!(
+        c.dns.unwrap().servers,
+        vec!["10.0.0.53:53".parse().unwrap()]
+    );
+    let srv = with_dns.replace(
+        "connect = \"bridge.hotel.test:5071\"",
+        "connect = \"hotel.test\"\nsrv = true",
+    );
+    let c = Config::parse(&srv, Path::new("/kit"), &NoFiles).unwrap();
+    assert_eq!(
+        c.trunks["echo"].connect.to_string(),
+        "_sips._tcp.hotel.test SRV"
+    );
+    let bad = with_dns.replace("bridge.hotel.test:5071", "bridge..test:5071");
+    assert!(Config::parse(&bad, Path::new("/kit"), &NoFiles).is_err());
+    // A literal needs no [dns]; [dns] alone is fine.
+    let c = Config::parse(MINIMAL, Path::new("/kit"), &NoFiles).unwrap();
+    assert!(c.dns.is_none());
+    assert_eq!(
+        c.trunks["echo"].connect.addr(),
+        Some("127.0.0.1:5071".parse().unwrap())
+    );
+}

@@ -157,7 +157,7 @@ impl PolicyTrunk {
     ) -> TrunkConfig {
         TrunkConfig {
             name: self.name.clone(),
-            connect: s.connect,
+            connect: crate::config::Connect::Addr(s.connect),
             host: s.host,
             trust: s.trust,
             media_address,

@@ -98,7 +98,7 @@ fn a_policy_adds_a_trunk_with_the_kits_media_address_and_no_client_identity() {
     let trunks = v.trunks_in_force(&kit(), Some(media)).unwrap();
     assert_eq!(trunks.len(), 2, "the kit's trunk and the added one");
     let w = &trunks["webex"];
-    assert_eq!(w.connect, "192.0.2.20:5061".parse().unwrap());
+    assert_eq!(w.connect.addr(), Some("192.0.2.20:5061".parse().unwrap()));
     assert_eq!(w.routes, vec!["192.0.2.21:5062".parse().unwrap()]);
     assert_eq!(w.media_address, media);
     assert_eq!(w.client_identity, None);
@@ -132,7 +132,10 @@ fn an_override_keeps_the_kits_media_address_and_identity_and_replaces_routes() {
     let v = s.verified(&sample());
     let trunks = v.trunks_in_force(&kit(), None).unwrap();
     let (before, after) = (&kit()["echo"], &trunks["echo"]);
-    assert_eq!(after.connect, "192.0.2.7:5061".parse().unwrap());
+    assert_eq!(
+        after.connect.addr(),
+        Some("192.0.2.7:5061".parse().unwrap())
+    );
     assert_eq!(after.media_address, before.media_address);
     assert_eq!(after.client_identity, before.client_identity);
     assert_eq!(before.routes, vec!["127.0.0.1:5072".parse().unwrap()]);
