@@ -161,6 +161,12 @@ enum Op {
     Gate {
         closed: bool,
     },
+    /// The network check: new calls refused (or admitted again), and the
+    /// uplink's public address behind a NAT (or none).
+    Network {
+        refused: bool,
+        public: Option<[u8; 4]>,
+    },
     /// Whether the bridges answer the trunk keep-alives (OPTIONS) with 200.
     Keepalives {
         answer: bool,
@@ -674,6 +680,12 @@ impl World {
             }
             Op::Gate { closed } => {
                 self.input(Input::Gate(closed.then_some("policy expired")));
+            }
+            Op::Network { refused, public } => {
+                self.input(Input::Network(
+                    refused.then_some(dialgate_proto::b2bua::Refusal::NETWORK_UDP_BLOCKED),
+                ));
+                self.input(Input::PublicAddress(public.map(IpAddr::from)));
             }
             Op::Keepalives { answer } => self.answer_keepalives = answer,
         }
