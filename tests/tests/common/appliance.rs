@@ -26,6 +26,10 @@ pub struct Appliance {
     pub monitor: PathBuf,
 }
 
+/// What `image/run` says its scratch folder is (removed on drop: a
+/// `kill -9` leaves it behind).
+const SCRATCH: &str = "image/run: scratch ";
+
 impl Appliance {
     pub fn boot(work: &Path, kit: &Path, disk: Option<&Path>) -> Appliance {
         let mut args = vec!["--kit".into(), kit.display().to_string()];
@@ -118,6 +122,15 @@ impl Drop for Appliance {
         let pgid = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-9", "--", &pgid]).status();
         let _ = self.child.wait();
+        let scratch = self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|(_, l)| l.strip_prefix(SCRATCH).map(PathBuf::from));
+        if let Some(dir) = scratch.filter(|d| d.starts_with(std::env::temp_dir())) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
