@@ -247,6 +247,7 @@ fn spool_newest(kit: &Path) -> u64 {
 #[test]
 fn calls_refusals_and_a_policy_change_reach_rsyslog_over_relp_and_verify() {
     let (work, kit, log) = common::work_dir("e2e-audit-relp");
+    let _cleanup = common::RemoveOnSuccess(work.clone());
     init_kit(&kit, Some(&format!("relp-tls://127.0.0.1:{RELP_PORT}")));
     let mut siem = Siem::new(&work, &kit);
     siem.start();
@@ -429,6 +430,7 @@ fn calls_refusals_and_a_policy_change_reach_rsyslog_over_relp_and_verify() {
 #[test]
 fn nothing_is_lost_across_a_siem_outage_and_a_killed_gateway() {
     let (work, kit, log) = common::work_dir("e2e-audit-outage");
+    let _cleanup = common::RemoveOnSuccess(work.clone());
     init_kit(&kit, Some(&format!("relp-tls://127.0.0.1:{RELP_PORT}")));
     let mut siem = Siem::new(&work, &kit);
     siem.start();
@@ -479,6 +481,7 @@ fn nothing_is_lost_across_a_siem_outage_and_a_killed_gateway() {
 #[test]
 fn rfc5425_syslog_over_tls_delivers_a_verifiable_trail() {
     let (work, kit, log) = common::work_dir("e2e-audit-5425");
+    let _cleanup = common::RemoveOnSuccess(work.clone());
     init_kit(&kit, Some(&format!("syslog-tls://127.0.0.1:{SYSLOG_PORT}")));
     let mut siem = Siem::new(&work, &kit);
     siem.start();
@@ -499,7 +502,8 @@ fn rfc5425_syslog_over_tls_delivers_a_verifiable_trail() {
 
 #[test]
 fn a_flood_of_refused_handshakes_is_summarised_not_spooled_one_by_one() {
-    let (_work, kit, log) = common::work_dir("e2e-audit-flood");
+    let (work, kit, log) = common::work_dir("e2e-audit-flood");
+    let _cleanup = common::RemoveOnSuccess(work);
     init_kit(&kit, None);
     let mut gw = Procs(vec![demo(&kit, &log)]);
     const FLOOD: usize = 200;
@@ -550,7 +554,8 @@ fn a_flood_of_refused_handshakes_is_summarised_not_spooled_one_by_one() {
 
 #[test]
 fn a_full_spool_refuses_new_phones_and_records_why() {
-    let (_work, kit, log) = common::work_dir("e2e-audit-full");
+    let (work, kit, log) = common::work_dir("e2e-audit-full");
+    let _cleanup = common::RemoveOnSuccess(work);
     init_kit(&kit, None);
     // The smallest spool allowed, and no SIEM to empty it.
     common::edit_config(&kit, |t| {

@@ -430,3 +430,16 @@ pub fn add_echo_alias(kit: &Path, alias: &str, user: &str) {
         )
     });
 }
+
+/// Removes a test's work folder when it ends without a panic (declare it
+/// before the processes that write there, so that it drops after them);
+/// a failed test keeps its folder for the post-mortem.
+pub struct RemoveOnSuccess(pub PathBuf);
+
+impl Drop for RemoveOnSuccess {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
