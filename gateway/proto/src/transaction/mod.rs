@@ -27,13 +27,21 @@
 //! wait timers D, I, J, K are zero, as §17 says; the state machines are the
 //! same, which is what lets the simulator in the tests exercise loss.
 //!
-//! Timers live in one fixed table per transaction, indexed by [`Timer`];
-//! the next timeout is a `min` over the table.
+//! Timers live in one fixed table per transaction, indexed by [`Timer`].
+//! Each transaction's earliest timer is also in one binary heap of
+//! deadlines for the whole layer, so that [`Transactions::poll_timeout`]
+//! is a peek and [`Transactions::handle_timeout`] touches only the
+//! transactions that are due: the cost per call stays flat however many
+//! finished transactions linger (RFC 6026's 32 s). An entry whose
+//! transaction has since moved its deadline or ended is stale and is
+//! dropped when it reaches the top (the top is never stale after a
+//! mutating call) or when stale entries outnumber live ones.
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 mod types;
@@ -78,6 +86,11 @@ struct Tx {
     /// INVITE client: the ACK for a non-2xx final response.
     ack: Option<Vec<u8>>,
     timers: [Option<Instant>; TIMERS],
+    /// The deadline this transaction has in the layer's heap (its earliest
+    /// timer when last scheduled).
+    scheduled: Option<Instant>,
+    /// Its key in the layer's set of lingering transactions, if it is one.
+    lingering: Option<Instant>,
     /// Current retransmit interval of timer A, E or G.
     interval: Duration,
 }
@@ -121,6 +134,12 @@ pub struct Transactions {
     servers: HashMap<ServerKey, TxId>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TxEvent>,
+    /// Each transaction's earliest timer, earliest first (see the module
+    /// documentation: entries may be stale, never the top).
+    deadlines: BinaryHeap<Reverse<(Instant, TxId)>>,
+    /// Transactions that only wait out a timer (Completed, Confirmed,
+    /// Accepted), by deadline: the candidates to end when the table is full.
+    lingering: BTreeSet<(Instant, TxId)>,
     /// Upper bound on concurrent transactions (flood protection).
     max: usize,
 }
@@ -154,6 +173,8 @@ impl Transactions {
             servers: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            deadlines: BinaryHeap::new(),
+            lingering: BTreeSet::new(),
             max,
         }
     }
@@ -232,6 +253,8 @@ impl Transactions {
             last_response: None,
             ack: None,
             timers: [None; TIMERS],
+            scheduled: None,
+            lingering: None,
             interval: t1,
         };
         if invite {
@@ -248,12 +271,30 @@ impl Transactions {
         self.txs.insert(id, tx);
         self.clients.insert(key, id);
         self.transmit(id, flow, request);
+        self.schedule(id);
         Ok(id)
     }
 
     /// Matches a response (its top Via branch and CSeq method) to a client
     /// transaction and advances it.
     pub fn receive_response(
+        &mut self,
+        now: Instant,
+        branch: &str,
+        cseq_method: &str,
+        status: u16,
+    ) -> ResponseAction {
+        let action = self.advance_client(now, branch, cseq_method, status);
+        match action {
+            ResponseAction::Deliver(id)
+            | ResponseAction::DeliverNeedsAck(id)
+            | ResponseAction::Absorbed(id) => self.schedule(id),
+            _ => {}
+        }
+        action
+    }
+
+    fn advance_client(
         &mut self,
         now: Instant,
         branch: &str,
@@ -363,6 +404,24 @@ impl Transactions {
         flow: FlowId,
         reliable: bool,
     ) -> Result<RequestAction, TxError> {
+        let action = self.advance_server(now, branch, sent_by, method, flow, reliable);
+        match action {
+            Ok(RequestAction::AckAbsorbed(id)) => self.schedule(id),
+            // A transaction may have been ended to make room.
+            _ => self.tidy(),
+        }
+        action
+    }
+
+    fn advance_server(
+        &mut self,
+        now: Instant,
+        branch: &str,
+        sent_by: &str,
+        method: &str,
+        flow: FlowId,
+        reliable: bool,
+    ) -> Result<RequestAction, TxError> {
         let method = method.to_ascii_uppercase();
         if method == "ACK" {
             let key = ServerKey {
@@ -439,6 +498,8 @@ impl Transactions {
                 last_response: None,
                 ack: None,
                 timers: [None; TIMERS],
+                scheduled: None,
+                lingering: None,
                 interval: self.cfg.t1,
             },
         );
@@ -533,6 +594,7 @@ impl Transactions {
         }
         let flow = tx.flow;
         self.transmit(tx_id, flow, response);
+        self.schedule(tx_id);
         Ok(())
     }
 
@@ -548,7 +610,59 @@ impl Transactions {
 
     /// The earliest timer of any transaction.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.txs.values().filter_map(Tx::next_timeout).min()
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Puts a transaction's earliest timer in the heap if it changed, and
+    /// it in or out of the lingering set, then [`Transactions::tidy`].
+    fn schedule(&mut self, id: TxId) {
+        if let Some(tx) = self.txs.get_mut(&id) {
+            let next = tx.next_timeout();
+            if next != tx.scheduled {
+                tx.scheduled = next;
+                if let Some(at) = next {
+                    self.deadlines.push(Reverse((at, id)));
+                }
+            }
+            let lingering = matches!(
+                tx.state,
+                State::Completed | State::Confirmed | State::Accepted
+            );
+            let key = next.filter(|_| lingering);
+            if key != tx.lingering {
+                if let Some(at) = tx.lingering {
+                    self.lingering.remove(&(at, id));
+                }
+                if let Some(at) = key {
+                    self.lingering.insert((at, id));
+                }
+                tx.lingering = key;
+            }
+        }
+        self.tidy();
+    }
+
+    /// Whether a heap entry still names its transaction's deadline.
+    fn current(&self, at: Instant, id: TxId) -> bool {
+        self.txs.get(&id).is_some_and(|t| t.scheduled == Some(at))
+    }
+
+    /// Drops stale entries from the top of the heap, and rebuilds it when
+    /// stale entries outnumber live transactions (bounded memory).
+    fn tidy(&mut self) {
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if self.current(at, id) {
+                break;
+            }
+            self.deadlines.pop();
+        }
+        if self.deadlines.len() > 2 * self.txs.len() + 64 {
+            self.deadlines = self
+                .txs
+                .iter()
+                .filter_map(|(id, t)| t.scheduled.map(|at| Reverse((at, *id))))
+                .collect();
+        }
     }
 
     /// When the table is full: ends the lingering transaction (one that
@@ -557,19 +671,8 @@ impl Transactions {
     /// is limited by live transactions, not by RFC 6026's 32 s of
     /// lingering. `false` if every transaction is live.
     fn make_room(&mut self) -> bool {
-        let victim = self
-            .txs
-            .iter()
-            .filter(|(_, t)| {
-                matches!(
-                    t.state,
-                    State::Completed | State::Confirmed | State::Accepted
-                )
-            })
-            .min_by_key(|(id, t)| (t.next_timeout(), id.0))
-            .map(|(id, _)| *id);
-        match victim {
-            Some(id) => {
+        match self.lingering.first() {
+            Some(&(_, id)) => {
                 self.terminate(id);
                 true
             }
@@ -583,10 +686,14 @@ impl Transactions {
     pub fn abandon(&mut self, id: TxId) {
         self.terminate(id);
         self.events.retain(|e| *e != TxEvent::Terminated(id));
+        self.tidy();
     }
 
     fn terminate(&mut self, id: TxId) {
         if let Some(tx) = self.txs.remove(&id) {
+            if let Some(at) = tx.lingering {
+                self.lingering.remove(&(at, id));
+            }
             if let Some(k) = &tx.client_key {
                 self.clients.remove(k);
             }
@@ -597,15 +704,16 @@ impl Transactions {
         }
     }
 
-    /// Fires every timer due at `now`.
+    /// Fires every timer due at `now`, earliest first.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<TxId> = self
-            .txs
-            .iter()
-            .filter(|(_, t)| t.next_timeout().is_some_and(|at| at <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if !self.current(at, id) {
+                continue;
+            }
             // A transaction may have several timers due; fire them in order.
             while let Some(tx) = self.txs.get(&id) {
                 let Some((timer, _)) = tx
@@ -619,7 +727,10 @@ impl Transactions {
                 };
                 self.fire(now, id, timer);
             }
+            // Its next timer, if it lives on, is later than `now`.
+            self.schedule(id);
         }
+        self.tidy();
     }
 
     fn fire(&mut self, now: Instant, id: TxId, timer: usize) {

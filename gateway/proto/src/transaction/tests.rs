@@ -3,7 +3,7 @@
 //! delays and duplicates messages (deterministic per seed). Runs in
 //! milliseconds of real time.
 
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -291,6 +291,8 @@ impl Sim {
             }
             self.uac.handle_timeout(self.now);
             self.uas.handle_timeout(self.now);
+            check_deadlines(&self.uac, self.now);
+            check_deadlines(&self.uas, self.now);
         }
     }
 
@@ -638,4 +640,124 @@ fn a_request_with_another_connections_keys_is_not_its_retransmission() {
             .unwrap(),
         RequestAction::Absorbed(id) if id == first
     ));
+}
+
+/// The deadline heap agrees with the timers themselves: `poll_timeout` is
+/// the earliest timer of any transaction, nothing is left due at `now`
+/// after `handle_timeout(now)`, and stale entries are bounded.
+fn check_deadlines(t: &Transactions, now: Instant) {
+    let brute = t.txs.values().filter_map(Tx::next_timeout).min();
+    assert_eq!(t.poll_timeout(), brute, "heap top vs the timers");
+    assert!(brute.is_none_or(|at| at > now), "a timer left due");
+    assert!(
+        t.deadlines.len() <= 2 * t.txs.len() + 64,
+        "stale entries bounded"
+    );
+    let lingering: BTreeSet<(Instant, TxId)> = t
+        .txs
+        .iter()
+        .filter(|(_, x)| {
+            matches!(
+                x.state,
+                State::Completed | State::Confirmed | State::Accepted
+            )
+        })
+        .filter_map(|(id, x)| x.next_timeout().map(|at| (at, *id)))
+        .collect();
+    assert_eq!(t.lingering, lingering, "the lingering set");
+}
+
+#[test]
+fn the_deadline_heap_matches_the_timers_over_random_operations() {
+    let cfg = TimerConfig::default();
+    // A small table, so that making room is exercised too.
+    let mut t = Transactions::new(cfg, 64);
+    let start = Instant::now();
+    let mut full = 0usize;
+    let mut now = start;
+    let mut rng = Rng(0x5eed_71e5);
+    let mut servers: Vec<TxId> = Vec::new();
+    let mut clients: Vec<(String, &str)> = Vec::new();
+    let mut fired = 0usize;
+    for i in 0..20_000u32 {
+        let reliable = rng.chance(0.5);
+        let mut ran_timers = false;
+        match rng.next() % 6 {
+            0 => {
+                let m = if rng.chance(0.5) { "INVITE" } else { "BYE" };
+                let b = format!("s{i}");
+                if let Ok(RequestAction::New(id)) =
+                    t.receive_request(now, &b, "h", m, FlowId(1), reliable)
+                {
+                    servers.push(id);
+                }
+            }
+            1 if !servers.is_empty() => {
+                let id = servers.swap_remove((rng.next() as usize) % servers.len());
+                let status = [100, 180, 200, 486][(rng.next() % 4) as usize];
+                let _ = t.respond(now, id, status, res("X", "b", status));
+                if status < 200 {
+                    servers.push(id);
+                }
+            }
+            2 => {
+                let m = if rng.chance(0.5) { "INVITE" } else { "OPTIONS" };
+                let b = format!("c{i}");
+                if t.send_request(now, &b, m, req(m, &b), FlowId(2), reliable)
+                    .is_ok()
+                {
+                    clients.push((b, m));
+                }
+            }
+            3 if !clients.is_empty() => {
+                let k = (rng.next() as usize) % clients.len();
+                let status = [100, 183, 200, 503][(rng.next() % 4) as usize];
+                let (b, m) = clients[k].clone();
+                let _ = t.receive_response(now, &b, m, status);
+                if status >= 200 {
+                    clients.swap_remove(k);
+                }
+            }
+            4 => {
+                // An ACK for whatever INVITE server transaction was last.
+                let b = format!("s{}", i.saturating_sub((rng.next() % 50) as u32));
+                let _ = t.receive_request(now, &b, "h", "ACK", FlowId(1), reliable);
+            }
+            _ => {
+                now += Duration::from_millis(rng.next() % 2_000);
+                t.handle_timeout(now);
+                fired += 1;
+                ran_timers = true;
+            }
+        }
+        while t.poll_transmit().is_some() {}
+        while t.poll_event().is_some() {}
+        // Zero-length waits (reliable transports) are due at once: only right
+        // after `handle_timeout` must nothing be due.
+        check_deadlines(&t, if ran_timers { now } else { start });
+        full += usize::from(t.len() == 64);
+    }
+    assert!(
+        fired > 1_000 && full > 100,
+        "the run exercised timers and a full table"
+    );
+    // Every transaction ends by its timers once time runs on, except those
+    // waiting for their TU (servers not yet answered, INVITE clients that
+    // had a provisional response): they have no timer; abandon them.
+    for _ in 0..100 {
+        now += Duration::from_secs(10);
+        t.handle_timeout(now);
+        check_deadlines(&t, now);
+    }
+    let waiting: Vec<TxId> = t.txs.keys().copied().collect();
+    for id in waiting {
+        assert!(
+            matches!(t.state(id), Some(State::Trying | State::Proceeding))
+                && t.txs[&id].next_timeout().is_none(),
+            "only TU-bound transactions remain: {:?}",
+            t.state(id)
+        );
+        t.abandon(id);
+    }
+    assert_eq!((t.len(), t.poll_timeout()), (0, None));
 }

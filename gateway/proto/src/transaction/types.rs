@@ -59,7 +59,7 @@ pub(super) const TIMERS: usize = 12;
 
 /// A transaction handle. Stale handles (of terminated transactions) match
 /// nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TxId(pub(super) u64);
 
 /// Opaque name of the transport flow (connection) a transaction uses;
