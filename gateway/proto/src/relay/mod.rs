@@ -286,6 +286,10 @@ pub struct Relay {
     routes: Vec<Option<Route>>,
     events: VecDeque<Event>,
     next_check: Option<Instant>,
+    /// Indexes of the calls with generated frames queued (few: a tone at
+    /// set-up), so that the timeout and the play-out look at those only
+    /// and not at every call on every pass of the event loop.
+    playing: Vec<u32>,
     /// Datagrams on sockets that belong to no call.
     pub stray_packets: u64,
 }
@@ -313,6 +317,7 @@ impl Relay {
             routes: Vec::new(),
             events: VecDeque::new(),
             next_check: None,
+            playing: Vec::new(),
             stray_packets: 0,
         }
     }
@@ -430,6 +435,19 @@ impl Relay {
     /// Counters of a call's legs.
     pub fn stats(&self, id: CallId) -> Option<[LegStats; 2]> {
         self.call(id).map(|c| [c.legs[0].stats, c.legs[1].stats])
+    }
+
+    /// The far end `socket` has latched to (its first authenticated
+    /// source), if it has: from then on the relay drops every other source
+    /// on it, so a shell may `connect()` the socket to this address.
+    pub fn latched_peer(&self, socket: SocketId) -> Option<SocketAddr> {
+        let route = self.routes.get(socket.0 as usize).copied().flatten()?;
+        let leg = &self.calls.get(route.call as usize)?.as_ref()?.legs[route.leg.index()];
+        if route.rtcp_only {
+            leg.rtcp_latched.then_some(leg.remote_rtcp).flatten()
+        } else {
+            leg.rtp_latched.then_some(leg.remote_rtp).flatten()
+        }
     }
 
     /// Handles one datagram that arrived on `socket` from `from`, held in
@@ -550,9 +568,9 @@ impl Relay {
     /// generated frames, [`Relay::poll_play`]).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let play = self
-            .calls
+            .playing
             .iter()
-            .flatten()
+            .filter_map(|&i| self.calls.get(i as usize)?.as_ref())
             .flat_map(|c| {
                 c.legs
                     .iter()
@@ -587,6 +605,9 @@ impl Relay {
         l.playout.extend(frames);
         l.playout.make_contiguous().sort_by_key(|f| f.at);
         l.mute_while_playing = mute;
+        if !l.playout.is_empty() && !self.playing.contains(&id.index) {
+            self.playing.push(id.index);
+        }
         Ok(())
     }
 
@@ -627,7 +648,17 @@ impl Relay {
     /// The next generated frame due at `now`, built and protected in `buf`
     /// (at least 1500 octets). Call until it returns `None`.
     pub fn poll_play<'b>(&mut self, now: Instant, buf: &'b mut [u8]) -> Option<Transmit<'b>> {
-        for call in self.calls.iter_mut().flatten() {
+        let mut k = 0;
+        while let Some(&index) = self.playing.get(k) {
+            let Some(Some(call)) = self.calls.get_mut(index as usize) else {
+                self.playing.swap_remove(k);
+                continue;
+            };
+            if call.legs.iter().all(|l| l.playout.is_empty()) {
+                self.playing.swap_remove(k);
+                continue;
+            }
+            k += 1;
             for leg in &mut call.legs {
                 if leg.playout.front().is_none_or(|f| f.at > now) {
                     continue;

@@ -542,3 +542,45 @@ fn rekeying_a_leg_switches_its_contexts_and_leaves_the_other_alone() {
     relay.remove_call(call);
     assert!(relay.rekey(call, LegSide::A, Some(&new_in), None).is_err());
 }
+
+#[test]
+fn only_calls_with_frames_queued_are_looked_at_for_play_out() {
+    let mut relay = Relay::new(RelayConfig::default());
+    let t0 = Instant::now();
+    let e = ends();
+    let call = setup(&mut relay, t0, &e, true);
+    let frame = |n: u64| PlayFrame {
+        at: t0 + Duration::from_millis(5 + 20 * n),
+        payload_type: 0,
+        marker: false,
+        seq: n as u16,
+        timestamp: 160 * n as u32,
+        ssrc: 7,
+        payload: vec![0xff; 160],
+    };
+    let idle = relay.poll_timeout();
+    relay
+        .play(call, LegSide::B, vec![frame(0), frame(1)], false)
+        .unwrap();
+    relay.play(call, LegSide::A, vec![frame(2)], false).unwrap();
+    assert_eq!(relay.playing, vec![call.index], "one entry per call");
+    assert_eq!(relay.poll_timeout(), Some(t0 + Duration::from_millis(5)));
+    let mut buf = [0u8; 1500];
+    let end = t0 + Duration::from_secs(1);
+    let mut sent = 0;
+    while relay.poll_play(end, &mut buf).is_some() {
+        sent += 1;
+    }
+    assert_eq!(sent, 3);
+    assert!(relay.playing.is_empty(), "played out: forgotten");
+    assert_eq!(relay.poll_timeout(), idle);
+    // A call removed while it plays leaves nothing behind for the call
+    // that takes its slot.
+    relay.play(call, LegSide::A, vec![frame(3)], false).unwrap();
+    relay.remove_call(call).unwrap();
+    let next = setup(&mut relay, t0, &e, true);
+    assert_eq!(next.index, call.index);
+    assert_eq!(relay.poll_timeout(), relay.next_check);
+    assert!(relay.poll_play(end, &mut buf).is_none());
+    assert!(relay.playing.is_empty());
+}
