@@ -74,6 +74,11 @@ fn keys() -> [MasterKey; 4] {
 }
 
 fn start(inactivity: Duration, port_min: u16) -> RelayHandle {
+    start_with(inactivity, port_min, false)
+}
+
+/// `connect_latched`: each latched socket gets a connected sibling.
+fn start_with(inactivity: Duration, port_min: u16, connect_latched: bool) -> RelayHandle {
     RelayHandle::spawn(NetConfig {
         relay: RelayConfig {
             inactivity,
@@ -81,6 +86,7 @@ fn start(inactivity: Duration, port_min: u16) -> RelayHandle {
         },
         port_min,
         port_max: port_min + 99,
+        connect_latched,
         ..NetConfig::default()
     })
     .unwrap()
@@ -171,7 +177,19 @@ fn relays_and_reencrypts_over_udp() {
 
 #[test]
 fn drops_replays_forgeries_and_strangers_over_udp() {
-    let relay = start(Duration::from_secs(30), 41200);
+    strangers(false, 41200);
+}
+
+/// The same with connected siblings: the far end's packets arrive on the
+/// sibling, the stranger's still on the leg's own socket, where the relay
+/// counts it.
+#[test]
+fn drops_replays_forgeries_and_strangers_with_connected_legs() {
+    strangers(true, 41700);
+}
+
+fn strangers(connect_latched: bool, port_min: u16) {
+    let relay = start_with(Duration::from_secs(30), port_min, connect_latched);
     let k = keys();
     let [a_in, a_out, b_in, b_out] = &k;
     let mut phone = Endpoint::new(a_in, a_out);
@@ -213,6 +231,11 @@ fn drops_replays_forgeries_and_strangers_over_udp() {
         (a.rx_packets, a.replayed, a.auth_failed, a.foreign_source),
         (2, 3, 1, 1)
     );
+    // Only leg A heard its far end (the bridge sent nothing).
+    let connected = relay.counters().unwrap().connected;
+    assert_eq!(connected, usize::from(connect_latched));
+    relay.remove_call(id).unwrap();
+    assert_eq!(relay.counters().unwrap().connected, 0, "siblings closed");
 }
 
 #[test]

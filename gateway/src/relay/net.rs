@@ -10,6 +10,17 @@
 //!
 //! Fairness: each readable socket is served at most [`BATCH`] datagrams at
 //! a time, round-robin, so a flood on one port cannot starve other calls.
+//!
+//! Connected legs (optional, [`NetConfig::connect_latched`]): once the
+//! relay latched a leg's socket to its far end, a
+//! second socket is bound to the same port (`SO_REUSEPORT`) and
+//! `connect()`ed to that far end. The kernel delivers the far end's packets
+//! to it and sends from it skip `sendto`'s per-packet route lookup (the
+//! floor in `docs/benchmarks.md` measures the difference); every other
+//! source still arrives on the first, unconnected socket, so the relay
+//! keeps seeing (and counting, as `foreign_source`) strangers and a peer
+//! that moved. Tokens: `2 × id` for a leg's socket, `2 × id + 1` for its
+//! connected sibling.
 
 use std::collections::VecDeque;
 use std::io;
@@ -50,6 +61,12 @@ pub struct NetConfig {
     pub port_max: u16,
     /// SO_RCVBUF for each media socket, bytes.
     pub recv_buffer: usize,
+    /// Give each latched socket a sibling `connect()`ed to its far end
+    /// (module documentation). Off by default: its sockets are bound with
+    /// `SO_REUSEPORT`, and another process of the same user binding the
+    /// same port (a second gateway on the same range) would then share
+    /// their media instead of being refused the port.
+    pub connect_latched: bool,
 }
 
 impl Default for NetConfig {
@@ -59,6 +76,7 @@ impl Default for NetConfig {
             port_min: 30000,
             port_max: 39999,
             recv_buffer: 256 * 1024,
+            connect_latched: false,
         }
     }
 }
@@ -76,6 +94,8 @@ pub struct NetCounters {
     pub stray: u64,
     /// Calls relayed now.
     pub calls: usize,
+    /// Sockets with a connected sibling now ([`NetConfig::connect_latched`]).
+    pub connected: usize,
 }
 
 /// Why a control request failed.
@@ -285,6 +305,20 @@ impl Drop for RelayHandle {
     }
 }
 
+/// One bound media socket.
+struct MediaSocket {
+    sock: UdpSocket,
+    local: SocketAddr,
+    /// Once the relay latched this socket: its far end and a sibling on
+    /// the same port connected to it (see the module documentation).
+    peer: Option<(SocketAddr, UdpSocket)>,
+}
+
+/// The poll token of socket `id` (`sibling`: its connected sibling).
+fn token(id: u32, sibling: bool) -> Token {
+    Token(2 * id as usize + usize::from(sibling))
+}
+
 struct RelayIo {
     config: NetConfig,
     poll: Poll,
@@ -292,7 +326,7 @@ struct RelayIo {
     events_out: SyncSender<Event>,
     relay: Relay,
     ports: PortAllocator,
-    sockets: Vec<Option<(UdpSocket, u16)>>,
+    sockets: Vec<Option<MediaSocket>>,
     free_ids: Vec<u32>,
     ready: VecDeque<u32>,
     /// `queued[id]`: socket `id` is in `ready` (avoids a linear search).
@@ -348,18 +382,18 @@ impl RelayIo {
                     if !self.handle_commands() {
                         return Ok(());
                     }
-                } else if let Ok(id) = u32::try_from(ev.token().0) {
-                    self.mark_ready(id);
+                } else if let Ok(t) = u32::try_from(ev.token().0) {
+                    self.mark_ready(t);
                 }
             }
             // One round over the sockets that were ready: each gets a batch.
             for _ in 0..self.ready.len() {
-                let Some(id) = self.ready.pop_front() else {
+                let Some(t) = self.ready.pop_front() else {
                     break;
                 };
-                if self.serve(id, &mut buf) {
-                    self.ready.push_back(id);
-                } else if let Some(q) = self.queued.get_mut(id as usize) {
+                if self.serve(t, &mut buf) {
+                    self.ready.push_back(t);
+                } else if let Some(q) = self.queued.get_mut(t as usize) {
                     *q = false;
                 }
             }
@@ -370,23 +404,31 @@ impl RelayIo {
         }
     }
 
-    fn mark_ready(&mut self, id: u32) {
-        let i = id as usize;
+    /// Queues a ready token (a socket or its sibling) for the next round.
+    fn mark_ready(&mut self, t: u32) {
+        let i = t as usize;
         if self.queued.len() <= i {
             self.queued.resize(i + 1, false);
         }
         if !self.queued[i] {
             self.queued[i] = true;
-            self.ready.push_back(id);
+            self.ready.push_back(t);
         }
     }
 
-    /// Serves up to BATCH datagrams from one socket; true if it may have more.
-    fn serve(&mut self, id: u32, buf: &mut [u8]) -> bool {
+    /// Serves up to BATCH datagrams from the socket of token `t`; true if
+    /// it may have more.
+    fn serve(&mut self, t: u32, buf: &mut [u8]) -> bool {
+        let (id, sibling) = (t / 2, t % 2 == 1);
         let now = Instant::now();
         for _ in 0..BATCH {
-            let Some(Some((sock, _))) = self.sockets.get(id as usize) else {
+            let Some(Some(m)) = self.sockets.get(id as usize) else {
                 return false;
+            };
+            let sock = match (&m.peer, sibling) {
+                (_, false) => &m.sock,
+                (Some((_, s)), true) => s,
+                (None, true) => return false,
             };
             let (len, from) = match sock.recv_from(buf) {
                 Ok(r) => r,
@@ -397,6 +439,7 @@ impl RelayIo {
                     continue;
                 }
             };
+            let unconnected = m.peer.is_none();
             self.counters.received += 1;
             if let Some(t) = self
                 .relay
@@ -404,8 +447,36 @@ impl RelayIo {
             {
                 send_out(&self.sockets, &mut self.counters, t);
             }
+            if unconnected && self.config.connect_latched {
+                self.connect_latched(id, from);
+            }
         }
         true
+    }
+
+    /// Gives socket `id` a sibling connected to `from` if the relay has
+    /// just latched it there. A failure leaves it without one (correct,
+    /// only slower).
+    fn connect_latched(&mut self, id: u32, from: SocketAddr) {
+        if self.relay.latched_peer(SocketId(id)) != Some(from) {
+            return;
+        }
+        let Some(Some(m)) = self.sockets.get_mut(id as usize) else {
+            return;
+        };
+        let sibling = (|| -> io::Result<UdpSocket> {
+            let s = media_socket(m.local, self.config.recv_buffer, true)?;
+            s.connect(&from.into())?;
+            let mut sock = UdpSocket::from_std(s.into());
+            self.poll
+                .registry()
+                .register(&mut sock, token(id, true), Interest::READABLE)?;
+            Ok(sock)
+        })();
+        match sibling {
+            Ok(s) => m.peer = Some((from, s)),
+            Err(e) => debug!(error = %e, %from, "connecting a latched media socket"),
+        }
     }
 
     /// Sends the gateway's own frames that are due.
@@ -482,6 +553,12 @@ impl RelayIo {
                     let mut c = self.counters;
                     c.stray = self.relay.stray_packets;
                     c.calls = self.relay.call_count();
+                    c.connected = self
+                        .sockets
+                        .iter()
+                        .flatten()
+                        .filter(|m| m.peer.is_some())
+                        .count();
                     let _ = reply.send(c);
                 }
                 Command::Play {
@@ -558,10 +635,7 @@ impl RelayIo {
     }
 
     fn bind(&mut self, addr: SocketAddr) -> io::Result<(SocketId, SocketAddr)> {
-        let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-        s.set_recv_buffer_size(self.config.recv_buffer)?;
-        s.set_nonblocking(true)?;
-        s.bind(&addr.into())?;
+        let s = media_socket(addr, self.config.recv_buffer, self.config.connect_latched)?;
         let mut sock = UdpSocket::from_std(s.into());
         let local = sock.local_addr()?;
         let id = match self.free_ids.pop() {
@@ -574,28 +648,39 @@ impl RelayIo {
         if let Err(e) =
             self.poll
                 .registry()
-                .register(&mut sock, Token(id as usize), Interest::READABLE)
+                .register(&mut sock, token(id, false), Interest::READABLE)
         {
             self.free_ids.push(id);
             return Err(e);
         }
-        self.sockets[id as usize] = Some((sock, local.port()));
+        self.sockets[id as usize] = Some(MediaSocket {
+            sock,
+            local,
+            peer: None,
+        });
         Ok((SocketId(id), local))
     }
 
     fn close(&mut self, id: SocketId) {
         if let Some(slot) = self.sockets.get_mut(id.0 as usize) {
-            if let Some((mut sock, port)) = slot.take() {
-                if let Err(e) = self.poll.registry().deregister(&mut sock) {
-                    warn!(error = %e, "deregistering media socket");
+            if let Some(mut m) = slot.take() {
+                let registry = self.poll.registry();
+                let sibling = m.peer.as_mut().map(|(_, s)| s);
+                for sock in std::iter::once(&mut m.sock).chain(sibling) {
+                    if let Err(e) = registry.deregister(sock) {
+                        warn!(error = %e, "deregistering media socket");
+                    }
                 }
-                self.ports.release(port, false);
+                self.ports.release(m.local.port(), false);
                 self.free_ids.push(id.0);
             }
         }
-        if self.queued.get(id.0 as usize).copied().unwrap_or(false) {
-            self.ready.retain(|r| *r != id.0);
-            self.queued[id.0 as usize] = false;
+        for sibling in [false, true] {
+            let t = token(id.0, sibling).0;
+            if self.queued.get(t).copied().unwrap_or(false) {
+                self.ready.retain(|r| *r as usize != t);
+                self.queued[t] = false;
+            }
         }
     }
 
@@ -609,17 +694,32 @@ impl RelayIo {
 
 /// Sends a protected packet from the socket it names, counting the outcome
 /// (a full socket buffer or an unreachable peer is counted, not fatal).
-fn send_out(
-    sockets: &[Option<(UdpSocket, u16)>],
-    counters: &mut NetCounters,
-    t: super::Transmit<'_>,
-) {
-    let Some(Some((out, _))) = sockets.get(t.socket.0 as usize) else {
+fn send_out(sockets: &[Option<MediaSocket>], counters: &mut NetCounters, t: super::Transmit<'_>) {
+    let Some(Some(out)) = sockets.get(t.socket.0 as usize) else {
         counters.send_errors += 1;
         return;
     };
-    match out.send_to(t.packet.as_bytes(), t.dest) {
+    let sent = if let Some((_, s)) = out.peer.as_ref().filter(|(p, _)| *p == t.dest) {
+        s.send(t.packet.as_bytes())
+    } else {
+        out.sock.send_to(t.packet.as_bytes(), t.dest)
+    };
+    match sent {
         Ok(_) => counters.sent += 1,
         Err(_) => counters.send_errors += 1,
     }
+}
+
+/// A non-blocking UDP socket bound to `addr` (`reuse`: with `SO_REUSEPORT`,
+/// so that a connected sibling can share its port; only sockets of this
+/// process's user can join it).
+fn media_socket(addr: SocketAddr, recv_buffer: usize, reuse: bool) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_recv_buffer_size(recv_buffer)?;
+    s.set_nonblocking(true)?;
+    if reuse {
+        s.set_reuse_port(true)?;
+    }
+    s.bind(&addr.into())?;
+    Ok(s)
 }

@@ -67,6 +67,8 @@ const HIST_BUCKETS: usize = 1_000_000;
 enum Target {
     Direct,
     Dialgate,
+    /// The relay with a connected sibling per latched socket.
+    DialgateConnected,
     DialgateTokio,
     Rtpengine,
     Floor(floor::Mode),
@@ -77,6 +79,7 @@ impl Target {
         match self {
             Target::Direct => "direct (no relay)",
             Target::Dialgate => "dialgate",
+            Target::DialgateConnected => "dialgate (connected)",
             Target::DialgateTokio => "dialgate (tokio)",
             Target::Rtpengine => "rtpengine",
             Target::Floor(floor::Mode::RecvFrom) => "floor (recvfrom)",
@@ -169,10 +172,11 @@ fn start_unpinned(target: Target) -> Result<Relay, String> {
             stdout: None,
             ng: None,
         }),
-        Target::Dialgate | Target::DialgateTokio | Target::Floor(_) => {
+        Target::Dialgate | Target::DialgateConnected | Target::DialgateTokio | Target::Floor(_) => {
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
             let (server, flag, io) = match target {
                 Target::Dialgate => ("relay-server", "--io", "mio"),
+                Target::DialgateConnected => ("relay-server", "--io", "mio-connected"),
                 Target::Floor(m) => ("floor-server", "--mode", m.arg()),
                 _ => ("relay-server", "--io", "tokio"),
             };
@@ -308,7 +312,7 @@ fn setup_call(relay: &mut Relay, target: Target, i: usize) -> Result<CallEnds, S
                 phone_recv: k_bp,
             })
         }
-        Target::Dialgate | Target::DialgateTokio => {
+        Target::Dialgate | Target::DialgateConnected | Target::DialgateTokio => {
             let (a_in, a_out, b_in, b_out) =
                 (gen(A_SUITE)?, gen(A_SUITE)?, gen(B_SUITE)?, gen(B_SUITE)?);
             let line = format!(
@@ -659,6 +663,7 @@ pub fn run(opts: &[String]) -> Result<(), String> {
         .map(|t| match t {
             "direct" => Ok(Target::Direct),
             "dialgate" => Ok(Target::Dialgate),
+            "dialgate-connected" => Ok(Target::DialgateConnected),
             "dialgate-tokio" => Ok(Target::DialgateTokio),
             "rtpengine" => Ok(Target::Rtpengine),
             _ => t
@@ -783,4 +788,4 @@ pub fn run(opts: &[String]) -> Result<(), String> {
 }
 
 const DEFAULT_TARGETS: &str = "direct,floor-recvfrom,floor-mmsg,floor-connected,\
-                               floor-mmsg-connected,dialgate,dialgate-tokio,rtpengine";
+                               floor-mmsg-connected,dialgate,dialgate-connected,dialgate-tokio,rtpengine";
