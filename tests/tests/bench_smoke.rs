@@ -27,6 +27,7 @@ fn relay_benchmark_runs_against_rtpengine_and_dialgate() {
         "floor (connected)",
         "floor (mmsg+conn)",
         "dialgate",
+        "dialgate (connected)",
         "rtpengine",
     ] {
         let row = text
@@ -63,6 +64,7 @@ fn srtp_benchmark_runs_against_libsrtp2() {
         .expect("bench runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
+    assert!(text.contains("HMAC-SHA1 tag of 176 octets"), "{text}");
     for suite in [
         "AES_CM_128_HMAC_SHA1_80",
         "AES_CM_128_HMAC_SHA1_32",
