@@ -94,7 +94,9 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             let msg = match ev {
                 FrameEvent::Message(m) => m,
                 FrameEvent::Ping => {
-                    let _ = s.write_all(PONG).await;
+                    if s.write_all(PONG).await.is_err() || s.flush().await.is_err() {
+                        return;
+                    }
                     continue;
                 }
                 _ => continue,
@@ -104,6 +106,10 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
                 if s.write_all(&r).await.is_err() {
                     return;
                 }
+            }
+            // TLS may hold written records until a flush (see the outbox).
+            if s.flush().await.is_err() {
+                return;
             }
         }
     }

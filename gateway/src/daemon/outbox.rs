@@ -83,10 +83,18 @@ impl Outbox {
 /// Writes what is queued until the queue closes or a write fails, then
 /// shuts the stream down. Each message is zeroized once written; messages
 /// still queued when the connection goes are zeroized too.
+///
+/// Flushed whenever the queue runs dry: a TLS stream accepts a message
+/// into its session and returns before its records are on the wire when
+/// the socket is not writable, and only a flush (or the next write) sends
+/// them: without it a 200 could wait for the connection's next message.
 pub(super) async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: OutboxRx) {
     while let Some(mut bytes) = rx.rx.recv().await {
         let n = bytes.len();
-        let ok = w.write_all(&bytes).await.is_ok();
+        let mut ok = w.write_all(&bytes).await.is_ok();
+        if ok && rx.rx.is_empty() {
+            ok = w.flush().await.is_ok();
+        }
         // A message may carry keys (an SDES answer): wiped once written.
         zeroize::Zeroize::zeroize(&mut bytes);
         rx.queued.fetch_sub(n, Ordering::AcqRel);
@@ -104,6 +112,56 @@ pub(super) async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: OutboxRx) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Real rustls over a 512-byte pipe: a message larger than the pipe
+    /// reaches a reader that starts late, with nothing queued after it.
+    #[cfg(feature = "demo")]
+    #[tokio::test]
+    async fn a_message_is_sent_whole_without_waiting_for_the_next_one() {
+        use dialgate_hq::pki::{Ca, Validity};
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        use tokio::io::AsyncReadExt;
+        let v = Validity::days_from_now(1);
+        let ca = Ca::new("outbox test CA", v).unwrap();
+        let cert = ca.issue_server("gateway", &["localhost"], v).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![CertificateDer::from(cert.der.to_vec())], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let (a, b) = tokio::io::duplex(512);
+        let name = ServerName::try_from("localhost").unwrap();
+        let (s, c) = tokio::join!(
+            tokio_rustls::TlsAcceptor::from(Arc::new(server)).accept(a),
+            tokio_rustls::TlsConnector::from(Arc::new(client)).connect(name, b)
+        );
+        let (s, mut c) = (s.unwrap(), c.unwrap());
+        let (out, rx) = Outbox::channel();
+        let task = tokio::spawn(writer(s, rx));
+        let message: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+        out.send(message.clone()).unwrap();
+        // The reader starts after the writer has filled the pipe.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut got = vec![0u8; message.len()];
+        tokio::time::timeout(std::time::Duration::from_secs(5), c.read_exact(&mut got))
+            .await
+            .expect("the whole message arrives with nothing queued after it")
+            .unwrap();
+        assert_eq!(got, message);
+        drop(out);
+        task.await.unwrap();
+    }
 
     #[test]
     fn a_reader_that_stops_fills_the_queue_by_bytes_or_messages() {
