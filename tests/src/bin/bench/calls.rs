@@ -138,7 +138,9 @@ async fn one_call(
     s.write_all(invite.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
-    let ok = read_until(&mut s, &mut framer, |m| status(m) >= 200).await?;
+    let ok = read_until(&mut s, &mut framer, |m| status(m) >= 200)
+        .await
+        .map_err(|e| format!("call {n}, INVITE: {e}"))?;
     let setup = t1.elapsed();
     if status(&ok) != 200 {
         return Err(format!(
@@ -163,7 +165,8 @@ async fn one_call(
     let done = read_until(&mut s, &mut framer, |m| {
         m.status().is_some() && m.cseq().seq == 2
     })
-    .await?;
+    .await
+    .map_err(|e| format!("call {n}, BYE: {e}"))?;
     if status(&done) != 200 {
         return Err(format!("BYE answered {} {}", status(&done), warning(&done)));
     }
