@@ -50,17 +50,25 @@ async fn read_until<S: tokio::io::AsyncRead + Unpin>(
     done: impl Fn(&Message) -> bool,
 ) -> Result<Message, String> {
     let mut buf = [0u8; 8192];
+    // What came meanwhile, for the error (the status codes, or methods).
+    let mut seen = Vec::new();
     loop {
         while let Some(ev) = framer.poll_event().map_err(|e| e.to_string())? {
             if let Event::Message(m) = ev {
                 if done(&m) {
                     return Ok(m);
                 }
+                seen.push(match m.status() {
+                    Some(st) => st.as_u16().to_string(),
+                    None => format!("{:?}", m.method()),
+                });
             }
         }
         let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
             .await
-            .map_err(|_| "timed out waiting for the gateway".to_string())?
+            .map_err(|_| {
+                format!("timed out waiting for the gateway (received meanwhile: {seen:?})")
+            })?
             .map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("gateway closed the connection".into());
@@ -288,6 +296,13 @@ pub fn run(opts: &[String]) -> Result<(), String> {
             .take(5)
         {
             println!("  gateway: {l}");
+        }
+        // The whole log is kept for a look at the failed calls.
+        if !gateway_log.is_empty() {
+            let kept = dir.with_extension("gateway.log");
+            if std::fs::write(&kept, &gateway_log).is_ok() {
+                println!("  gateway log kept in {}", kept.display());
+            }
         }
     }
     let mut setup: Vec<Duration> = samples.iter().map(|s| s.setup).collect();
