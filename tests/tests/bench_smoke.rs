@@ -104,3 +104,49 @@ fn calls_benchmark_places_calls_through_the_gateway() {
     );
     assert!(text.contains("completed 20 failed 0"), "{text}");
 }
+
+#[test]
+fn calls_benchmark_with_media_gets_its_media_back() {
+    let out = Command::new(BENCH)
+        .args([
+            "calls",
+            "--calls",
+            "4",
+            "--concurrency",
+            "2",
+            "--media-seconds",
+            "1",
+        ])
+        .output()
+        .expect("bench runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench calls --media-seconds failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("completed 4 failed 0"), "{text}");
+    let total = text
+        .lines()
+        .find(|l| l.contains("media total:"))
+        .unwrap_or_else(|| panic!("no media total:\n{text}"));
+    // The integer after `label` in the line.
+    let figure = |label: &str| -> u64 {
+        total
+            .split(label)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no figure for {label} in {total}"))
+    };
+    let (sent, received, lost) = (figure("sent"), figure("received back"), figure("lost"));
+    // 4 calls x 50 packets/s x 1 s; the first ~400 ms of each call's echo
+    // give way to the gateway's secure tone ("muted"), the rest comes back.
+    assert_eq!(sent, 200, "{text}");
+    assert!(
+        received * 2 >= sent,
+        "only {received} of {sent} back:\n{text}"
+    );
+    assert!(lost * 20 <= sent, "{lost} of {sent} lost:\n{text}");
+    assert_eq!(figure("failed to authenticate"), 0, "{text}");
+}

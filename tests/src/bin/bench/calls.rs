@@ -9,11 +9,17 @@
 //! for its 200, close. Set-up time is INVITE sent to 200 received; it
 //! includes the gateway's INVITE to the bridge, the bridge's answer (an
 //! in-process echo bridge: sub-millisecond) and the relay call set-up.
+//!
+//! `--media-seconds S` keeps each call up for S seconds of SRTP after the
+//! ACK, echoed by the bridge through the gateway, and accounts for every
+//! packet (`calls_media.rs`); the concurrency is then the number of calls
+//! with media at once, so calls/s is about C / (S + set-up + drain).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::calls_media::{self, MediaStats};
 use dialgate::sip::{Event, Framer, Limits, Message};
 use dialgate::srtp::{format_inline, MasterKey, Suite};
 use dialgate::tls::{load_certs, load_key};
@@ -26,6 +32,8 @@ use tokio_rustls::TlsConnector;
 struct Sample {
     handshake: Duration,
     setup: Duration,
+    /// With `--media-seconds`, what became of the call's media.
+    media: Option<MediaStats>,
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
@@ -42,17 +50,25 @@ async fn read_until<S: tokio::io::AsyncRead + Unpin>(
     done: impl Fn(&Message) -> bool,
 ) -> Result<Message, String> {
     let mut buf = [0u8; 8192];
+    // What came meanwhile, for the error (the status codes, or methods).
+    let mut seen = Vec::new();
     loop {
         while let Some(ev) = framer.poll_event().map_err(|e| e.to_string())? {
             if let Event::Message(m) = ev {
                 if done(&m) {
                     return Ok(m);
                 }
+                seen.push(match m.status() {
+                    Some(st) => st.as_u16().to_string(),
+                    None => format!("{:?}", m.method()),
+                });
             }
         }
         let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
             .await
-            .map_err(|_| "timed out waiting for the gateway".to_string())?
+            .map_err(|_| {
+                format!("timed out waiting for the gateway (received meanwhile: {seen:?})")
+            })?
             .map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("gateway closed the connection".into());
@@ -78,6 +94,7 @@ async fn one_call(
     addr: std::net::SocketAddr,
     tls: Arc<ClientConfig>,
     n: u64,
+    media_seconds: f64,
 ) -> Result<Sample, String> {
     let t0 = Instant::now();
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
@@ -92,11 +109,22 @@ async fn one_call(
     let handshake = t0.elapsed();
     let local = s.get_ref().0.local_addr().map_err(|e| e.to_string())?;
     let key = MasterKey::generate(Suite::AesCm128HmacSha1_80).map_err(|e| e.to_string())?;
+    // With media, a real socket whose port the offer names; without, a
+    // port nobody listens on (no media is sent).
+    let media_socket = if media_seconds > 0.0 {
+        Some(calls_media::bind(n).await?)
+    } else {
+        None
+    };
+    let media_port = match &media_socket {
+        Some(m) => m.local_addr().map_err(|e| e.to_string())?.port(),
+        None => (20000 + (n % 10000) * 2) as u16,
+    };
     let sdp = format!(
         "v=0\r\no=- {n} 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
          m=audio {} RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
          a=crypto:1 AES_CM_128_HMAC_SHA1_80 {}\r\na=sendrecv\r\n",
-        20000 + (n % 10000) * 2,
+        media_port,
         &*format_inline(&key)
     );
     let call_id = format!("load-{n}@bench");
@@ -118,7 +146,9 @@ async fn one_call(
     s.write_all(invite.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
-    let ok = read_until(&mut s, &mut framer, |m| status(m) >= 200).await?;
+    let ok = read_until(&mut s, &mut framer, |m| status(m) >= 200)
+        .await
+        .map_err(|e| format!("call {n}, INVITE: {e}"))?;
     let setup = t1.elapsed();
     if status(&ok) != 200 {
         return Err(format!(
@@ -133,18 +163,27 @@ async fn one_call(
     s.write_all(ack.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
+    let media = match &media_socket {
+        Some(m) => Some(calls_media::exchange(m, &key, ok.body(), media_seconds, n).await?),
+        None => None,
+    };
     s.write_all(bye.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
     let done = read_until(&mut s, &mut framer, |m| {
         m.status().is_some() && m.cseq().seq == 2
     })
-    .await?;
+    .await
+    .map_err(|e| format!("call {n}, BYE: {e}"))?;
     if status(&done) != 200 {
         return Err(format!("BYE answered {} {}", status(&done), warning(&done)));
     }
     let _ = s.shutdown().await;
-    Ok(Sample { handshake, setup })
+    Ok(Sample {
+        handshake,
+        setup,
+        media,
+    })
 }
 
 pub fn run(opts: &[String]) -> Result<(), String> {
@@ -156,6 +195,13 @@ pub fn run(opts: &[String]) -> Result<(), String> {
         .map(|s| s.parse().map_err(|_| "bad --concurrency"))
         .transpose()?
         .unwrap_or(8);
+    let media_seconds: f64 = super::opt(opts, "--media-seconds")
+        .map(|s| s.parse().map_err(|_| "bad --media-seconds"))
+        .transpose()?
+        .unwrap_or(0.0);
+    if !(0.0..=3600.0).contains(&media_seconds) {
+        return Err("--media-seconds must be between 0 and 3600".into());
+    }
     // --separate: the gateway runs as its own process (`dialgate run`),
     // so that its CPU time per call is measured alone.
     let separate = opts.iter().any(|o| o == "--separate");
@@ -197,7 +243,7 @@ pub fn run(opts: &[String]) -> Result<(), String> {
         };
         let tls = client_config(&dir)?;
         // Warm-up: the first call opens the trunk connection.
-        one_call(phone_addr, Arc::clone(&tls), u64::MAX / 2).await?;
+        one_call(phone_addr, Arc::clone(&tls), u64::MAX / 2, 0.0).await?;
         let cpu_before = match &child {
             Some(c) => Some(super::load::cpu_seconds(c.pid())?),
             None => None,
@@ -212,7 +258,7 @@ pub fn run(opts: &[String]) -> Result<(), String> {
                 let mut errors = Vec::new();
                 let mut n = w;
                 while n < calls {
-                    match one_call(addr, Arc::clone(&tls), n).await {
+                    match one_call(addr, Arc::clone(&tls), n, media_seconds).await {
                         Ok(s) => samples.push(s),
                         Err(e) => errors.push(e),
                     }
@@ -251,13 +297,25 @@ pub fn run(opts: &[String]) -> Result<(), String> {
         {
             println!("  gateway: {l}");
         }
+        // The whole log is kept for a look at the failed calls.
+        if !gateway_log.is_empty() {
+            let kept = dir.with_extension("gateway.log");
+            if std::fs::write(&kept, &gateway_log).is_ok() {
+                println!("  gateway log kept in {}", kept.display());
+            }
+        }
     }
     let mut setup: Vec<Duration> = samples.iter().map(|s| s.setup).collect();
     let mut hs: Vec<Duration> = samples.iter().map(|s| s.handshake).collect();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let flow = if media_seconds > 0.0 {
+        format!("INVITE, 200, ACK, {media_seconds} s of SRTP both ways, BYE, 200")
+    } else {
+        "INVITE, 200, ACK, BYE, 200".to_string()
+    };
     println!(
         "calls through the gateway over TLS 1.3 with client certificates: {calls} calls, {concurrency} concurrent phones, \
-         a new TLS connection per call (INVITE, 200, ACK, BYE, 200)"
+         a new TLS connection per call ({flow})"
     );
     println!(
         "  completed {} failed {}  calls/s {:.1}",
@@ -273,10 +331,15 @@ pub fn run(opts: &[String]) -> Result<(), String> {
         ms(percentile(&mut setup, 0.99)),
         ms(percentile(&mut setup, 1.0)),
     );
+    let media: Vec<MediaStats> = samples.iter().filter_map(|s| s.media).collect();
+    if media_seconds > 0.0 {
+        calls_media::report(&media);
+    }
     match gateway {
         Some((cpu, rss)) => println!(
-            "  gateway as its own process (dialgate run): CPU {:.3} ms per call ({:.1} % of one core), RSS after {:.1} MB",
+            "  gateway as its own process (dialgate run): CPU {:.3} ms per call{} ({:.1} % of one core), RSS after {:.1} MB",
             cpu * 1000.0 / samples.len().max(1) as f64,
+            if media_seconds > 0.0 { ", its media relayed included" } else { "" },
             cpu * 100.0 / elapsed.as_secs_f64(),
             rss as f64 / 1024.0
         ),

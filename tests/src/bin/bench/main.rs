@@ -12,7 +12,10 @@
 //! - `bench calls --calls 500 --concurrency 8`: calls per second and call
 //!   set-up time through the gateway over TLS with client certificates;
 //!   `--separate` runs the gateway as its own process (`dialgate run`,
-//!   built beside the bench) and reports its CPU time per call.
+//!   built beside the bench) and reports its CPU time per call;
+//!   `--media-seconds S` keeps each call up with S seconds of SRTP both
+//!   ways (echoed by the bridge) and reports packets sent, received back
+//!   and lost.
 //! - `bench audit --records 20000`: records per second the audit trail
 //!   spools (vs bare write + fdatasync) and ships to rsyslog (RELP, RFC 5425).
 //! - `bench poll --seconds 10`: the kit's repository poll on the wire,
@@ -25,6 +28,7 @@
 
 mod audit;
 mod calls;
+mod calls_media;
 mod floor;
 mod load;
 mod poll;
@@ -39,7 +43,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: bench srtp [--iterations N]\n       \
          bench relay [--calls N[,N...]] [--seconds S] [--warmup S] [--targets direct,floor-recvfrom,floor-mmsg,floor-connected,floor-mmsg-connected,dialgate,dialgate-connected,dialgate-tokio,rtpengine] [--no-pin]\n       \
-         bench calls [--calls N] [--concurrency C] [--separate]\n       \
+         bench calls [--calls N] [--concurrency C] [--media-seconds S] [--separate]\n       \
          bench audit [--records N]\n       \
          bench poll [--seconds S]\n       \
          bench all\n       \
