@@ -44,6 +44,14 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Writes and flushes one message (TLS may hold records until a flush).
+async fn send<S: tokio::io::AsyncWrite + Unpin>(s: &mut S, msg: &str) -> Result<(), String> {
+    s.write_all(msg.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    s.flush().await.map_err(|e| e.to_string())
+}
+
 async fn read_until<S: tokio::io::AsyncRead + Unpin>(
     s: &mut S,
     framer: &mut Framer,
@@ -143,9 +151,7 @@ async fn one_call(
     );
     let mut framer = Framer::client(Limits::default());
     let t1 = Instant::now();
-    s.write_all(invite.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    send(&mut s, &invite).await?;
     let ok = read_until(&mut s, &mut framer, |m| status(m) >= 200)
         .await
         .map_err(|e| format!("call {n}, INVITE: {e}"))?;
@@ -160,16 +166,12 @@ async fn one_call(
     let tag = format!(";tag={}", ok.to().tag().unwrap_or_default());
     let ack = format!("{}Content-Length: 0\r\n\r\n", head("ACK", 1, "ack", &tag));
     let bye = format!("{}Content-Length: 0\r\n\r\n", head("BYE", 2, "bye", &tag));
-    s.write_all(ack.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    send(&mut s, &ack).await?;
     let media = match &media_socket {
         Some(m) => Some(calls_media::exchange(m, &key, ok.body(), media_seconds, n).await?),
         None => None,
     };
-    s.write_all(bye.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    send(&mut s, &bye).await?;
     let done = read_until(&mut s, &mut framer, |m| {
         m.status().is_some() && m.cseq().seq == 2
     })
