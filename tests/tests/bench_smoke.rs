@@ -28,6 +28,7 @@ fn relay_benchmark_runs_against_rtpengine_and_dialgate() {
         "floor (mmsg+conn)",
         "dialgate",
         "dialgate (connected)",
+        "dialgate (busy-poll)",
         "rtpengine",
     ] {
         let row = text

@@ -42,12 +42,12 @@ use std::process::ExitCode;
 fn usage() -> ExitCode {
     eprintln!(
         "usage: bench srtp [--iterations N]\n       \
-         bench relay [--calls N[,N...]] [--seconds S] [--warmup S] [--targets direct,floor-recvfrom,floor-mmsg,floor-connected,floor-mmsg-connected,dialgate,dialgate-connected,dialgate-tokio,rtpengine] [--no-pin]\n       \
+         bench relay [--calls N[,N...]] [--seconds S] [--warmup S] [--targets direct,floor-recvfrom,floor-mmsg,floor-connected,floor-mmsg-connected,dialgate,dialgate-connected,dialgate-busy-poll,dialgate-tokio,rtpengine] [--no-pin]\n       \
          bench calls [--calls N] [--concurrency C] [--media-seconds S] [--separate]\n       \
          bench audit [--records N]\n       \
          bench poll [--seconds S]\n       \
          bench all\n       \
-         bench relay-server --port-min P --port-max P [--io mio|mio-connected|tokio]\n       \
+         bench relay-server --port-min P --port-max P [--io mio|mio-connected|mio-busy-poll|tokio]\n       \
          bench floor-server --port-min P --port-max P [--mode recvfrom|mmsg|connected|mmsg-connected]"
     );
     ExitCode::from(2)

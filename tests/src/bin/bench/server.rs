@@ -39,6 +39,7 @@ pub fn run(opts: &[String]) -> Result<(), String> {
         port_min: port("--port-min", 20000)?,
         port_max: port("--port-max", 29999)?,
         connect_latched: super::opt(opts, "--io") == Some("mio-connected"),
+        busy_poll: super::opt(opts, "--io") == Some("mio-busy-poll"),
         ..NetConfig::default()
     })
     .map_err(|e| e.to_string())?;

@@ -53,7 +53,9 @@ use super::floor;
 use super::procstat::CpuTimes;
 
 mod multiples;
+mod target;
 use multiples::{print_multiples, Row};
+use target::Target;
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const PKT: usize = 172;
@@ -62,33 +64,6 @@ const A_SUITE: Suite = Suite::AesCm128HmacSha1_80;
 const B_SUITE: Suite = Suite::AesCm128HmacSha1_32;
 /// Latency histogram: 1 µs buckets up to 1 s.
 const HIST_BUCKETS: usize = 1_000_000;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
-    Direct,
-    Dialgate,
-    /// The relay with a connected sibling per latched socket.
-    DialgateConnected,
-    DialgateTokio,
-    Rtpengine,
-    Floor(floor::Mode),
-}
-
-impl Target {
-    fn name(self) -> &'static str {
-        match self {
-            Target::Direct => "direct (no relay)",
-            Target::Dialgate => "dialgate",
-            Target::DialgateConnected => "dialgate (connected)",
-            Target::DialgateTokio => "dialgate (tokio)",
-            Target::Rtpengine => "rtpengine",
-            Target::Floor(floor::Mode::RecvFrom) => "floor (recvfrom)",
-            Target::Floor(floor::Mode::Mmsg) => "floor (mmsg)",
-            Target::Floor(floor::Mode::Connected) => "floor (connected)",
-            Target::Floor(floor::Mode::MmsgConnected) => "floor (mmsg+conn)",
-        }
-    }
-}
 
 /// One call's endpoints: where each sends and which keys it uses.
 struct CallEnds {
@@ -172,11 +147,16 @@ fn start_unpinned(target: Target) -> Result<Relay, String> {
             stdout: None,
             ng: None,
         }),
-        Target::Dialgate | Target::DialgateConnected | Target::DialgateTokio | Target::Floor(_) => {
+        Target::Dialgate
+        | Target::DialgateConnected
+        | Target::DialgateBusyPoll
+        | Target::DialgateTokio
+        | Target::Floor(_) => {
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
             let (server, flag, io) = match target {
                 Target::Dialgate => ("relay-server", "--io", "mio"),
                 Target::DialgateConnected => ("relay-server", "--io", "mio-connected"),
+                Target::DialgateBusyPoll => ("relay-server", "--io", "mio-busy-poll"),
                 Target::Floor(m) => ("floor-server", "--mode", m.arg()),
                 _ => ("relay-server", "--io", "tokio"),
             };
@@ -312,7 +292,10 @@ fn setup_call(relay: &mut Relay, target: Target, i: usize) -> Result<CallEnds, S
                 phone_recv: k_bp,
             })
         }
-        Target::Dialgate | Target::DialgateConnected | Target::DialgateTokio => {
+        Target::Dialgate
+        | Target::DialgateConnected
+        | Target::DialgateBusyPoll
+        | Target::DialgateTokio => {
             let (a_in, a_out, b_in, b_out) =
                 (gen(A_SUITE)?, gen(A_SUITE)?, gen(B_SUITE)?, gen(B_SUITE)?);
             let line = format!(
@@ -660,18 +643,7 @@ pub fn run(opts: &[String]) -> Result<(), String> {
     let targets: Vec<Target> = super::opt(opts, "--targets")
         .unwrap_or(DEFAULT_TARGETS)
         .split(',')
-        .map(|t| match t {
-            "direct" => Ok(Target::Direct),
-            "dialgate" => Ok(Target::Dialgate),
-            "dialgate-connected" => Ok(Target::DialgateConnected),
-            "dialgate-tokio" => Ok(Target::DialgateTokio),
-            "rtpengine" => Ok(Target::Rtpengine),
-            _ => t
-                .strip_prefix("floor-")
-                .and_then(floor::Mode::parse)
-                .map(Target::Floor)
-                .ok_or_else(|| format!("unknown target {t}")),
-        })
+        .map(Target::parse)
         .collect::<Result<_, _>>()?;
     println!(
         "relay under load on loopback: 50 packets/s per direction per call, 172-byte RTP (160-byte G.711), \
@@ -788,4 +760,4 @@ pub fn run(opts: &[String]) -> Result<(), String> {
 }
 
 const DEFAULT_TARGETS: &str = "direct,floor-recvfrom,floor-mmsg,floor-connected,\
-                               floor-mmsg-connected,dialgate,dialgate-connected,dialgate-tokio,rtpengine";
+                               floor-mmsg-connected,dialgate,dialgate-connected,dialgate-busy-poll,dialgate-tokio,rtpengine";
