@@ -13,6 +13,9 @@
 //! dialgate.net=eth0:10.0.2.15/24:10.0.2.2  dialgate.mode=demo|run
 //! dialgate.uplink=eth1:10.0.3.15/24  (optional: the uplink's own interface)
 //! dialgate.uplink=eth1:dhcp  (... its address by DHCP: PID 1 runs dialgate-dhcp)
+//! dialgate.dhcpd=10.0.2.100-10.0.2.131  (optional: PID 1 serves DHCP to the
+//!                       phones on dialgate.net's interface from this pool;
+//!                       needs dialgate.uplink, never served on the uplink)
 //! ```
 //!
 //! The root hashes are the trust anchor of the verified root: on a board
@@ -20,6 +23,8 @@
 //! separate concern, see `image/README.md`).
 
 use std::net::Ipv4Addr;
+
+use crate::dhcp::server::{ConfigError as PoolError, ServerConfig};
 
 /// One verified root slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +93,10 @@ pub struct BootParams {
     /// The uplink interface when it takes its address by DHCP
     /// (`dialgate.uplink=IFACE:dhcp`).
     pub uplink_dhcp: Option<String>,
+    /// The phone side's DHCP server (`dialgate.dhcpd=FIRST-LAST`): the
+    /// kit's `dialgate.net` address and prefix with this pool, the other
+    /// settings their defaults; validated.
+    pub dhcpd: Option<ServerConfig>,
     /// Gateway mode.
     pub mode: Mode,
     /// The firmware version the bootloader booted (`dialgate.version`).
@@ -199,7 +208,7 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
     let mut slots: Vec<Slot> = Vec::new();
     let (mut salt, mut data, mut netcfg, mut mode) = (None, None, None, Mode::Run);
     let (mut uplink, mut version, mut updates) = (None, None, false);
-    let mut uplink_dhcp = None;
+    let (mut uplink_dhcp, mut pool) = (None, None);
     for word in cmdline.split_ascii_whitespace() {
         let Some(rest) = word.strip_prefix("dialgate.") else {
             continue;
@@ -234,6 +243,17 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
                 }
                 _ => uplink = Some(net(value)?),
             },
+            "dhcpd" if pool.is_some() => return Err(err("dialgate.dhcpd", "given twice")),
+            "dhcpd" => {
+                let (a, b) = value
+                    .split_once('-')
+                    .and_then(|(a, b)| Some((a.parse::<Ipv4Addr>().ok()?, b.parse().ok()?)))
+                    .ok_or(err(
+                        "dialgate.dhcpd",
+                        "expected FIRST-LAST (IPv4 addresses)",
+                    ))?;
+                pool = Some((a, b));
+            }
             "updates" => {
                 updates = match value {
                     "on" => true,
@@ -263,6 +283,14 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
     if slots.is_empty() {
         return Err(err("dialgate.slot", "no root slot"));
     }
+    let dhcpd = match pool {
+        None => None,
+        Some(pool) => Some(dhcpd(
+            pool,
+            netcfg.as_ref(),
+            uplink.is_some() || uplink_dhcp.is_some(),
+        )?),
+    };
     Ok(BootParams {
         slots,
         salt: salt.ok_or(err("dialgate.salt", "missing"))?,
@@ -270,9 +298,33 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
         net: netcfg,
         uplink,
         uplink_dhcp,
+        dhcpd,
         mode,
         version,
         updates,
+    })
+}
+
+/// The phone side's DHCP server from its pool: served on `dialgate.net`'s
+/// interface with its address, and only when the uplink has its own
+/// interface (a server on the uplink would answer the hotel's clients).
+fn dhcpd(
+    (first, last): (Ipv4Addr, Ipv4Addr),
+    phones: Option<&Net>,
+    own_uplink: bool,
+) -> Result<ServerConfig, CmdlineError> {
+    const K: &str = "dialgate.dhcpd";
+    let phones = phones.ok_or(err(K, "needs dialgate.net (the phone side's address)"))?;
+    if !own_uplink {
+        return Err(err(K, "needs dialgate.uplink: never served on the uplink"));
+    }
+    ServerConfig::new(phones.address, phones.prefix, first, last).map_err(|e| match e {
+        PoolError::BadPrefix(_) => err(K, "dialgate.net's prefix must be /8../30"),
+        PoolError::NotHost(_) => err(K, "dialgate.net's address is not a host address"),
+        _ => err(
+            K,
+            "the pool must be host addresses of dialgate.net's subnet, FIRST <= LAST",
+        ),
     })
 }
 
@@ -365,5 +417,49 @@ mod tests {
         ] {
             assert!(parse(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_phone_side_dhcp_server_is_its_pool_on_dialgate_net() {
+        let base = format!(
+            "dialgate.slot=a:/dev/vda1:12:{H} dialgate.salt=00 dialgate.data=/dev/vda3 \
+             dialgate.net=eth0:10.0.2.15/24 dialgate.uplink=eth1:dhcp"
+        );
+        assert_eq!(parse(&base).unwrap().dhcpd, None);
+        let p = parse(&format!("{base} dialgate.dhcpd=10.0.2.100-10.0.2.131")).unwrap();
+        let d = p.dhcpd.expect("a server");
+        assert_eq!((d.addr, d.prefix), (Ipv4Addr::new(10, 0, 2, 15), 24));
+        assert_eq!(
+            (d.pool_first, d.pool_last),
+            (Ipv4Addr::new(10, 0, 2, 100), Ipv4Addr::new(10, 0, 2, 131))
+        );
+        let fixed = base.replace("eth1:dhcp", "eth1:10.0.3.15/24");
+        assert!(parse(&format!("{fixed} dialgate.dhcpd=10.0.2.100-10.0.2.101")).is_ok());
+        for (bad, why) in [
+            ("10.0.2.100", "FIRST-LAST"),
+            ("10.0.2.100-", "FIRST-LAST"),
+            ("10.0.2.131-10.0.2.100", "the pool"),
+            ("10.0.3.100-10.0.3.131", "the pool"),
+            ("10.0.2.0-10.0.2.10", "the pool"),
+            ("10.0.2.250-10.0.2.255", "the pool"),
+            ("10.0.2.15-10.0.2.15", "the pool"),
+            (
+                "10.0.2.100-10.0.2.131 dialgate.dhcpd=10.0.2.100-10.0.2.131",
+                "twice",
+            ),
+        ] {
+            let e = parse(&format!("{base} dialgate.dhcpd={bad}")).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+        // Never on the uplink: one interface for both roles is refused, as
+        // is a server without the phone side's address.
+        let one = base.replace(" dialgate.uplink=eth1:dhcp", "");
+        let e = parse(&format!("{one} dialgate.dhcpd=10.0.2.100-10.0.2.131")).unwrap_err();
+        assert!(e.to_string().contains("never served on the uplink"), "{e}");
+        let none = base.replace("dialgate.net=eth0:10.0.2.15/24 ", "");
+        let e = parse(&format!("{none} dialgate.dhcpd=10.0.2.100-10.0.2.131")).unwrap_err();
+        assert!(e.to_string().contains("needs dialgate.net"), "{e}");
+        let wide = base.replace("/24", "/31");
+        assert!(parse(&format!("{wide} dialgate.dhcpd=10.0.2.14-10.0.2.14")).is_err());
     }
 }

@@ -1,18 +1,23 @@
-//! PID 1's DHCP uplink (`dialgate.uplink=IFACE:dhcp`): it runs
-//! `dialgate-dhcp --iface IFACE` as a child, copies the client's lines to
-//! the console, and tells PID 1 when the uplink changed (a lease applied,
-//! the address changed, the lease lost), so that PID 1 can tell the
-//! gateway (SIGUSR1: its network check and its repository poll run at
-//! once). A client that exits is started again after [`RESTART_AFTER`].
+//! PID 1's DHCP children, supervised: the uplink's client
+//! (`dialgate.uplink=IFACE:dhcp`, [`DhcpChild::uplink`]: `dialgate-dhcp
+//! --iface IFACE`) and the phone side's server (`dialgate.dhcpd=FIRST-LAST`,
+//! [`DhcpChild::phones`]: `dialgate-dhcp --serve ...`). Each child's lines
+//! are copied to the console (`dialgate-init: uplink: ...`, `dialgate-init:
+//! phones: ...`); for the client, PID 1 is told when the uplink changed (a
+//! lease applied, the address changed, the lease lost), so that it can tell
+//! the gateway (SIGUSR1: its network check and its repository poll run at
+//! once). A child that exits is started again after [`RESTART_AFTER`].
 //!
-//! PID 1 reaps every child itself (`waitpid(-1)`), so it hands the client's
-//! exit to [`DhcpUplink::exited`].
+//! PID 1 reaps every child itself (`waitpid(-1)`), so it hands the child's
+//! exit to [`DhcpChild::exited`].
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::dhcp::server::ServerConfig;
 
 /// How long after the client exited it is started again.
 pub const RESTART_AFTER: Duration = Duration::from_secs(2);
@@ -24,22 +29,58 @@ pub fn is_change(line: &str) -> bool {
         .any(|p| line.starts_with(p))
 }
 
-/// The client, supervised.
+/// The arguments of `dialgate-dhcp --serve` for the phone side's server
+/// on `iface` (PID 1 has given it the kit's address already).
+pub fn server_args(iface: &str, c: &ServerConfig) -> Vec<String> {
+    let secs = |d: Duration| d.as_secs().to_string();
+    [
+        "--serve",
+        "--iface",
+        iface,
+        "--addr",
+        &format!("{}/{}", c.addr, c.prefix),
+        "--pool",
+        &format!("{}-{}", c.pool_first, c.pool_last),
+        "--lease",
+        &secs(c.lease),
+        "--hold",
+        &secs(c.offer_hold),
+        "--max-leases",
+        &c.max_leases.to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A DHCP child, supervised.
 #[derive(Debug)]
-pub struct DhcpUplink {
+pub struct DhcpChild {
     program: String,
-    iface: String,
+    args: Vec<String>,
+    /// `uplink` or `phones`: the console lines' prefix.
+    role: &'static str,
     pid: Option<i32>,
     restart_at: Option<Instant>,
     changed: Arc<AtomicBool>,
 }
 
-impl DhcpUplink {
-    /// Starts `program --iface iface`.
-    pub fn start(program: &str, iface: &str) -> DhcpUplink {
-        let mut u = DhcpUplink {
+impl DhcpChild {
+    /// Starts the uplink's client, `program --iface iface`.
+    pub fn uplink(program: &str, iface: &str) -> DhcpChild {
+        DhcpChild::start(program, vec!["--iface".into(), iface.into()], "uplink")
+    }
+
+    /// Starts the phone side's server on `iface`, `program --serve ...`
+    /// ([`server_args`]).
+    pub fn phones(program: &str, iface: &str, config: &ServerConfig) -> DhcpChild {
+        DhcpChild::start(program, server_args(iface, config), "phones")
+    }
+
+    fn start(program: &str, args: Vec<String>, role: &'static str) -> DhcpChild {
+        let mut u = DhcpChild {
             program: program.to_string(),
-            iface: iface.to_string(),
+            args,
+            role,
             pid: None,
             restart_at: None,
             changed: Arc::new(AtomicBool::new(false)),
@@ -49,8 +90,9 @@ impl DhcpUplink {
     }
 
     fn spawn(&mut self) {
+        let role = self.role;
         let child = Command::new(&self.program)
-            .args(["--iface", &self.iface])
+            .args(&self.args)
             .env_clear()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -66,11 +108,11 @@ impl DhcpUplink {
                             .spawn(move || {
                                 for line in BufReader::new(out).lines() {
                                     let Ok(line) = line else { break };
-                                    if is_change(&line) {
+                                    if role == "uplink" && is_change(&line) {
                                         changed.store(true, Ordering::SeqCst);
                                     }
                                     let mut o = std::io::stdout().lock();
-                                    let _ = writeln!(o, "dialgate-init: uplink: {line}");
+                                    let _ = writeln!(o, "dialgate-init: {role}: {line}");
                                 }
                             });
                 }
@@ -80,7 +122,7 @@ impl DhcpUplink {
             Err(e) => {
                 let _ = writeln!(
                     std::io::stdout(),
-                    "dialgate-init: uplink: starting {}: {e}",
+                    "dialgate-init: {role}: starting {}: {e}",
                     self.program
                 );
                 self.restart_at = Some(Instant::now() + RESTART_AFTER);
@@ -93,19 +135,20 @@ impl DhcpUplink {
         self.pid == Some(pid)
     }
 
-    /// The client exited (PID 1 reaped it): start it again later.
+    /// The child exited (PID 1 reaped it): start it again later.
     pub fn exited(&mut self, status: i32) {
         let _ = writeln!(
             std::io::stdout(),
-            "dialgate-init: uplink: dialgate-dhcp exited (status {status}); again in {} s",
+            "dialgate-init: {}: dialgate-dhcp exited (status {status}); again in {} s",
+            self.role,
             RESTART_AFTER.as_secs()
         );
         self.pid = None;
         self.restart_at = Some(Instant::now() + RESTART_AFTER);
     }
 
-    /// Restarts the client when due; whether the uplink changed since the
-    /// last call.
+    /// Restarts the child when due; whether the uplink changed since the
+    /// last call (always `false` for the server).
     pub fn tick(&mut self, now: Instant) -> bool {
         if self.pid.is_none() && self.restart_at.is_some_and(|t| now >= t) {
             self.restart_at = None;
@@ -152,7 +195,7 @@ mod tests {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut u = DhcpUplink::start(script.to_str().unwrap(), "eth9");
+        let mut u = DhcpChild::uplink(script.to_str().unwrap(), "eth9");
         let pid = u.pid.expect("started");
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut seen = false;
@@ -179,5 +222,21 @@ mod tests {
         // SAFETY: as above.
         unsafe { libc::waitpid(again, &mut status, 0) };
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_server_is_given_exactly_the_boot_configuration() {
+        use std::net::Ipv4Addr;
+        let ip = |d| Ipv4Addr::new(10, 0, 2, d);
+        let mut c = ServerConfig::new(ip(15), 24, ip(100), ip(131)).unwrap();
+        c.lease = Duration::from_secs(1800);
+        c.max_leases = 20;
+        let o = crate::dhcpd::parse_args(server_args("eth0", &c)).unwrap();
+        assert_eq!(
+            (o.iface.as_str(), o.set_address, o.run_for),
+            ("eth0", false, None)
+        );
+        // Every field but the decline hold, which has no flag, is passed.
+        assert_eq!(o.config, c);
     }
 }

@@ -5,6 +5,7 @@ receives (does not decrypt) the callee's SRTP for --hold seconds, prints packet
 sizes, then sends BYE.
 usage: sip_tls_uac.py --target 127.0.0.1:5061 [--user echo] [--from-user uac] [--cert c.pem --key c.key]
         [--suites AEAD_AES_256_GCM,AES_CM_128_HMAC_SHA1_80] [--rtp-port 30000] [--hold 3]
+        [--local 127.0.0.1]   (the address the SDP offers and the RTP socket binds)
 """
 import argparse, base64, os, random, re, select, socket, ssl, time, collections
 
@@ -19,6 +20,7 @@ def main():
     ap.add_argument("--cert"); ap.add_argument("--key"); ap.add_argument("--ca")
     ap.add_argument("--suites", default="AEAD_AES_256_GCM,AES_CM_128_HMAC_SHA1_80")
     ap.add_argument("--proto", default="RTP/SAVP")
+    ap.add_argument("--local", default="127.0.0.1")
     ap.add_argument("--rtp-port", type=int, default=30000); ap.add_argument("--hold", type=float, default=3)
     a = ap.parse_args()
     host, port = a.target.rsplit(":", 1); port = int(port)
@@ -30,20 +32,20 @@ def main():
     raw = socket.create_connection((host, port), timeout=5)
     s = ctx.wrap_socket(raw); lport = s.getsockname()[1]
     print(f"# TLS {s.version()} {s.cipher()[0]} server={s.getpeercert(binary_form=True) is not None}")
-    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rtp.bind(("127.0.0.1", a.rtp_port))
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rtp.bind((a.local, a.rtp_port))
     crypto = "".join(f"a=crypto:{i} {su} inline:{base64.b64encode(os.urandom(KEYLEN[su])).decode()}\r\n"
                      for i, su in enumerate([x for x in a.suites.split(",") if x], 1))
-    sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    sdp = (f"v=0\r\no=- 1 1 IN IP4 {a.local}\r\ns=-\r\nc=IN IP4 {a.local}\r\nt=0 0\r\n"
            f"m=audio {a.rtp_port} {a.proto} 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
            f"a=fmtp:101 0-15\r\na=sendrecv\r\n{crypto}a=ptime:20\r\n")
     callid = "%x@uac" % random.getrandbits(48); ftag = "%x" % random.getrandbits(32)
     ruri = f"sip:{a.user}@{host}:{port};transport=tls"
     def req(method, cseq, totag=None, body=""):
         br = "z9hG4bK%x" % random.getrandbits(40)
-        m = (f"{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:{lport};branch={br};rport\r\n"
-             f"Max-Forwards: 70\r\nFrom: <sip:{a.from_user}@127.0.0.1>;tag={ftag}\r\n"
+        m = (f"{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/TLS {a.local}:{lport};branch={br};rport\r\n"
+             f"Max-Forwards: 70\r\nFrom: <sip:{a.from_user}@{a.local}>;tag={ftag}\r\n"
              f"To: <sip:{a.user}@{host}>{';tag='+totag if totag else ''}\r\nCall-ID: {callid}\r\n"
-             f"CSeq: {cseq} {method}\r\nContact: <sip:uac@127.0.0.1:{lport};transport=tls>\r\n")
+             f"CSeq: {cseq} {method}\r\nContact: <sip:uac@{a.local}:{lport};transport=tls>\r\n")
         if body: m += f"Content-Type: application/sdp\r\n"
         m += f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
         s.sendall(m.encode()); print("----- sent -----\n" + m.replace("\r\n", "\n") + "----- end -----", flush=True)

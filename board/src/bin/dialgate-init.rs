@@ -38,7 +38,7 @@ mod linux {
     use dialgate_board::supervise::{self, Backoff, Health};
     use dialgate_board::sys::{self, dm};
     use dialgate_board::update;
-    use dialgate_board::uplink::DhcpUplink;
+    use dialgate_board::uplink::DhcpChild;
     use dialgate_board::verity::{self, SlotOutcome};
     use dialgate_proto::config::Config;
 
@@ -321,13 +321,15 @@ mod linux {
             let phones = p.net.as_ref().map_or("eth0", |n| n.interface.as_str());
             // The uplink: its own interface when given, else the phone side's.
             let uplink = p.uplink_interface().unwrap_or(phones);
-            let list = AllowList::new(config, phones, uplink);
+            let mut list = AllowList::new(config, phones, uplink);
+            if p.uplink_dhcp.is_some() {
+                list = list.with_dhcp_client();
+            }
+            if p.dhcpd.is_some() {
+                list = list.with_dhcp_server();
+            }
             Firewall {
-                list: if p.uplink_dhcp.is_some() {
-                    list.with_dhcp_client()
-                } else {
-                    list
-                },
+                list,
                 last_poll: Instant::now(),
             }
         }
@@ -346,11 +348,12 @@ mod linux {
             let (batch, acked) = dialgate_board::nft::batch(&rules, 1);
             match sys::nft_apply(&batch, 1, acked) {
                 Ok(()) => say!(
-                    "firewall: default deny; in on {}: tcp/{} udp/{}-{}; uplink {}: {}; out: {} address(es), trunks of {}",
+                    "firewall: default deny; in on {}: tcp/{} udp/{}-{}{}; uplink {}: {}; out: {} address(es), trunks of {}",
                     inputs.phones,
                     inputs.sip_port,
                     inputs.media.0,
                     inputs.media.1,
+                    if inputs.dhcp_server { " udp/67 (DHCP server)" } else { "" },
                     inputs.uplink,
                     uplink_inbound(&inputs),
                     inputs.outbound.len(),
@@ -459,11 +462,20 @@ mod linux {
         let mut dhcp = p
             .uplink_dhcp
             .as_deref()
-            .map(|iface| DhcpUplink::start("/bin/dialgate-dhcp", iface));
+            .map(|iface| DhcpChild::uplink("/bin/dialgate-dhcp", iface));
+        // The phones' DHCP server (dialgate.dhcpd), on the phone side only
+        // (the command line refuses it without an uplink of its own).
+        let mut dhcpd = p
+            .dhcpd
+            .as_ref()
+            .zip(p.net.as_ref())
+            .map(|(c, n)| DhcpChild::phones("/bin/dialgate-dhcp", &n.interface, c));
         loop {
             while let Some((pid, status)) = sys::reap() {
-                if let Some(d) = dhcp.as_mut().filter(|d| d.is_pid(pid)) {
-                    d.exited(status);
+                for d in dhcp.iter_mut().chain(dhcpd.iter_mut()) {
+                    if d.is_pid(pid) {
+                        d.exited(status);
+                    }
                 }
                 if let Some((gpid, started)) = gateway {
                     if pid == gpid {
@@ -502,6 +514,9 @@ mod linux {
             // An uplink change: the serving gateway checks the network and
             // polls home at once (before it serves, it does both anyway, and
             // its SIGUSR1 handler may not be installed yet).
+            if let Some(d) = dhcpd.as_mut() {
+                d.tick(Instant::now());
+            }
             if dhcp.as_mut().is_some_and(|d| d.tick(Instant::now())) {
                 if let (Some((gpid, _)), true) = (gateway, ready_said) {
                     say!("uplink changed: SIGUSR1 to the gateway");
