@@ -9,6 +9,10 @@
 //!   SRTP from the gateway's media ports, and no run of the tone's G.711
 //!   bytes anywhere.
 //!
+//! - with `[media] connect_latched = true` (each latched media socket gets
+//!   a connected sibling) the self-test's legs are connected and alice
+//!   still hears her tone.
+//!
 //! Needs baresip, dumpcap (tshark) and python3: `tests/run` installs them.
 
 use std::path::PathBuf;
@@ -129,6 +133,8 @@ fn baresip_call_through_the_demo_gateway_is_secure_end_to_end() {
         st.contains("reason=\"passed\"") && st.contains("suites=3"),
         "{st}"
     );
+    // Without `[media] connect_latched`, no connected sibling sockets.
+    assert!(st.contains("connected_sockets=0"), "{st}");
     assert_eq!(
         std::fs::read_to_string(kit.join("firmware.health")).unwrap(),
         "management=unconfigured\nself_test=passed\n"
@@ -187,6 +193,37 @@ fn early_media_from_the_bridge_reaches_baresip() {
     assert!(gw.contains("early media from the bridge"), "{gw}");
     assert!(gw.contains("call up"), "{gw}");
     common::alice_heard_her_tone(&kit).expect("alice hears her tone back after early media");
+    drop(procs);
+    std::fs::remove_dir_all(&work).ok();
+}
+
+#[test]
+fn with_connected_media_sockets_alice_still_hears_her_tone() {
+    let (work, kit, log) = common::work_dir("e2e-connected");
+    common::init_kit(&kit);
+    common::edit_config(&kit, |c| {
+        c.replacen("[media]\n", "[media]\nconnect_latched = true\n", 1)
+    });
+    let mut procs = Procs(Vec::new());
+    start_demo(&mut procs, &kit, &log);
+    // The self-test (3 s after the start) runs through the same relay: both
+    // of its legs latched and were connected.
+    assert!(
+        wait_for(&log, "self-test call passed", Duration::from_secs(20)),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let gw = std::fs::read_to_string(&log).unwrap();
+    let st = gw
+        .lines()
+        .find(|l| l.contains("decision=\"self-test\""))
+        .expect("self-test audited");
+    assert!(st.contains("connected_sockets=2"), "{st}");
+    let out = baresip(&kit, "alice", 8);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("Call established"), "{text}");
+    common::alice_heard_her_tone(&kit).expect("alice hears her tone back through connected legs");
     drop(procs);
     std::fs::remove_dir_all(&work).ok();
 }

@@ -355,8 +355,9 @@ fn a_leg_is_rekeyed_over_udp_while_the_call_runs() {
 fn the_self_test_call_passes_through_a_relay_and_fails_when_it_cannot() {
     use dialgate::daemon::selftest;
     let relay = start(Duration::from_secs(30), 41300);
-    let took = selftest::run(&relay, LO, LO, &Suite::ALL).expect("self-test passes");
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    let report = selftest::run(&relay, LO, LO, &Suite::ALL).expect("self-test passes");
+    assert!(report.took < Duration::from_secs(5), "{report:?}");
+    assert_eq!(report.connected, 0, "no connected siblings unless asked");
     // Its sockets are closed again: the whole range is free.
     let legs: Vec<_> = (0..50).map(|_| relay.allocate(LO, true).unwrap()).collect();
     assert_eq!(legs.len(), 50);
@@ -368,4 +369,17 @@ fn the_self_test_call_passes_through_a_relay_and_fails_when_it_cannot() {
     }
     // Freed again, it passes again.
     selftest::run(&relay, LO, LO, &[Suite::AesCm128HmacSha1_32]).expect("passes again");
+}
+
+#[test]
+fn the_self_test_reports_the_connected_siblings_of_a_connecting_relay() {
+    use dialgate::daemon::selftest;
+    // What `[media] connect_latched = true` gives the gateway's relay: the
+    // self-test's two legs latch and each gets its connected sibling, and
+    // the media still flows both ways through them, every suite.
+    let relay = start_with(Duration::from_secs(30), 41900, true);
+    let report = selftest::run(&relay, LO, LO, &Suite::ALL).expect("self-test passes");
+    assert_eq!(report.connected, 2, "{report:?}");
+    // The calls are gone, their siblings with them.
+    assert_eq!(relay.counters().unwrap().connected, 0);
 }

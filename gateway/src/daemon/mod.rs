@@ -226,6 +226,8 @@ pub async fn start(config_path: &Path) -> Result<Gateway, DaemonError> {
             },
             port_min: config.media.port_min,
             port_max: config.media.port_max,
+            connect_latched: config.media.connect_latched,
+            busy_poll: config.media.busy_poll,
             ..NetConfig::default()
         })
         .map_err(|source| DaemonError::Io {
@@ -520,8 +522,8 @@ fn self_test(
     suites: &[crate::srtp::Suite],
 ) {
     match selftest::run(relay, phone_ip, bridge_ip, suites) {
-        Ok(took) => {
-            info!(target: "audit", decision = "self-test", reason = "passed", suites = suites.len(), took_ms = took.as_millis() as u64, phone = %phone_ip, bridge = %bridge_ip, "self-test call passed: media both ways through the relay, re-encrypted, every suite");
+        Ok(report) => {
+            info!(target: "audit", decision = "self-test", reason = "passed", suites = suites.len(), took_ms = report.took.as_millis() as u64, connected_sockets = report.connected, phone = %phone_ip, bridge = %bridge_ip, "self-test call passed: media both ways through the relay, re-encrypted, every suite");
             crate::health::self_test(crate::health::SelfTest::Passed);
         }
         Err(e) => {

@@ -19,6 +19,10 @@
 //! # port_min = 30000
 //! # port_max = 39999
 //! # inactivity_secs = 30
+//! # connect_latched = false    # a connected sibling per latched socket
+//! #                            # (SO_REUSEPORT: for a kit whose gateway is
+//! #                            # alone on its media range, e.g. the appliance)
+//! # busy_poll = false          # the relay thread never sleeps (a core of its own)
 //!
 //! [[trunk]]
 //! name = "echo"
@@ -234,6 +238,8 @@ struct RawMedia {
     port_min: Option<u16>,
     port_max: Option<u16>,
     inactivity_secs: Option<u64>,
+    connect_latched: Option<bool>,
+    busy_poll: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -403,6 +409,14 @@ pub struct MediaConfig {
     pub port_max: u16,
     /// No authenticated media for this long ends a call.
     pub inactivity: Duration,
+    /// Each latched media socket gets a sibling `connect()`ed to its far
+    /// end (`SO_REUSEPORT`; off by default: another process of the same
+    /// user on the same range would share the ports instead of being
+    /// refused them). `docs/benchmarks.md`: about −4 % CPU per packet.
+    pub connect_latched: bool,
+    /// The relay thread spins on its poll instead of sleeping: for a core
+    /// dedicated to it (it then uses all of that core). Off by default.
+    pub busy_poll: bool,
 }
 
 /// A trunk to a conference bridge.

@@ -56,6 +56,8 @@ impl Config {
             port_min: m.port_min.unwrap_or(30000),
             port_max: m.port_max.unwrap_or(39999),
             inactivity: Duration::from_secs(m.inactivity_secs.unwrap_or(30)),
+            connect_latched: m.connect_latched.unwrap_or(false),
+            busy_poll: m.busy_poll.unwrap_or(false),
         };
         if media.port_min < 1024
             || media.port_max < media.port_min

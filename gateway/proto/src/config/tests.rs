@@ -35,10 +35,23 @@ fn minimal_config_gets_safe_defaults() {
     assert!(!t.webex);
     assert_eq!((c.media.port_min, c.media.port_max), (30000, 39999));
     assert_eq!(c.media.inactivity, Duration::from_secs(30));
+    assert!(!c.media.connect_latched && !c.media.busy_poll);
     assert_eq!(c.limits.calls_per_token, 4);
     assert!(!c.limits.loopback_exempt);
     let d = format!("{:?}", c.directory["echo"]);
     assert!(!d.contains("1234"), "PIN redacted in Debug: {d}");
+}
+
+#[test]
+fn the_relay_modes_are_media_settings() {
+    let text = format!("{MINIMAL}\n[media]\nconnect_latched = true\nbusy_poll = true\n");
+    let c = Config::parse(&text, Path::new("/kit"), &NoFiles).unwrap();
+    assert!(c.media.connect_latched && c.media.busy_poll);
+    let one = format!("{MINIMAL}\n[media]\nconnect_latched = true\n");
+    let c = Config::parse(&one, Path::new("/kit"), &NoFiles).unwrap();
+    assert!(c.media.connect_latched && !c.media.busy_poll);
+    let bad = format!("{MINIMAL}\n[media]\nbusy_poll = \"yes\"\n");
+    assert!(Config::parse(&bad, Path::new("/kit"), &NoFiles).is_err());
 }
 
 #[test]
