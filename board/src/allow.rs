@@ -10,9 +10,10 @@
 //!   (`[bridge_listener] listen`), if there is one, and nothing else;
 //! - outbound TLS on the uplink: the `connect` address and every
 //!   Record-Route hop (`routes`) of every trunk in force (a trunk by name,
-//!   `connect = "NAME:PORT"` or `srv = true`, is **not** opened: PID 1
-//!   resolves no names, and handing it the gateway's answers is not built;
-//!   on the appliance such a trunk's connect is dropped by the firewall,
+//!   `connect = "NAME:PORT"`, opens its **port at any address**: PID 1
+//!   resolves no names, the addresses come from DNS at each connect, and
+//!   the trunk's TLS check decides the peer; an SRV trunk, `srv = true`,
+//!   takes its ports from DNS too and is **not** opened,
 //!   `docs/network.md`, "DNS"), that is the
 //!   configuration's trunks with the policy's settings applied (a trunk the
 //!   policy moves is open at its new address only) and the trunks the
@@ -20,7 +21,8 @@
 //!   push (`[status]`), the SIEM (`[audit.siem]`) and the network check's
 //!   portal probe (`[network] portal_probe`, plain HTTP);
 //! - outbound UDP on the uplink to the network check's STUN server
-//!   (`[network] stun`) and to the resolvers (`[dns] servers`), from any
+//!   (`[network] stun`) and to the resolvers (`[dns] servers`, and the
+//!   uplink lease's DNS servers, [`AllowList::set_lease_dns`]), from any
 //!   port (neither socket is a media socket).
 //!
 //! The policy comes from the gateway's kept copy of the bundle it last
@@ -28,10 +30,10 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use dialgate_proto::config::{Config, ConfigError, ReadFile, TrunkConfig};
+use dialgate_proto::config::{Config, ConfigError, Connect, ReadFile, TrunkConfig};
 use dialgate_proto::policy::{PolicyError, Verified};
 
 use crate::copy::{AppliedCopy, Change, Refused};
@@ -110,6 +112,15 @@ fn from_trunks(
     // allow-list is not loaded again).
     outbound.sort();
     outbound.dedup();
+    let mut outbound_ports: Vec<u16> = trunks
+        .values()
+        .filter_map(|t| match t.connect {
+            Connect::Name { port, .. } => Some(port),
+            _ => None,
+        })
+        .collect();
+    outbound_ports.sort_unstable();
+    outbound_ports.dedup();
     Inputs {
         phones: phones.to_string(),
         uplink: uplink.to_string(),
@@ -117,6 +128,7 @@ fn from_trunks(
         media: (config.media.port_min, config.media.port_max),
         bridge_listener: config.bridge_listener.as_ref().map(|b| b.listen.port()),
         outbound,
+        outbound_ports,
         udp_outbound: config
             .network
             .as_ref()
@@ -163,6 +175,7 @@ pub struct AllowList {
     uplink: String,
     dhcp_client: bool,
     dhcp_server: bool,
+    lease_dns: Vec<SocketAddr>,
     copy: Option<AppliedCopy>,
     loaded: Option<Inputs>,
 }
@@ -189,8 +202,15 @@ impl AllowList {
             uplink: uplink.to_string(),
             dhcp_client: false,
             dhcp_server: false,
+            lease_dns: Vec::new(),
             loaded: None,
         }
+    }
+
+    /// The uplink lease's DNS servers now (port 53; none: no lease): they
+    /// are opened with `[dns] servers` from the next [`AllowList::poll`].
+    pub fn set_lease_dns(&mut self, servers: &[Ipv4Addr]) {
+        self.lease_dns = servers.iter().map(|a| SocketAddr::from((*a, 53))).collect();
     }
 
     /// The uplink takes its address by DHCP: open its client's exchange
@@ -234,6 +254,11 @@ impl AllowList {
         };
         inputs.dhcp_client = self.dhcp_client;
         inputs.dhcp_server = self.dhcp_server;
+        for s in &self.lease_dns {
+            if !inputs.udp_outbound.contains(s) {
+                inputs.udp_outbound.push(*s);
+            }
+        }
         if self.loaded.as_ref() != Some(&inputs) {
             next.load = Some(inputs);
         }
@@ -279,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn a_trunk_by_name_is_not_opened_its_resolvers_are() {
+    fn a_trunk_by_name_opens_its_port_and_its_resolvers() {
         let kit = Kit::new();
         let mut text = kit_config(None, false).replace(
             "connect = \"10.199.0.2:5061\"",
@@ -291,9 +316,44 @@ mod tests {
         assert_eq!(
             i.outbound,
             [addr("10.199.0.2:5062")],
-            "only its listed route"
+            "no address for the name, its listed route"
         );
+        assert_eq!(i.outbound_ports, [5061], "the name's port, any address");
         assert_eq!(i.udp_outbound, [addr("10.199.0.53:53")]);
+        // By SRV: the ports come from DNS, nothing is opened.
+        let srv = text.replace(
+            "connect = \"bridge.hotel.test:5061\"",
+            "connect = \"hotel.test\"\nsrv = true",
+        );
+        let i = inputs(&kit.config(&srv), None, "eth0", "eth1").unwrap();
+        assert!(i.outbound_ports.is_empty(), "{:?}", i.outbound_ports);
+    }
+
+    #[test]
+    fn the_lease_dns_servers_are_opened_until_the_lease_is_gone() {
+        let kit = Kit::new();
+        let mut text = kit_config(None, false);
+        text.push_str("[dns]\nservers = [\"10.199.0.53\"]\n");
+        let mut list = AllowList::new(kit.config(&text), "eth0", "eth1");
+        let first = list.poll(0).load.expect("the first ruleset");
+        assert_eq!(first.udp_outbound, [addr("10.199.0.53:53")]);
+        list.loaded(first);
+        assert!(list.poll(0).load.is_none(), "unchanged");
+        // A lease naming two servers, one of them the configured one.
+        list.set_lease_dns(&[
+            Ipv4Addr::new(192, 168, 77, 1),
+            Ipv4Addr::new(10, 199, 0, 53),
+        ]);
+        let leased = list.poll(0).load.expect("the lease's servers opened");
+        assert_eq!(
+            leased.udp_outbound,
+            [addr("10.199.0.53:53"), addr("192.168.77.1:53")]
+        );
+        list.loaded(leased);
+        // The lease lost: only the configuration's again.
+        list.set_lease_dns(&[]);
+        let lost = list.poll(0).load.expect("closed again");
+        assert_eq!(lost.udp_outbound, [addr("10.199.0.53:53")]);
     }
 
     #[test]

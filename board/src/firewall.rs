@@ -26,6 +26,11 @@ pub struct Inputs {
     /// Bridges (trunks and their Record-Route hops) and home the gateway
     /// may connect to (TLS).
     pub outbound: Vec<SocketAddr>,
+    /// TCP ports the gateway may connect to at any address (TLS): the
+    /// ports of trunks by name (`connect = "NAME:PORT"`), whose addresses
+    /// come from DNS at each connect; the trunk's TLS check decides the
+    /// peer.
+    pub outbound_ports: Vec<u16>,
     /// Servers the gateway may send UDP to from any port (the network
     /// check's STUN server).
     pub udp_outbound: Vec<SocketAddr>,
@@ -63,6 +68,13 @@ pub enum Rule {
         lo: u16,
         /// Last port.
         hi: u16,
+    },
+    /// New TCP from us to `port` at any address leaving on `iface`.
+    TcpOutPort {
+        /// Interface.
+        iface: String,
+        /// Destination port.
+        port: u16,
     },
     /// New TCP from us to `dest` leaving on `iface`.
     TcpOut {
@@ -127,6 +139,12 @@ pub fn build(i: &Inputs) -> Ruleset {
         output.push(Rule::TcpOut {
             iface: i.uplink.clone(),
             dest: *d,
+        });
+    }
+    for &port in &i.outbound_ports {
+        output.push(Rule::TcpOutPort {
+            iface: i.uplink.clone(),
+            port,
         });
     }
     for d in &i.udp_outbound {
@@ -202,6 +220,7 @@ fn rule(r: &Rule) -> String {
         Rule::Established => "ct state established,related accept".into(),
         Rule::TcpIn { iface, port } => format!("iifname {iface:?} tcp dport {port} accept"),
         Rule::UdpIn { iface, lo, hi } => format!("iifname {iface:?} udp dport {lo}-{hi} accept"),
+        Rule::TcpOutPort { iface, port } => format!("oifname {iface:?} tcp dport {port} accept"),
         Rule::TcpOut { iface, dest } => {
             let fam = if dest.is_ipv4() { "ip" } else { "ip6" };
             format!(
@@ -276,6 +295,7 @@ mod tests {
             media: (30000, 30009),
             bridge_listener: None,
             outbound: vec!["192.0.2.10:5061".parse().unwrap()],
+            outbound_ports: vec![],
             udp_outbound: vec![],
             dhcp_client: false,
             dhcp_server: false,

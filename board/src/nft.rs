@@ -264,6 +264,11 @@ fn exprs(r: &Rule, output: bool) -> Vec<Expr> {
             e.extend(l4(UDP));
             e.extend(port_range(DPORT, *lo, *hi));
         }
+        Rule::TcpOutPort { iface, port } => {
+            e.extend(ifname(META_OIFNAME, iface));
+            e.extend(l4(TCP));
+            e.extend(port_range(DPORT, *port, *port));
+        }
         Rule::TcpOut { iface, dest } => out_to(&mut e, iface, *dest, TCP),
         Rule::UdpOut { iface, dest } => out_to(&mut e, iface, *dest, UDP),
         Rule::UdpInPorts {
@@ -466,6 +471,7 @@ mod tests {
             media: (30000, 30009),
             bridge_listener: None,
             outbound: vec!["192.0.2.10:5061".parse().unwrap()],
+            outbound_ports: vec![5071],
             udp_outbound: vec!["192.0.2.30:3478".parse().unwrap()],
             dhcp_client: true,
             dhcp_server: false,

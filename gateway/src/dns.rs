@@ -19,6 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use dialgate_proto::b2bua::{Random, SystemRandom};
+use dialgate_proto::config::{lease_servers, DnsConfig, MAX_LEASE_FILE};
 use dialgate_proto::dns::{order_srv, Answer, DnsError, Kind, Name, Query, MAX_UDP_RESPONSE};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
@@ -28,6 +29,40 @@ use tokio::time::Instant;
 pub const MAX_ADDRESSES: usize = 16;
 /// The most SRV targets whose addresses are looked up.
 pub const MAX_SRV_TARGETS: usize = 4;
+
+/// The resolvers to ask now: the uplink lease's (`[dns] lease_file`, read
+/// afresh, at most [`MAX_LEASE_FILE`] bytes: PID 1 rewrites it when a
+/// lease names other servers), then the configured `servers`. A missing or
+/// unreadable file is no lease (yet): only the configured ones.
+pub async fn servers_now(dns: &DnsConfig) -> Vec<SocketAddr> {
+    let mut out = match &dns.lease_file {
+        Some(path) => match read_bounded(path).await {
+            Ok(text) => lease_servers(&text),
+            Err(e) => {
+                tracing::debug!(file = %path.display(), error = %e, "no lease DNS servers");
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
+    for s in &dns.servers {
+        if !out.contains(s) {
+            out.push(*s);
+        }
+    }
+    out
+}
+
+async fn read_bounded(path: &std::path::Path) -> std::io::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    tokio::fs::File::open(path)
+        .await?
+        .take(MAX_LEASE_FILE as u64)
+        .read_to_end(&mut buf)
+        .await?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
 
 /// How long a resolution may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +87,9 @@ impl Default for Bound {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResolveError {
-    /// No resolver is configured (`[dns] servers`).
-    #[error("no DNS server configured")]
+    /// No resolver is configured (`[dns] servers`) and the lease named
+    /// none (`[dns] lease_file`).
+    #[error("no DNS server configured or leased")]
     NoServers,
     /// No server gave a usable answer within the bound.
     #[error("{name} {kind}: no answer from the DNS servers within {ms} ms")]

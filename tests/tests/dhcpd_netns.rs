@@ -126,6 +126,7 @@ impl Net {
             media: (30000, 30009),
             bridge_listener: None,
             outbound: Vec::new(),
+            outbound_ports: Vec::new(),
             udp_outbound: Vec::new(),
             dhcp_client: false,
             dhcp_server: dhcp_rules,

@@ -44,6 +44,7 @@ fn the_ruleset_loads_into_a_real_kernel_in_a_network_namespace() {
             "192.0.2.10:5061".parse().unwrap(),
             "[2001:db8::1]:443".parse().unwrap(),
         ],
+        outbound_ports: vec![5071],
         udp_outbound: vec!["192.0.2.30:3478".parse().unwrap()],
         dhcp_client: true,
         dhcp_server: true,
@@ -67,6 +68,11 @@ fn the_ruleset_loads_into_a_real_kernel_in_a_network_namespace() {
         );
         assert!(
             listed.contains("iifname \"eth1\" udp sport 67 udp dport 68 accept"),
+            "{listed}"
+        );
+        // A trunk by name: its port at any address, on the uplink only.
+        assert!(
+            listed.contains("oifname \"eth1\" tcp dport 5071 accept"),
             "{listed}"
         );
         // The phone side's DHCP server: its exchange on the phone side.

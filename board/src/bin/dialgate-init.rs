@@ -348,7 +348,7 @@ mod linux {
             let (batch, acked) = dialgate_board::nft::batch(&rules, 1);
             match sys::nft_apply(&batch, 1, acked) {
                 Ok(()) => say!(
-                    "firewall: default deny; in on {}: tcp/{} udp/{}-{}{}; uplink {}: {}; out: {} address(es), trunks of {}",
+                    "firewall: default deny; in on {}: tcp/{} udp/{}-{}{}; uplink {}: {}; out: {} address(es){}{}, trunks of {}",
                     inputs.phones,
                     inputs.sip_port,
                     inputs.media.0,
@@ -357,6 +357,16 @@ mod linux {
                     inputs.uplink,
                     uplink_inbound(&inputs),
                     inputs.outbound.len(),
+                    inputs
+                        .outbound_ports
+                        .iter()
+                        .map(|p| format!(", tcp/{p} to any address (trunk by name)"))
+                        .collect::<String>(),
+                    inputs
+                        .udp_outbound
+                        .iter()
+                        .map(|d| format!(", udp to {d}"))
+                        .collect::<String>(),
                     next.policy.map_or("the configuration".to_string(), |v| format!("policy v{v}")),
                 ),
                 // At boot: no firewall, no service.
@@ -376,6 +386,25 @@ mod linux {
             if self.last_poll.elapsed() >= Duration::from_secs(1) {
                 self.update();
             }
+        }
+    }
+
+    /// Writes the lease's DNS servers where the gateway's resolver reads
+    /// them (`[dns] lease_file`), whole or not at all (a rename).
+    fn hand_over_lease_dns(servers: &[std::net::Ipv4Addr]) {
+        let text = dialgate_board::uplink::lease_dns_text(servers);
+        let file = dialgate_board::uplink::LEASE_DNS_FILE;
+        let part = format!("{file}.part");
+        match fs::write(&part, &text).and_then(|()| fs::rename(&part, file)) {
+            Ok(()) => say!(
+                "uplink: the lease's DNS servers: {}",
+                if servers.is_empty() {
+                    "none".to_string()
+                } else {
+                    text.trim_end().replace('\n', " ")
+                }
+            ),
+            Err(e) => say!("uplink: writing {file}: {e}"),
         }
     }
 
@@ -440,6 +469,18 @@ mod linux {
         let mut firewall = Firewall::new(&p, config);
         firewall.update();
         network(&p);
+        // A small tmpfs for what PID 1 hands the gateway at run time (the
+        // lease's DNS servers): gone at power-off, never on the flash.
+        if let Err(e) = sys::mount(
+            "tmpfs",
+            "/tmp",
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            "size=64k,mode=0755",
+        ) {
+            say!("/tmp: {e}");
+        }
+        let mut lease_dns: Vec<std::net::Ipv4Addr> = Vec::new();
         // The watchdog and the buttons come 3 s after the gateway first
         // serves: their modules (from the verified root) load then, so that
         // the start-up and the first phone's handshake have the CPU to
@@ -518,6 +559,15 @@ mod linux {
                 d.tick(Instant::now());
             }
             if dhcp.as_mut().is_some_and(|d| d.tick(Instant::now())) {
+                // The lease's DNS servers: the firewall opens them first,
+                // then the gateway's resolver is told where they are.
+                let now = dhcp.as_ref().map(DhcpChild::dns).unwrap_or_default();
+                if now != lease_dns {
+                    lease_dns = now;
+                    firewall.list.set_lease_dns(&lease_dns);
+                    firewall.update();
+                    hand_over_lease_dns(&lease_dns);
+                }
                 if let (Some((gpid, _)), true) = (gateway, ready_said) {
                     say!("uplink changed: SIGUSR1 to the gateway");
                     sys::kill(gpid, libc::SIGUSR1);

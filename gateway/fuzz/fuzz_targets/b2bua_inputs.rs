@@ -53,7 +53,7 @@ name = "webex"
 connect = "127.0.0.1:5072"
 host = "webex.test"
 pin_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
-media_address = "127.0.0.2"
+media_address = "0.0.0.0"
 tls = "1.2"
 webex = true
 
@@ -150,6 +150,12 @@ enum Op {
     },
     TrunkFailed {
         trunk: u8,
+    },
+    /// A trunk connection up from an address (a wildcard media address
+    /// learns it; any other keeps its own).
+    TrunkLocal {
+        trunk: u8,
+        addr: [u8; 4],
     },
     Registry {
         alice: u8,
@@ -668,6 +674,11 @@ impl World {
             Op::TrunkFailed { trunk } => {
                 let trunk = self.trunk(trunk);
                 self.input(Input::TrunkFailed { trunk });
+            }
+            Op::TrunkLocal { trunk, addr } => {
+                let trunk = self.trunk(trunk);
+                let local = std::net::IpAddr::from(addr);
+                self.input(Input::TrunkLocal { trunk, local });
             }
             Op::Registry { alice, bob } => self.input(Input::Registry(registry(alice, bob))),
             Op::MediaInactive { call } => {

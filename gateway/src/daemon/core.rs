@@ -124,11 +124,16 @@ pub(super) async fn core(
                 closers.remove(&flow);
                 b2b.handle_input(now, In::PhoneClosed { flow });
             }
-            Some(Input::TrunkConnected(flow, generation, w)) => {
+            Some(Input::TrunkConnected(flow, generation, w, local)) => {
                 let Some(t) = trunks.get_mut(&flow).filter(|t| t.generation == generation) else {
                     continue;
                 };
                 t.connecting = false;
+                if let Flow::Trunk(trunk) = flow {
+                    // Before the queued messages: an INVITE waiting for
+                    // the connection was built already, later ones use it.
+                    b2b.handle_input(now, In::TrunkLocal { trunk, local });
+                }
                 for m in t.queued.drain(..) {
                     let _ = w.send(m);
                 }

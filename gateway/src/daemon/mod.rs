@@ -114,7 +114,9 @@ enum Input {
     PhoneClosed(u64),
     /// A trunk-side connection (the trunk's address or a route hop) is up.
     /// (flow, connection generation, writer).
-    TrunkConnected(Flow, u64, Outbox),
+    /// A trunk (or route hop) connection is up: its flow, generation,
+    /// writer and local address.
+    TrunkConnected(Flow, u64, Outbox, std::net::IpAddr),
     Trunk(TrunkId, Message),
     /// (flow, connection generation).
     TrunkClosed(Flow, u64),
@@ -501,6 +503,13 @@ fn start_self_test(config: &crate::config::Config, relay: Arc<RelayHandle>) {
         .iter()
         .min_by_key(|(name, _)| name.as_str())
         .map_or(phone_ip, |(_, t)| t.media_address);
+    // A wildcard media address (the uplink's, learnt from the trunk's
+    // connection): the self-test's bridge end runs on loopback instead.
+    let bridge_ip = match bridge_ip {
+        std::net::IpAddr::V4(a) if a.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(a) if a.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
     let suites = config.phone.suites.clone();
     tokio::spawn(async move {
         // After the start-up and the first phones' handshakes, which have

@@ -83,7 +83,8 @@ pub(super) async fn connect_trunk(
             return;
         }
     };
-    let (_, conn) = stream.get_ref();
+    let (tcp, conn) = stream.get_ref();
+    let local = tcp.local_addr().map(|a| a.ip());
     info!(
         target: "audit",
         decision = "trunk",
@@ -94,8 +95,12 @@ pub(super) async fn connect_trunk(
     );
     let (read, write) = tokio::io::split(stream);
     let (wtx, wrx) = Outbox::channel();
+    let Ok(local) = local else {
+        let _ = input.send(Input::TrunkClosed(flow, generation)).await;
+        return;
+    };
     if input
-        .send(Input::TrunkConnected(flow, generation, wtx.clone()))
+        .send(Input::TrunkConnected(flow, generation, wtx.clone(), local))
         .await
         .is_err()
     {
@@ -123,7 +128,11 @@ async fn resolve(
     dns: Option<&crate::config::DnsConfig>,
 ) -> Result<Vec<SocketAddr>, String> {
     use crate::config::Connect;
-    let servers = dns.map_or(&[][..], |d| &d.servers[..]);
+    let servers = match dns {
+        Some(d) => crate::dns::servers_now(d).await,
+        None => Vec::new(),
+    };
+    let servers = &servers[..];
     let bound = crate::dns::Bound {
         total: dns.map_or(crate::config::DEFAULT_DNS_TIMEOUT, |d| d.timeout),
         ..crate::dns::Bound::default()

@@ -192,3 +192,44 @@ async fn every_attempt_has_a_fresh_port_and_id() {
     let ids: std::collections::HashSet<_> = seen.iter().map(|s| s.1).collect();
     assert!(ids.len() >= seen.len() - 1, "ids drawn afresh: {seen:?}");
 }
+
+#[tokio::test]
+async fn the_lease_file_is_read_at_each_resolution_and_asked_first() {
+    let dir = std::env::temp_dir().join(format!("dialgate-lease-dns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lease-dns");
+    let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+    let dns = DnsConfig {
+        servers: vec![a("10.0.0.53:53")],
+        lease_file: Some(file.clone()),
+        timeout: Duration::from_secs(2),
+    };
+    // No lease yet: the configured server only.
+    assert_eq!(servers_now(&dns).await, [a("10.0.0.53:53")]);
+    std::fs::write(&file, "192.168.77.1\n10.0.0.53\n").unwrap();
+    assert_eq!(
+        servers_now(&dns).await,
+        [a("192.168.77.1:53"), a("10.0.0.53:53")]
+    );
+    // Rewritten (a new lease): read again, not cached.
+    std::fs::write(&file, "192.168.88.1\n").unwrap();
+    assert_eq!(
+        servers_now(&dns).await,
+        [a("192.168.88.1:53"), a("10.0.0.53:53")]
+    );
+    // The lease file alone, emptied (the lease lost): nobody to ask, and
+    // a resolution says so.
+    std::fs::write(&file, "").unwrap();
+    let alone = DnsConfig {
+        servers: Vec::new(),
+        ..dns
+    };
+    let none = servers_now(&alone).await;
+    assert!(none.is_empty());
+    let name = Name::parse("bridge.hotel.test").unwrap();
+    let e = resolve_host(&name, &none, Bound::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e, ResolveError::NoServers);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

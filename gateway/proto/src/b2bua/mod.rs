@@ -164,6 +164,16 @@ pub enum Input {
         /// The message.
         msg: Message,
     },
+    /// A trunk's own connection is up from `local`, the kit's address
+    /// towards that bridge now. A trunk whose `media_address` is the
+    /// wildcard (`0.0.0.0` or `::`: the uplink's address, whatever the
+    /// network gave it) binds and advertises its new legs there.
+    TrunkLocal {
+        /// The trunk.
+        trunk: TrunkId,
+        /// The connection's local address.
+        local: IpAddr,
+    },
     /// A trunk connection failed or closed: calls being set up on it fail,
     /// established ones end.
     TrunkFailed {
@@ -461,6 +471,7 @@ impl B2bua {
                 }
             }
             Input::Trunk { trunk, msg } => self.bridge_message(now, Flow::Trunk(trunk), msg),
+            Input::TrunkLocal { trunk, local } => self.trunks.set_local(trunk, local),
             Input::TrunkFailed { trunk } => self.trunk_failed(now, trunk),
             Input::BridgeConnected { conn, trunk } => {
                 if !self.trunks.inbound_connected(conn, trunk) {

@@ -83,6 +83,13 @@ impl Refusal {
     pub const NOT_GRANTED: Refusal = Refusal::new(403, "this token may not call this meeting");
     /// The directory entry names a trunk the kit does not have.
     pub const NO_TRUNK: Refusal = Refusal::new(503, "trunk not configured");
+    /// The trunk's media address is the uplink's and its connection has
+    /// not come up yet: the kit does not know the address to offer.
+    pub const UPLINK_UNKNOWN: Refusal = Refusal::new(
+        503,
+        "trunk not connected yet: the uplink's address is unknown",
+    )
+    .retry_after(5);
     /// The connection's certificate expired after admission.
     pub const CERTIFICATE_EXPIRED: Refusal = Refusal::new(403, "token certificate expired");
     /// Too many attempts in the last minute.

@@ -92,6 +92,13 @@ impl B2bua {
             trunk.policy.clone(),
             trunk.config.webex,
         );
+        if trunk_ip.is_unspecified() {
+            // A wildcard media address before the trunk's connection has
+            // said which address the uplink has: nothing true to offer.
+            // Its keep-alive goes out now: the retry finds it connected.
+            self.trunks.keepalive_now(auth.trunk(), now);
+            return self.refuse_call(now, tx, &msg, admitted, &Refusal::UPLINK_UNKNOWN);
+        }
         let phone_local = match self
             .ports
             .allocate(self.config.phone.media_address, checked.rtcp_mux_offered())

@@ -1824,3 +1824,94 @@ fn debug_of_a_call_shows_no_key_and_no_pin() {
         );
     }
 }
+
+#[test]
+fn a_wildcard_trunk_media_address_is_the_uplinks_as_the_trunk_connects_from() {
+    let mut h = harness();
+    let mut wild = h.b2b.config.trunks.clone();
+    wild.get_mut("echo").unwrap().media_address = "0.0.0.0".parse().unwrap();
+    h.b2b.handle_input(h.now, Input::Trunks(wild.clone()));
+    h.collect();
+    h.out.clear();
+    let sdp = h.phone_sdp("RTP/SAVP");
+    // Not connected yet: no address to offer the bridge, a clear refusal.
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-w0", "call-w0"));
+    let to_phone = h.sent(Flow::Phone(PHONE_FLOW));
+    let last = to_phone.last().unwrap();
+    assert_eq!(last.status().unwrap().as_u16(), 503);
+    assert!(
+        warning_of(last).contains("trunk not connected yet"),
+        "{}",
+        warning_of(last)
+    );
+    assert!(h.sent(Flow::Trunk(TrunkId(0))).is_empty());
+    assert_eq!(h.b2b.call_count(), 0);
+    // ... and the trunk's keep-alive goes out at once, connecting it.
+    h.b2b.handle_timeout(h.now);
+    h.collect();
+    let keepalive = h.sent(Flow::Trunk(TrunkId(0)));
+    assert_eq!(keepalive.len(), 1, "an OPTIONS to connect the trunk");
+    assert_eq!(keepalive[0].method(), Some(&Method::Options));
+    // Another family, or the wildcard itself, teaches nothing.
+    for nothing in ["2001:db8::50", "0.0.0.0"] {
+        h.b2b.handle_input(
+            h.now,
+            Input::TrunkLocal {
+                trunk: TrunkId(0),
+                local: nothing.parse().unwrap(),
+            },
+        );
+        assert!(h
+            .b2b
+            .trunk_config(TrunkId(0))
+            .unwrap()
+            .media_address
+            .is_unspecified());
+    }
+    // The trunk connected from the uplink's address: new legs bind and
+    // offer it, in the SDP and the Via.
+    h.b2b.handle_input(
+        h.now,
+        Input::TrunkLocal {
+            trunk: TrunkId(0),
+            local: "192.0.2.50".parse().unwrap(),
+        },
+    );
+    h.phone_sends(h.invite("alice", "echo", &sdp, "z9hG4bK-w1", "call-w1"));
+    let to_bridge = h.sent(Flow::Trunk(TrunkId(0)));
+    assert_eq!(to_bridge.len(), 1, "the INVITE to the bridge");
+    let invite = String::from_utf8_lossy(&to_bridge[0].to_bytes()).to_string();
+    assert!(invite.contains("c=IN IP4 192.0.2.50"), "{invite}");
+    assert!(invite.contains("Via: SIP/2.0/TLS 192.0.2.50"), "{invite}");
+    assert_eq!(h.b2b.call_count(), 1);
+    // The same settings again are no change (the learnt address is not a
+    // setting): the call goes on, no connection is closed.
+    h.out.clear();
+    h.b2b.handle_input(h.now, Input::Trunks(wild));
+    h.collect();
+    assert!(h.out.is_empty(), "{:?}", h.out);
+    assert_eq!(h.b2b.call_count(), 1);
+    // The uplink moved (a new lease, a new connection): new legs follow.
+    h.b2b.handle_input(
+        h.now,
+        Input::TrunkLocal {
+            trunk: TrunkId(0),
+            local: "198.51.100.7".parse().unwrap(),
+        },
+    );
+    assert_eq!(
+        h.b2b.trunk_config(TrunkId(0)).unwrap().media_address,
+        "198.51.100.7".parse::<std::net::IpAddr>().unwrap()
+    );
+    // A trunk with an address of its own keeps it whatever it connects from.
+    let mut h = harness();
+    let fixed = h.b2b.trunk_config(TrunkId(0)).unwrap().media_address;
+    h.b2b.handle_input(
+        h.now,
+        Input::TrunkLocal {
+            trunk: TrunkId(0),
+            local: "192.0.2.50".parse().unwrap(),
+        },
+    );
+    assert_eq!(h.b2b.trunk_config(TrunkId(0)).unwrap().media_address, fixed);
+}

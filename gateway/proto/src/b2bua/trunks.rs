@@ -38,7 +38,12 @@ impl std::fmt::Display for TrunkId {
 
 #[derive(Debug)]
 pub(super) struct Trunk {
+    /// As configured, but for a wildcard `media_address`: the address
+    /// the trunk's connection last left from ([`TrunkTable::set_local`]),
+    /// the wildcard until it has connected.
     pub(super) config: TrunkConfig,
+    /// The `media_address` configured.
+    configured_media: IpAddr,
     pub(super) policy: Policy,
     /// Retired trunks keep their id but serve nothing.
     active: bool,
@@ -80,6 +85,7 @@ impl TrunkTable {
                 let config = trunks[n].clone();
                 Ok(Trunk {
                     policy: policy_of(&config)?,
+                    configured_media: config.media_address,
                     config,
                     active: true,
                     keepalive: None,
@@ -98,6 +104,23 @@ impl TrunkTable {
     /// An active trunk.
     pub(super) fn get(&self, id: TrunkId) -> Option<&Trunk> {
         self.trunks.get(id.0).filter(|t| t.active)
+    }
+
+    /// The trunk's connection is up from `local`: a wildcard
+    /// `media_address` follows it (same family only), for legs set up
+    /// from now on; calls up keep the address they have.
+    pub(super) fn set_local(&mut self, id: TrunkId, local: IpAddr) {
+        let Some(t) = self.trunks.get_mut(id.0).filter(|t| t.active) else {
+            return;
+        };
+        let same_family = local.is_ipv4() == t.configured_media.is_ipv4();
+        if !t.configured_media.is_unspecified() || !same_family || local.is_unspecified() {
+            return;
+        }
+        if t.config.media_address != local {
+            info!(trunk = %t.config.name, address = %local, "trunk media address: the uplink's, as its connection leaves from");
+            t.config.media_address = local;
+        }
     }
 
     /// An active trunk's settings.
@@ -136,6 +159,9 @@ impl TrunkTable {
             if !t.active {
                 continue;
             }
+            // Compared as configured: a learnt media address is no change.
+            let mut configured = t.config.clone();
+            configured.media_address = t.configured_media;
             match settings.get(&t.config.name) {
                 None => {
                     warn!(trunk = %t.config.name, "trunk no longer in the policy: retired");
@@ -143,10 +169,11 @@ impl TrunkTable {
                     t.keepalive = None;
                     changes.ended.push(TrunkId(i));
                 }
-                Some(new) if *new != t.config => match policy_of(new) {
+                Some(new) if *new != configured => match policy_of(new) {
                     Ok(p) => {
                         t.policy = p;
                         t.config = new.clone();
+                        t.configured_media = new.media_address;
                         t.up = None;
                         changes.ended.push(TrunkId(i));
                     }
@@ -167,6 +194,7 @@ impl TrunkTable {
                 Ok(policy) => {
                     info!(trunk = %t.name, id = self.trunks.len(), "trunk added by policy");
                     self.trunks.push(Trunk {
+                        configured_media: t.media_address,
                         config: t.clone(),
                         policy,
                         active: true,
@@ -187,6 +215,14 @@ impl TrunkTable {
     pub(super) fn start(&mut self, now: Instant, delay: Duration) {
         for t in self.trunks.iter_mut().filter(|t| t.active) {
             t.keepalive = Some(now + delay);
+        }
+    }
+
+    /// Makes the trunk's keep-alive due at `now` (its connection is needed
+    /// now: it is opened to send it).
+    pub(super) fn keepalive_now(&mut self, id: TrunkId, now: Instant) {
+        if let Some(t) = self.trunks.get_mut(id.0).filter(|t| t.active) {
+            t.keepalive = Some(now);
         }
     }
 

@@ -3,6 +3,9 @@
 //! ```toml
 //! [dns]
 //! servers = ["192.168.77.1"]   # the network's resolvers, IP or IP:PORT (port 53)
+//! # lease_file = "/tmp/lease-dns"  # the uplink lease's resolvers, one IP a line
+//! #                            # (PID 1 writes it on the appliance), asked
+//! #                            # first; with it, servers may be empty
 //! # timeout_ms = 2000          # one resolution's whole bound (200..=10000)
 //!
 //! [[trunk]]
@@ -15,10 +18,11 @@
 //! the network check on and needs `[management]`; a kit resolving its
 //! bridges' names needs neither. What a resolver answers is only where to
 //! try: the trunk's TLS check (its pinned key or CA, its `host` name) is
-//! the same as for an IP literal. Later the DHCP lease's servers are to
-//! come in here (not wired yet: PID 1 does not hand them to the gateway).
+//! the same as for an IP literal. The DHCP lease's servers come in through
+//! `lease_file` ([`lease_servers`] reads it; the shell at each resolution).
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -34,25 +38,62 @@ pub const MAX_DNS_SERVERS: usize = 4;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDns {
+    #[serde(default)]
     servers: Vec<String>,
+    lease_file: Option<PathBuf>,
     timeout_ms: Option<u64>,
 }
 
 /// The resolvers the kit asks for the names in its configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsConfig {
-    /// Asked in turn (1 to [`MAX_DNS_SERVERS`]).
+    /// Asked in turn, after the lease's (0 to [`MAX_DNS_SERVERS`]; at
+    /// least one without `lease_file`).
     pub servers: Vec<SocketAddr>,
+    /// Where the uplink lease's resolvers are written (an absolute path;
+    /// [`lease_servers`]): read at each resolution, asked first.
+    pub lease_file: Option<PathBuf>,
     /// One resolution's whole bound.
     pub timeout: Duration,
 }
 
+/// The largest lease file read; the rest is ignored.
+pub const MAX_LEASE_FILE: usize = 4096;
+
+/// The resolvers of a lease file: one IP address a line (port 53), at
+/// most [`MAX_DNS_SERVERS`], each once; a line that is not a unicast
+/// address is skipped (the file is PID 1's, but a torn or foreign file
+/// must not put anything else on the list).
+pub fn lease_servers(text: &str) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = Vec::new();
+    let mut end = MAX_LEASE_FILE.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &text[..end];
+    for line in text.lines() {
+        let Ok(ip) = line.trim().parse::<IpAddr>() else {
+            continue;
+        };
+        let a = SocketAddr::new(ip, 53);
+        let bad = ip.is_unspecified() || ip.is_multicast() || ip.is_loopback();
+        if !bad && !out.contains(&a) && out.len() < MAX_DNS_SERVERS {
+            out.push(a);
+        }
+    }
+    out
+}
+
 pub(super) fn dns_config(raw: RawDns) -> Result<DnsConfig, ConfigError> {
-    if raw.servers.is_empty() || raw.servers.len() > MAX_DNS_SERVERS {
+    let none = raw.servers.is_empty() && raw.lease_file.is_none();
+    if none || raw.servers.len() > MAX_DNS_SERVERS {
         return Err(invalid(
             "dns.servers",
-            format!("1 to {MAX_DNS_SERVERS} resolvers"),
+            format!("1 to {MAX_DNS_SERVERS} resolvers (or lease_file)"),
         ));
+    }
+    if raw.lease_file.as_ref().is_some_and(|p| !p.is_absolute()) {
+        return Err(invalid("dns.lease_file", "an absolute path"));
     }
     let mut servers = Vec::new();
     for s in &raw.servers {
@@ -75,7 +116,11 @@ pub(super) fn dns_config(raw: RawDns) -> Result<DnsConfig, ConfigError> {
     if !(200..=10_000).contains(&timeout.as_millis()) {
         return Err(invalid("dns.timeout_ms", "between 200 and 10000"));
     }
-    Ok(DnsConfig { servers, timeout })
+    Ok(DnsConfig {
+        servers,
+        lease_file: raw.lease_file,
+        timeout,
+    })
 }
 
 /// Where a trunk connects.
@@ -216,8 +261,33 @@ mod tests {
             "servers = [\"224.0.0.1\"]",
             "servers = [\"1.1.1.1\", \"1.1.1.2\", \"1.1.1.3\", \"1.1.1.4\", \"1.1.1.5\"]",
             "servers = [\"1.1.1.1\"]\ntimeout_ms = 50",
+            "",
+            "lease_file = \"lease-dns\"",
         ] {
             assert!(dns_config(raw(bad)).is_err(), "{bad}");
         }
+        // The lease's servers alone.
+        let d = dns_config(raw("lease_file = \"/tmp/lease-dns\"")).unwrap();
+        assert!(d.servers.is_empty());
+        assert_eq!(d.lease_file, Some(PathBuf::from("/tmp/lease-dns")));
+    }
+
+    #[test]
+    fn a_lease_file_gives_at_most_four_unicast_servers() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            lease_servers("192.168.77.1\n 192.168.77.2 \n192.168.77.1\n"),
+            [a("192.168.77.1:53"), a("192.168.77.2:53")]
+        );
+        assert_eq!(lease_servers(""), []);
+        assert_eq!(
+            lease_servers("0.0.0.0\n127.0.0.1\n224.0.0.1\n1.1.1.1:53\nx\n2001:db8::1\n"),
+            [a("[2001:db8::1]:53")]
+        );
+        let many: String = (1..=9).map(|i| format!("10.0.0.{i}\n")).collect();
+        assert_eq!(lease_servers(&many).len(), MAX_DNS_SERVERS);
+        // Past the bound, nothing more is read.
+        let long = format!("{}\n10.0.0.1\n", " ".repeat(MAX_LEASE_FILE));
+        assert_eq!(lease_servers(&long), []);
     }
 }

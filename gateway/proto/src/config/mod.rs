@@ -32,7 +32,8 @@
 //! #                             # config::Connect)
 //! host = "bridge.dialgate.test" # TLS server name and SIP host
 //! ca = "bridge-ca.pem"          # or: pin_sha256 = "<64 hex digits>"
-//! media_address = "127.0.0.1"
+//! media_address = "127.0.0.1"    # or "0.0.0.0": the uplink's address, as the
+//! #                             # trunk's connection leaves from (DHCP uplinks)
 //! # tls = "1.3"                 # or "1.2" for Webex-class trunks
 //! # suites = ["AES_CM_128_HMAC_SHA1_80"]
 //! # webex = false
@@ -117,7 +118,9 @@ mod tests;
 mod time;
 
 pub use audit::{parse_siem_url, AuditConfig, SiemConfig, SiemTransport, DEFAULT_SPOOL_BYTES};
-pub use dns::{Connect, DnsConfig, DEFAULT_DNS_TIMEOUT, MAX_DNS_SERVERS};
+pub use dns::{
+    lease_servers, Connect, DnsConfig, DEFAULT_DNS_TIMEOUT, MAX_DNS_SERVERS, MAX_LEASE_FILE,
+};
 pub use lists::{load_registry, parse_directory, parse_registry, AliasGrants, TOKEN_ORIGINS};
 pub use management::{
     check_server_name, parse_management_url, ManagementConfig, DEFAULT_POLL_INTERVAL,
@@ -434,6 +437,9 @@ pub struct TrunkConfig {
     /// How the bridge's certificate is trusted.
     pub trust: TrunkTrust,
     /// Address media sockets bind and SDP advertises towards the bridge.
+    /// The wildcard (`0.0.0.0`, `::`): the address the trunk's connection
+    /// leaves from, learnt when it connects (the call core's
+    /// `Input::TrunkLocal`); calls before that get 503.
     pub media_address: IpAddr,
     /// TLS versions.
     pub tls: TrunkTls,
