@@ -30,49 +30,27 @@
 #![cfg(target_os = "linux")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
-use common::appliance::{baresip, baresip_configs, workdir, Appliance};
+use common::appliance::{baresip, baresip_configs, workdir, Appliance, TapNs};
 use common::{alice_heard_her_tone, edit_config, init_kit, wait_for, Procs};
 use dialgate_tests::{bin, run};
 
 const HOTEL: &str = "192.168.77.1";
 const KIT: &str = "192.168.77.50";
 
-/// The hotel's namespace, holding the tap once qemu has opened it, and
-/// the processes in it; all removed on drop.
+/// The hotel: its namespace with the uplink's tap, and the processes in
+/// it (stopped by PID before the namespace goes).
 struct Hotel {
-    ns: String,
-    tap: String,
     procs: Procs,
-}
-
-impl Drop for Hotel {
-    fn drop(&mut self) {
-        std::mem::take(&mut self.procs.0).into_iter().for_each(|c| {
-            drop(Procs(vec![c]));
-        });
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.tap])
-            .stderr(Stdio::null())
-            .status();
-    }
+    net: TapNs,
 }
 
 impl Hotel {
     fn spawn(&mut self, cmd: &[&str], log: &Path) {
-        let child: Child = Command::new("ip")
-            .args(["netns", "exec", &self.ns])
-            .args(cmd)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(log).unwrap())
-            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let child = self.net.spawn(cmd, log);
         self.procs.0.push(child);
     }
 }
@@ -110,46 +88,21 @@ fn a_kit_in_a_hotel_resolves_its_bridge_through_the_lease_and_calls_it() {
     let kit = kit(&work);
     let pid = std::process::id();
     let mut hotel = Hotel {
-        ns: format!("dg-hotel-{pid}"),
-        tap: format!("dgup{}", pid % 100_000),
         procs: Procs(Vec::new()),
+        net: TapNs::new(format!("dg-hotel-{pid}"), format!("dgup{}", pid % 100_000)),
     };
-    run("ip", &["tuntap", "add", "dev", &hotel.tap, "mode", "tap"]);
-    run("ip", &["netns", "add", &hotel.ns]);
     let vm = Appliance::boot_with(
         &work,
         &[
             "--kit".into(),
             kit.display().to_string(),
             "--uplink-tap".into(),
-            hotel.tap.clone(),
+            hotel.net.tap.clone(),
         ],
     );
-    // qemu has the tap once its carrier is on (a tap's carrier follows
-    // its file being open); then it moves into the hotel.
-    run("ip", &["link", "set", &hotel.tap, "up"]);
-    let carrier = format!("/sys/class/net/{}/carrier", hotel.tap);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while text(Path::new(&carrier)).trim() != "1" {
-        assert!(Instant::now() < deadline, "qemu never opened the tap");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let (ns, tap) = (hotel.ns.clone(), hotel.tap.clone());
-    run("ip", &["link", "set", &tap, "netns", &ns]);
-    run("ip", &["-n", &ns, "link", "set", "lo", "up"]);
-    run(
-        "ip",
-        &[
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{HOTEL}/24"),
-            "dev",
-            &tap,
-        ],
-    );
-    run("ip", &["-n", &ns, "link", "set", &tap, "up"]);
+    // Into the hotel once qemu holds it.
+    hotel.net.move_in(Some(&format!("{HOTEL}/24")));
+    let tap = hotel.net.tap.clone();
 
     // The hotel: DHCP (one address for the kit, the hotel's router and
     // resolver) and DNS for the bridge's name, from one dnsmasq.

@@ -22,45 +22,16 @@
 #![cfg(target_os = "linux")]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::appliance::{workdir, Appliance};
+use common::appliance::{workdir, Appliance, TapNs};
 use common::init_kit;
 use dialgate_tests::run;
 
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers");
 const POOL: &str = "10.0.2.100-10.0.2.131";
-
-/// The phone's namespace, holding the tap once qemu has opened it; removed
-/// (with the tap) on drop.
-struct PhoneNs {
-    ns: String,
-    tap: String,
-}
-
-impl Drop for PhoneNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        // Still in the host's namespace if the test failed before the move.
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.tap])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
-
-impl PhoneNs {
-    fn exec(&self, cmd: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns])
-            .args(cmd)
-            .output()
-            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-    }
-}
 
 #[test]
 fn a_phone_plugged_in_gets_a_lease_from_the_kit_and_calls_through_it() {
@@ -69,12 +40,7 @@ fn a_phone_plugged_in_gets_a_lease_from_the_kit_and_calls_through_it() {
     let kit = work.join("kit");
     init_kit(&kit);
     let pid = std::process::id();
-    let net = PhoneNs {
-        ns: format!("dg-lan-{pid}"),
-        tap: format!("dgtap{}", pid % 100_000),
-    };
-    run("ip", &["tuntap", "add", "dev", &net.tap, "mode", "tap"]);
-    run("ip", &["netns", "add", &net.ns]);
+    let net = TapNs::new(format!("dg-lan-{pid}"), format!("dgtap{}", pid % 100_000));
     let vm = Appliance::boot_with(
         &work,
         &[
@@ -86,12 +52,10 @@ fn a_phone_plugged_in_gets_a_lease_from_the_kit_and_calls_through_it() {
             format!("dialgate.dhcpd={POOL}"),
         ],
     );
+    // qemu keeps the tap open across the move.
+    net.move_in(None);
     vm.wait_line("READY", Duration::from_secs(60))
         .unwrap_or_else(|| panic!("no READY line:\n{}", vm.console()));
-    // qemu holds the tap open by now; it keeps it across the move.
-    run("ip", &["link", "set", &net.tap, "netns", &net.ns]);
-    run("ip", &["-n", &net.ns, "link", "set", "lo", "up"]);
-    run("ip", &["-n", &net.ns, "link", "set", &net.tap, "up"]);
 
     // PID 1 serves the phone side: the server runs, the firewall has its
     // exchange open on eth0 only.

@@ -231,3 +231,74 @@ pub fn baresip(kit: &Path, who: &str, seconds: u32) -> String {
         .expect("baresip runs (apt-get install baresip)");
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
+
+/// A tap interface for one of the VM's NICs (`image/run --phones-tap` or
+/// `--uplink-tap`) and the network namespace it moves into once qemu holds
+/// it; both removed on drop (deleting the namespace deletes the tap in it).
+pub struct TapNs {
+    pub ns: String,
+    pub tap: String,
+}
+
+impl TapNs {
+    /// Makes the tap (in the host's namespace, for qemu to open by name)
+    /// and the empty namespace.
+    pub fn new(ns: String, tap: String) -> TapNs {
+        let t = TapNs { ns, tap };
+        dialgate_tests::run("ip", &["tuntap", "add", "dev", &t.tap, "mode", "tap"]);
+        dialgate_tests::run("ip", &["netns", "add", &t.ns]);
+        t
+    }
+
+    /// Waits until qemu holds the tap (a tap's carrier follows its file
+    /// being open), then moves it into the namespace, with `addr` (CIDR)
+    /// if given, and brings it and loopback up there.
+    pub fn move_in(&self, addr: Option<&str>) {
+        use dialgate_tests::run;
+        run("ip", &["link", "set", &self.tap, "up"]);
+        let carrier = format!("/sys/class/net/{}/carrier", self.tap);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::read_to_string(&carrier).unwrap_or_default().trim() != "1" {
+            assert!(Instant::now() < deadline, "qemu never opened {}", self.tap);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        run("ip", &["link", "set", &self.tap, "netns", &self.ns]);
+        run("ip", &["-n", &self.ns, "link", "set", "lo", "up"]);
+        if let Some(a) = addr {
+            run("ip", &["-n", &self.ns, "addr", "add", a, "dev", &self.tap]);
+        }
+        run("ip", &["-n", &self.ns, "link", "set", &self.tap, "up"]);
+    }
+
+    /// `cmd` in the namespace, to its end.
+    pub fn exec(&self, cmd: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(cmd)
+            .output()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+    }
+
+    /// `cmd` in the namespace, started: stdout to `log`, stderr beside it.
+    pub fn spawn(&self, cmd: &[&str], log: &Path) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(log).unwrap())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+    }
+}
+
+impl Drop for TapNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        // Still in the host's namespace if the test failed before the move.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.tap])
+            .stderr(Stdio::null())
+            .status();
+    }
+}

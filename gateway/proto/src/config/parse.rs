@@ -311,12 +311,8 @@ fn policy_config(
     }
     let grace = GracePeriod::from_secs(rp.grace_secs)
         .map_err(|e| invalid("policy.grace_secs", e.to_string()))?;
-    if rp.trunk_media_address.is_some_and(|a| a.is_unspecified()) {
-        return Err(invalid(
-            "policy.trunk_media_address",
-            "must be the uplink's address, not 0.0.0.0/::",
-        ));
-    }
+    // The wildcard is allowed, as for a trunk's own media_address: the
+    // address each added trunk's connection leaves from.
     Ok(PolicyConfig {
         trust: Trust {
             pinned_key,
