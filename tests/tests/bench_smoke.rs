@@ -151,3 +151,28 @@ fn calls_benchmark_with_media_gets_its_media_back() {
     assert!(lost * 20 <= sent, "{lost} of {sent} lost:\n{text}");
     assert_eq!(figure("failed to authenticate"), 0, "{text}");
 }
+
+#[test]
+fn wipe_benchmark_measures_both_allocators() {
+    let out = Command::new(BENCH)
+        .args(["wipe", "--calls", "20"])
+        .output()
+        .expect("bench runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench wipe failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in ["system allocator (reference)", "WipeOnFree"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(row))
+            .unwrap_or_else(|| panic!("no row for {row}:\n{text}"));
+        let us: f64 = line
+            .split_whitespace()
+            .find_map(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no figure in: {line}"));
+        assert!(us > 0.0, "{line}");
+    }
+}

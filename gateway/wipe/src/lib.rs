@@ -19,6 +19,7 @@
 //! per freed block of signalling data.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The system allocator, wiping every block before it is freed.
 #[derive(Debug, Default, Clone, Copy)]
@@ -86,6 +87,58 @@ unsafe impl GlobalAlloc for WipeOnFree {
     }
 }
 
+/// For benchmarks only (`bench wipe`): [`WipeOnFree`] while
+/// [`set_wiping`] says so, the plain system allocator (with its own
+/// `realloc`) otherwise, so that one process can measure what the wiping
+/// costs. Starts **off**, so that a benchmark binary installing it keeps
+/// the system allocator's figures elsewhere. Never the gateway's
+/// allocator: it installs [`WipeOnFree`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BenchSwitch;
+
+static WIPING: AtomicBool = AtomicBool::new(false);
+
+/// Turns [`BenchSwitch`]'s wiping on or off (blocks allocated before are
+/// freed by whichever mode is on then: both free through `System`).
+pub fn set_wiping(on: bool) {
+    WIPING.store(on, Ordering::SeqCst);
+}
+
+// SAFETY: each method forwards to `WipeOnFree` or `System`, both of which
+// allocate and free through `System` with the caller's layouts, so a block
+// allocated in one mode may be freed or grown in the other.
+unsafe impl GlobalAlloc for BenchSwitch {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged; the caller upholds the contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if WIPING.load(Ordering::Relaxed) {
+            // SAFETY: forwarded unchanged; the caller's live block.
+            unsafe { WipeOnFree.dealloc(ptr, layout) }
+        } else {
+            // SAFETY: forwarded unchanged; the caller's live block.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if WIPING.load(Ordering::Relaxed) {
+            // SAFETY: forwarded unchanged; the caller upholds the contract.
+            unsafe { WipeOnFree.realloc(ptr, layout, new_size) }
+        } else {
+            // SAFETY: forwarded unchanged; the caller upholds the contract.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +165,32 @@ mod tests {
         }
         // SAFETY: the live block and its layout.
         unsafe { a.dealloc(q, Layout::from_size_align(4096, 8).unwrap()) };
+    }
+
+    #[test]
+    fn the_bench_switch_frees_blocks_of_either_mode_in_either_mode() {
+        let a = BenchSwitch;
+        let layout = Layout::from_size_align(32, 8).unwrap();
+        for (alloc_on, free_on) in [(false, false), (false, true), (true, false), (true, true)] {
+            set_wiping(alloc_on);
+            // SAFETY: a non-zero layout.
+            let p = unsafe { a.alloc(layout) };
+            assert!(!p.is_null());
+            // SAFETY: the block is live, 32 bytes, not aliased.
+            unsafe { std::ptr::write_bytes(p, 0xA5, 32) };
+            // SAFETY: the live block, its layout, a non-zero new size.
+            let q = unsafe { a.realloc(p, layout, 256) };
+            assert!(!q.is_null());
+            // SAFETY: the grown block is live and at least 32 bytes.
+            let kept = unsafe { std::slice::from_raw_parts(q, 32) };
+            assert!(
+                kept.iter().all(|b| *b == 0xA5),
+                "contents kept across realloc"
+            );
+            set_wiping(free_on);
+            // SAFETY: the live block and its layout.
+            unsafe { a.dealloc(q, Layout::from_size_align(256, 8).unwrap()) };
+        }
+        set_wiping(false);
     }
 }

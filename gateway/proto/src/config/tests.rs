@@ -317,7 +317,12 @@ fn added_trunks_take_the_policy_media_address_or_the_bridge_listeners() {
     // The wildcard: each added trunk's media follows its connection's
     // local address (b2bua::Input::TrunkLocal).
     let c = parse(&explicit.replace("192.0.2.11", "0.0.0.0")).unwrap();
-    assert!(c.policy.unwrap().trunk_media_address.unwrap().is_unspecified());
+    assert!(c
+        .policy
+        .unwrap()
+        .trunk_media_address
+        .unwrap()
+        .is_unspecified());
     let e = parse(&explicit.replace("192.0.2.11", "x"))
         .unwrap_err()
         .to_string();

@@ -20,6 +20,9 @@
 //!   spools (vs bare write + fdatasync) and ships to rsyslog (RELP, RFC 5425).
 //! - `bench poll --seconds 10`: the kit's repository poll on the wire,
 //!   unchanged and with a change, vs one curl GET (real nginx).
+//! - `bench wipe --calls 2000`: a call's signalling (TLS handshake with
+//!   client certificates, INVITE and 200 with SDP, parsed) with the
+//!   gateway's wiping allocator vs the system allocator, same process.
 //! - `bench all`: all of them.
 //!
 //! `bench relay-server` is the child process the relay benchmark runs
@@ -36,6 +39,12 @@ mod procstat;
 mod server;
 mod server_tokio;
 mod srtp_bench;
+mod wipe;
+
+/// The gateway's wiping allocator, switchable for `bench wipe`; off (the
+/// system allocator) for every other benchmark, as before.
+#[global_allocator]
+static ALLOC: dialgate_wipe::BenchSwitch = dialgate_wipe::BenchSwitch;
 
 use std::process::ExitCode;
 
@@ -46,6 +55,7 @@ fn usage() -> ExitCode {
          bench calls [--calls N] [--concurrency C] [--media-seconds S] [--separate]\n       \
          bench audit [--records N]\n       \
          bench poll [--seconds S]\n       \
+         bench wipe [--calls N]\n       \
          bench all\n       \
          bench relay-server --port-min P --port-max P [--io mio|mio-connected|mio-busy-poll|tokio]\n       \
          bench floor-server --port-min P --port-max P [--mode recvfrom|mmsg|connected|mmsg-connected]"
@@ -67,10 +77,12 @@ fn main() -> ExitCode {
         "calls" => calls::run(opts),
         "audit" => audit::run(opts),
         "poll" => poll::run(opts),
+        "wipe" => wipe::run(opts),
         "all" => srtp_bench::run(&[])
             .and_then(|()| load::run(&[]))
             .and_then(|()| calls::run(&[]))
-            .and_then(|()| audit::run(&[])),
+            .and_then(|()| audit::run(&[]))
+            .and_then(|()| wipe::run(&[])),
         _ => return usage(),
     };
     match result {
